@@ -1,0 +1,156 @@
+"""The Tavus HTTP client: one requests.Session, timeouts everywhere, errors as ApiError.
+
+Reads (GET) and DELETE are retried by urllib3's Retry on the session's adapter; POST and
+PATCH never are (a retried create could make a duplicate). Every exchange is appended to
+logs/api.jsonl, redacted; request headers are never logged.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from . import __version__
+from .env import Target
+from .errors import ApiError
+from .store import Store
+
+TIMEOUT = (5.0, 30.0)  # connect, read (seconds)
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+@dataclass
+class Reply:
+    """A successful answer: the status and the decoded JSON body (None when empty)."""
+
+    status: int
+    body: object
+
+
+def build_session(retries: int = 3) -> requests.Session:
+    """A Session whose adapter retries idempotent requests with backoff and Retry-After."""
+    session = requests.Session()
+    retry = Retry(total=retries, connect=retries, read=retries, status=retries,
+                  backoff_factor=0.3, status_forcelist=RETRY_STATUSES,
+                  allowed_methods=frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"}),
+                  respect_retry_after_header=True, raise_on_status=False)
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class TavusClient:
+    """Talks to the Tavus API (or the local sandbox) described by a Target."""
+
+    def __init__(self, target: Target, store: Store | None = None, *, timeout=TIMEOUT, retries: int = 3):
+        self.target = target
+        self.store = store
+        self.timeout = timeout
+        self.session = build_session(retries)
+        self.session.headers.update({
+            "x-api-key": target.api_key,
+            "User-Agent": f"tavus-harness/{__version__}",
+            "Accept": "application/json",
+        })
+
+    def request(self, method: str, path: str, *, json_body=None, params: dict | None = None) -> Reply:
+        """Send one request; return a Reply for 2xx/304, raise ApiError otherwise."""
+        url = self.target.base_url + path
+        started = time.monotonic()
+        try:
+            resp = self.session.request(method, url, json=json_body, params=params, timeout=self.timeout)
+        except requests.RequestException as exc:
+            self._log(method, url, params, json_body, None, None, started, error=type(exc).__name__)
+            hint = ("is the sandbox still running? start it with `invoke sandbox`" if self.target.is_sandbox
+                    else "check your network and TAVUS_API_URL")
+            raise ApiError(f"{method} {path}: cannot reach {self.target.label} ({type(exc).__name__})",
+                           method=method, url=url, hint=hint) from None
+        body = decode_body(resp)
+        self._log(method, url, params, json_body, resp.status_code, body, started)
+        if resp.status_code == 304 or 200 <= resp.status_code < 300:
+            return Reply(resp.status_code, body)
+        raise ApiError(f"{method} {path}: {resp.status_code} {error_message(body, resp)}",
+                       status=resp.status_code, method=method, url=url, body=body,
+                       hint=_hint_for(resp.status_code, self.target))
+
+    def get(self, path: str, **params) -> object:
+        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None}).body
+
+    def post(self, path: str, body=None) -> object:
+        return self.request("POST", path, json_body=body).body
+
+    def patch(self, path: str, ops: list) -> Reply:
+        return self.request("PATCH", path, json_body=ops)
+
+    def delete(self, path: str) -> Reply:
+        return self.request("DELETE", path)
+
+    def list_all(self, path: str, *, limit: int = 100, max_pages: int = 50, **params) -> list[dict]:
+        """Every row of a `{data, total_count}` list endpoint, page by page (1-based pages)."""
+        rows: list[dict] = []
+        for page in range(1, max_pages + 1):
+            body = self.get(path, limit=limit, page=page, **params) or {}
+            data = body.get("data") or [] if isinstance(body, dict) else []
+            rows.extend(data)
+            total = body.get("total_count") if isinstance(body, dict) else None
+            if len(data) < limit or (isinstance(total, int) and len(rows) >= total):
+                break
+        return rows
+
+    def _log(self, method, url, params, payload, status, body, started, error=None):
+        if self.store is None:
+            return
+        record = {"type": "api", "method": method, "url": url, "params": params or None,
+                  "payload": payload, "status": status, "response": body,
+                  "duration_ms": round((time.monotonic() - started) * 1000, 1)}
+        if error:
+            record["error"] = error
+        self.store.append("api", record)
+
+
+def decode_body(resp: requests.Response):
+    """The JSON body of a response, the raw text when it is not JSON, or None when empty."""
+    if not resp.content:
+        return None
+    try:
+        return resp.json()
+    except ValueError:
+        return resp.text[:2000]
+
+
+def error_message(body, resp=None) -> str:
+    """The server's own words from a Tavus error body (`message` or `error` key)."""
+    if isinstance(body, dict):
+        for key in ("message", "error", "detail"):
+            if body.get(key):
+                value = body[key]
+                return value if isinstance(value, str) else json.dumps(value)
+        return json.dumps(body)[:300]
+    if isinstance(body, str) and body.strip():
+        return body.strip()[:300]
+    return resp.reason if resp is not None and resp.reason else "no details"
+
+
+def unwrap_one(body) -> dict:
+    """Accept both shapes of a GET-one answer: a flat object or `{"data": [obj]}`."""
+    if isinstance(body, dict) and isinstance(body.get("data"), list) and len(body) <= 2 and body["data"]:
+        first = body["data"][0]
+        if isinstance(first, dict):
+            return first
+    if isinstance(body, dict) and isinstance(body.get("data"), dict) and len(body) == 1:
+        return body["data"]
+    return body if isinstance(body, dict) else {}
+
+
+def _hint_for(status: int, target: Target) -> str | None:
+    if status == 401:
+        return ("check TAVUS_API_KEY (and the sandbox's --api-key)" if target.is_sandbox
+                else "check TAVUS_API_KEY in .env or the environment")
+    if status == 402:
+        return "the account is out of conversational credits"
+    return None

@@ -1,0 +1,60 @@
+"""The CLI edge: HarnessTask renders expected errors once, and output helpers redact secrets."""
+from __future__ import annotations
+
+import json
+import sys
+
+from invoke import Exit, Task
+
+from ..context import RunContext, make_context
+from ..errors import HarnessError
+from ..redact import redact, redact_text
+
+
+class HarnessTask(Task):
+    """An invoke Task whose HarnessError becomes one `error: ...` line and its exit code.
+
+    This is the only place that catches HarnessError. Any other exception is a bug and keeps
+    its traceback.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_shortflags", False)
+        super().__init__(*args, **kwargs)
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except HarnessError as exc:
+            try:
+                secrets = make_context(quiet=True).secrets
+            except HarnessError:
+                secrets = []
+            raise Exit(f"error: {redact_text(exc.render(), secrets)}", code=exc.exit_code) from None
+
+
+def context(quiet: bool = False) -> RunContext:
+    """The RunContext for this command (current directory, environment, `.env`)."""
+    return make_context(quiet=quiet)
+
+
+def say(ctx: RunContext, text: str = "") -> None:
+    """Print one line of normal output, with secrets removed."""
+    print(redact_text(text, ctx.secrets), flush=True)
+
+
+def say_json(ctx: RunContext, data) -> None:
+    """Print data as indented JSON, with secrets removed."""
+    print(json.dumps(redact(data, ctx.secrets), indent=2, ensure_ascii=False, default=str), flush=True)
+
+
+def warn(ctx: RunContext, text: str) -> None:
+    """Print one line to stderr, with secrets removed."""
+    print(redact_text(text, ctx.secrets), file=sys.stderr, flush=True)
+
+
+def split_list(value: str | None) -> list[str] | None:
+    """`a,b, c` -> ["a", "b", "c"]; None stays None (flag not given)."""
+    if value is None:
+        return None
+    return [part.strip() for part in value.split(",") if part.strip()]

@@ -1,0 +1,66 @@
+"""Project-wide tasks: doctor, plugins, sandbox."""
+from __future__ import annotations
+
+from invoke import task
+
+from ..doctor import diagnose
+from ..errors import CheckFailed
+from ..plugins import describe_plugins
+from .base import HarnessTask, context, say, say_json
+
+
+@task(klass=HarnessTask, help={"json": "print the findings as JSON"})
+def doctor(c, json=False):
+    """Check which API the harness would use, the key's source, reachability, WEBHOOK_URL and plugins."""
+    ctx = context()
+    findings = diagnose(ctx)
+    if json:
+        say_json(ctx, [f.__dict__ for f in findings])
+    else:
+        for f in findings:
+            say(ctx, f"{'ok ' if f.ok else 'BAD'} {f.topic:<10} {f.detail}" + (f"\n    fix: {f.fix}" if f.fix else ""))
+    bad = [f for f in findings if not f.ok]
+    if bad:
+        raise CheckFailed(f"{len(bad)} problem(s) found: {', '.join(f.topic for f in bad)}",
+                          hint="see the fixes above")
+
+
+@task(klass=HarnessTask, name="plugins", help={"all": "include the built-in plugins", "json": "print as JSON"})
+def plugins_(c, all=False, json=False):
+    """List the loaded plugins: name, distribution, version and the hooks each implements."""
+    ctx = context()
+    ctx.hook
+    rows = [r for r in describe_plugins(ctx.pm) if all or not r["builtin"]]
+    if json:
+        say_json(ctx, rows)
+        return
+    if not rows:
+        say(ctx, "no third-party plugins loaded (use --all to see the built-ins)")
+    for r in rows:
+        origin = "built-in" if r["builtin"] else f"{r['distribution'] or 'registered'} {r['version'] or ''}".strip()
+        say(ctx, f"{r['name']:<16} {origin:<22} {', '.join(r['hooks'])}")
+
+
+@task(klass=HarnessTask, help={
+    "port": "port to listen on (0 picks a free one; default 8800)",
+    "host": "address to bind (default 127.0.0.1)",
+    "state": "JSON file that keeps the sandbox's state between runs",
+    "api_key": "accept only this x-api-key (default: any non-empty key)",
+    "max_concurrent": "active conversations allowed before the limit error (default 3)",
+    "time_scale": "multiply simulated durations (0.01 makes a 60 s call last 0.6 s)",
+})
+def sandbox(c, port=None, host=None, state=None, api_key=None, max_concurrent=None, time_scale=None):
+    """Serve the local Tavus sandbox (an offline emulator of the Tavus API) until Ctrl-C."""
+    from ..sandbox import SandboxSettings, serve_forever
+
+    ctx = context()
+    settings = SandboxSettings(
+        api_key=api_key, state_file=state,
+        **({"max_concurrent": int(max_concurrent)} if max_concurrent is not None else {}),
+        **({"time_scale": float(time_scale)} if time_scale is not None else {}))
+
+    def ready(url):
+        say(ctx, f"Tavus sandbox listening on {url} (Ctrl-C to stop)")
+        say(ctx, f"TAVUS_API_URL={url}")
+
+    serve_forever(settings, host or "127.0.0.1", 8800 if port is None else int(port), on_ready=ready)

@@ -1,0 +1,1 @@
+"""Tasks for this area arrive with their issue."""

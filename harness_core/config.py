@@ -1,0 +1,186 @@
+"""Config files, layers and precedence, implemented once.
+
+`resolve()` is the only place where precedence is decided. Layer loading (`load_file`) and key
+checks (`check_keys`) give one-line errors that name the file, the field and the fix.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+from .merge import deep_merge, leaf_paths
+from .redact import is_secret_key
+
+MAX_CONFIG_BYTES = 1024 * 1024
+# Lowest first. Written here and in resolve()'s docstring, nowhere else.
+PRECEDENCE = ("default", "preset", ".env", "env", "config", "flag")
+
+
+@dataclass
+class Layer:
+    """One source of values: its kind (one of PRECEDENCE), a label for messages, its values."""
+
+    kind: str
+    label: str
+    values: dict
+    key_labels: dict = field(default_factory=dict)  # top-level key -> label (e.g. "flag --persona-name")
+
+    def label_for(self, path: str) -> str:
+        top = path.split(".", 1)[0]
+        if top in self.key_labels:
+            return self.key_labels[top]
+        if self.kind == "flag":
+            return f"flag --{top.replace('_', '-')}"
+        return self.label
+
+
+@dataclass
+class Resolved:
+    """Merged values, and for every leaf path the label of the layer that set it."""
+
+    values: dict
+    sources: dict[str, str]
+
+    def source(self, path: str) -> str:
+        while path:
+            if path in self.sources:
+                return self.sources[path]
+            path = path.rpartition(".")[0]
+        return "unset"
+
+
+def resolve(layers: list[Layer]) -> Resolved:
+    """Merge layers by precedence: flag > config file > environment > .env > preset > built-in default.
+
+    Dicts merge recursively; lists and scalars from a higher layer replace lower ones. A value
+    of None means "not given" and never overrides.
+    """
+    ordered = sorted(layers, key=lambda layer: PRECEDENCE.index(layer.kind))
+    values: dict = {}
+    sources: dict[str, str] = {}
+    below = "built-in default"
+    for layer in ordered:
+        given = _drop_none(layer.values)
+        if not given:
+            continue
+        values = deep_merge(values, given, base_source=below, overlay_source=layer.label)
+        for path in leaf_paths(given):
+            for known in [p for p in sources if p == path or p.startswith(path + ".")]:
+                del sources[known]
+            sources[path] = layer.label_for(path)
+        below = layer.label
+    return Resolved(values, sources)
+
+
+def _drop_none(data: dict) -> dict:
+    return {k: (_drop_none(v) if isinstance(v, dict) else v) for k, v in data.items() if v is not None}
+
+
+def load_file(path: str | Path, *, what: str = "config") -> dict:
+    """Read a JSON or TOML object from `path`, with one-line errors for every way it can be bad."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} file not found", hint="check the path (it is relative to the current directory)")
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {what} file is {size} bytes, over the {MAX_CONFIG_BYTES} byte limit",
+                          hint="split it or remove embedded data")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid UTF-8 (byte {exc.start})", hint="save the file as UTF-8") from None
+    if not text.strip():
+        raise ConfigError(f"{path}: the file is empty", hint="put a JSON object in it, e.g. {}")
+    if path.suffix.lower() == ".toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the syntax at that line") from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+                              hint="fix the syntax there") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be an object, not {type(data).__name__}",
+                          hint="wrap the settings in { ... }")
+    return data
+
+
+def suggest(name: str, choices) -> str | None:
+    """The closest valid name to `name`, for "did you mean" hints."""
+    match = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def check_keys(data: dict, allowed, where: str, *, prefix: str = "") -> None:
+    """Raise ConfigError for the first key of `data` not in `allowed`, with a suggestion."""
+    allowed = set(allowed)
+    for key in data:
+        if key not in allowed:
+            close = suggest(key, allowed)
+            hint = f"did you mean {close!r}?" if close else f"known keys: {', '.join(sorted(allowed))}"
+            raise ConfigError(f"{where}: {prefix}{key}: unknown key", hint=hint)
+
+
+def expand_env_refs(data, env_get, where: str, _path: str = ""):
+    """Replace `{"$env": "NAME"}` values by the environment's NAME; refuse literal secrets.
+
+    Secrets (API keys, tokens, role ARNs) come only from the environment or `.env`; a config
+    file names them with `{"$env": "NAME"}`.
+    """
+    if isinstance(data, dict):
+        if set(data) == {"$env"}:
+            name = data["$env"]
+            value = env_get(name)
+            if value is None:
+                raise ConfigError(f"{where}: {_path}: environment variable {name} is not set",
+                                  hint=f"add {name}=... to .env")
+            return value
+        out = {}
+        for key, value in data.items():
+            path = f"{_path}.{key}" if _path else key
+            if is_secret_key(key) and isinstance(value, str) and value:
+                raise ConfigError(f"{where}: {path}: secrets do not belong in config files",
+                                  hint=f'put the value in .env and write {{"$env": "NAME"}} here')
+            out[key] = expand_env_refs(value, env_get, where, path)
+        return out
+    if isinstance(data, list):
+        return [expand_env_refs(v, env_get, where, f"{_path}[{i}]") for i, v in enumerate(data)]
+    return data
+
+
+def gather(*, flags: dict, config_path: str | None, env, env_map: dict[str, str],
+           defaults: dict | None = None, preset: dict | None = None, preset_label: str = "preset") -> tuple[Resolved, dict]:
+    """Build the layers of one command and resolve them. Returns (resolved, raw config file data).
+
+    `flags` are the task's options (None = not given); `env_map` maps config keys to the
+    environment variable that can set them (e.g. callback_url -> WEBHOOK_URL). The config
+    file's `{"$env": NAME}` references are expanded here.
+    """
+    file_data: dict = {}
+    layers = [Layer("default", "built-in default", dict(defaults or {}))]
+    if preset:
+        layers.append(Layer("preset", preset_label, preset))
+    env_vals: dict = {}
+    dotenv_vals: dict = {}
+    labels: dict = {}
+    for key, var in env_map.items():
+        value = env.get(var)
+        if value is None:
+            continue
+        (env_vals if env.sources.get(var) == "env" else dotenv_vals)[key] = value
+        labels[key] = f"{env.sources.get(var)} {var}"
+    layers.append(Layer(".env", ".env", dotenv_vals, key_labels=labels))
+    layers.append(Layer("env", "environment", env_vals, key_labels=labels))
+    if config_path:
+        file_data = load_file(config_path)
+        layers.append(Layer("config", str(config_path), expand_env_refs(file_data, env.get, str(config_path))))
+    layers.append(Layer("flag", "flags", {k: v for k, v in flags.items() if v is not None}))
+    return resolve(layers), file_data

@@ -1,0 +1,53 @@
+"""RunContext: what every harness_core function and every hook gets to know about this run."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .env import Environment, load_environment
+from .redact import redact_text
+from .store import Store
+
+
+@dataclass
+class RunContext:
+    """The environment, the project root, the log store, the plugin manager and user notes."""
+
+    env: Environment
+    pm: object = None  # pluggy.PluginManager, built lazily by `plugins`
+    notes: list[str] = field(default_factory=list)
+    quiet: bool = False
+
+    @property
+    def root(self) -> Path:
+        return self.env.root
+
+    @property
+    def secrets(self) -> list[str]:
+        return self.env.secrets()
+
+    @property
+    def store(self) -> Store:
+        if not hasattr(self, "_store"):
+            self._store = Store(self.root / "logs", self.secrets)
+        return self._store
+
+    @property
+    def hook(self):
+        if self.pm is None:
+            from .plugins import get_plugin_manager
+            self.pm = get_plugin_manager(self.env)
+        return self.pm.hook
+
+    def note(self, text: str) -> None:
+        """Tell the user one line (stderr, redacted), and keep it for summaries."""
+        text = redact_text(text, self.secrets)
+        self.notes.append(text)
+        if not self.quiet:
+            print(text, file=sys.stderr, flush=True)
+
+
+def make_context(root: Path | None = None, environ: dict | None = None, quiet: bool = False) -> RunContext:
+    """Build the context for one command run from the current directory and environment."""
+    return RunContext(env=load_environment(root, environ), quiet=quiet)

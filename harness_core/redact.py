@@ -1,0 +1,55 @@
+"""The one function that removes secrets from anything we print or store."""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+REDACTED = "[redacted]"
+
+# Key names whose values are secrets wherever they appear (case-insensitive, substring match
+# on the normalised name, so `recording_aws_assume_role_arn` and `X-Api-Key` are caught).
+SECRET_KEY_PARTS = ("api_key", "apikey", "x-api-key", "authorization", "token", "secret",
+                    "password", "assume_role_arn", "role_arn")
+
+_ARN = re.compile(r"arn:aws:iam::\d{12}:role/[\w+=,.@/-]+")
+_TOKEN_QUERY = re.compile(r"([?&](?:token|key|api_key)=)[^&#\s\"']+", re.IGNORECASE)
+
+
+def is_secret_key(key: str) -> bool:
+    """True when values stored under `key` must never be shown."""
+    k = str(key).lower().replace("-", "_")
+    return any(part.replace("-", "_") in k for part in SECRET_KEY_PARTS)
+
+
+def redact(obj, secrets: Iterable[str] = ()):
+    """Return a copy of `obj` with secrets replaced by "[redacted]".
+
+    Values under secret-looking keys are replaced whole; the literal values in `secrets`,
+    AWS role ARNs and `token=` query parameters are replaced inside any string.
+    """
+    known = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+    return _redact(obj, known)
+
+
+def _redact(obj, known):
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            if is_secret_key(key) and value not in (None, "", False, True) and not isinstance(value, (dict, list)):
+                out[key] = REDACTED
+            else:
+                out[key] = _redact(value, known)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [_redact(v, known) for v in obj]
+    if isinstance(obj, str):
+        return redact_text(obj, known)
+    return obj
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """Replace known secret values, role ARNs and token query parameters inside `text`."""
+    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    text = _ARN.sub(REDACTED, text)
+    return _TOKEN_QUERY.sub(lambda m: m.group(1) + REDACTED, text)

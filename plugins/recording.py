@@ -1,0 +1,1 @@
+"""Built-in plugin: arrives with its issue."""

@@ -1,0 +1,68 @@
+"""Shared fixtures. An autouse guard makes sure no test can ever reach the real Tavus API."""
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Collector
+
+REPO = Path(__file__).resolve().parent.parent
+HARNESS_VARS = ("TAVUS_API_KEY", "TAVUS_API_URL", "TAVUS_PUBLIC_API_BASE_URL", "WEBHOOK_URL", "WEBHOOK_TOKEN",
+                "TUNE_AUTO_RECORDING", "TAVUS_RECORDING_S3_BUCKET", "TAVUS_RECORDING_S3_REGION",
+                "TAVUS_RECORDING_ROLE_ARN", "TAVUS_HARNESS_DISABLE_PLUGINS", "TAVUS_HARNESS_TRACE_PLUGINS",
+                "NGROK_API_URL", "TAVUS_HARNESS_DOTENV")
+
+
+def closed_port_url() -> str:
+    """A loopback URL on a port that was just free and is now closed: requests fail fast."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v2"
+
+
+@pytest.fixture(autouse=True)
+def _no_real_api(monkeypatch, tmp_path):
+    """Unset every harness variable and point the API at a closed localhost port."""
+    for name in HARNESS_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TAVUS_API_URL", closed_port_url())
+    monkeypatch.setenv("TAVUS_HARNESS_DOTENV", str(tmp_path / "guard.env"))
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    """A scratch project: copies of configs/, presets/ and scenarios/, as the current directory."""
+    root = tmp_path / "project"
+    root.mkdir()
+    for name in ("configs", "presets", "scenarios"):
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, root / name)
+    (root / "logs").mkdir()
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("TAVUS_HARNESS_DOTENV", str(root / ".env"))
+    return root
+
+
+@pytest.fixture
+def sandbox(monkeypatch):
+    """A fresh local Tavus sandbox on 127.0.0.1 (fast clock); TAVUS_API_URL points at it."""
+    from harness_core.sandbox import Sandbox, SandboxSettings
+
+    sb = Sandbox(SandboxSettings(time_scale=0.01))
+    sb.start(host="127.0.0.1", port=0)
+    monkeypatch.setenv("TAVUS_API_URL", sb.url)
+    try:
+        yield sb
+    finally:
+        sb.stop()
+
+
+@pytest.fixture
+def collector():
+    """A loopback HTTP server that records every JSON POST (a stand-in for any webhook consumer)."""
+    with Collector() as c:
+        yield c
