@@ -40,6 +40,14 @@ class RunContext:
             self.pm = get_plugin_manager(self.env)
         return self.pm.hook
 
+    def client(self):
+        """The Tavus API client for this run (resolves the target; raises ConfigError if none)."""
+        if not hasattr(self, "_client"):
+            from .api import TavusClient
+            from .env import resolve_target
+            self._client = TavusClient(resolve_target(self.env), self.store)
+        return self._client
+
     def note(self, text: str) -> None:
         """Tell the user one line (stderr, redacted), and keep it for summaries."""
         text = redact_text(text, self.secrets)
