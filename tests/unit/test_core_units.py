@@ -1,0 +1,142 @@
+"""Pure core functions: redaction, merging, precedence, file loading, target resolution."""
+from __future__ import annotations
+
+import pytest
+
+from harness_core.config import Layer, check_keys, expand_env_refs, load_file, resolve, suggest
+from harness_core.env import Environment, resolve_target
+from harness_core.errors import ConfigError
+from harness_core.merge import deep_merge
+from harness_core.redact import REDACTED, redact, redact_text
+
+
+def env_of(values: dict, sources: dict | None = None) -> Environment:
+    from pathlib import Path
+    return Environment(values=values, sources=sources or {k: "env" for k in values}, root=Path("."), dotenv_path=Path(".env"))
+
+
+# --- redaction -------------------------------------------------------------------------
+def test_redact_replaces_values_under_secret_keys_case_insensitively():
+    data = {"X-Api-Key": "k-123456", "layers": {"llm": {"api_key": "sk-abcdef", "model": "m"}}, "token": "t0k3n!"}
+    out = redact(data)
+    assert out["X-Api-Key"] == REDACTED
+    assert out["layers"]["llm"] == {"api_key": REDACTED, "model": "m"}
+    assert out["token"] == REDACTED
+    assert data["layers"]["llm"]["api_key"] == "sk-abcdef", "redact must not mutate its input"
+
+
+def test_redact_scrubs_known_secret_values_arns_and_token_query_inside_strings():
+    arn = "arn:aws:iam::123456789012:role/tavus-recorder"
+    text = f"key=supersecret-1 url=https://h/cb?token=abc123&x=1 role {arn}"
+    out = redact_text(text, ["supersecret-1"])
+    assert "supersecret-1" not in out and "abc123" not in out and arn not in out
+    assert "x=1" in out
+    assert redact({"msg": [text]}, ["supersecret-1"])["msg"][0] == out
+
+
+def test_redact_keeps_booleans_and_empty_values_under_secret_looking_keys():
+    assert redact({"require_auth_token": True, "secret": ""}) == {"require_auth_token": True, "secret": ""}
+
+
+# --- merging ----------------------------------------------------------------------------
+def test_deep_merge_merges_dicts_and_replaces_lists_and_scalars():
+    base = {"a": {"b": 1, "c": [1, 2]}, "d": "x"}
+    over = {"a": {"c": [3], "e": 2}, "d": "y"}
+    assert deep_merge(base, over) == {"a": {"b": 1, "c": [3], "e": 2}, "d": "y"}
+    assert base == {"a": {"b": 1, "c": [1, 2]}, "d": "x"}
+
+
+def test_deep_merge_dict_meeting_scalar_names_both_sources():
+    with pytest.raises(ConfigError) as err:
+        deep_merge({"layers": {"llm": {}}}, {"layers": "gpt"}, base_source="preset p", overlay_source="cfg.json")
+    assert "cfg.json" in err.value.message and "preset p" in err.value.message and "layers" in err.value.message
+
+
+# --- precedence -------------------------------------------------------------------------
+def test_resolve_precedence_flag_over_config_over_env_over_dotenv_over_preset_over_default():
+    layers = [
+        Layer("flag", "flags", {"a": "flag", "b": None}),
+        Layer("default", "built-in default", {"a": "d", "b": "d", "c": "d", "e": "d", "f": "d", "g": "d"}),
+        Layer("preset", "presets/x.json", {"a": "p", "b": "p", "c": "p", "e": "p", "f": "p"}),
+        Layer(".env", ".env", {"a": "de", "b": "de", "c": "de", "e": "de"}),
+        Layer("env", "environment", {"a": "e", "b": "e", "c": "e"}),
+        Layer("config", "configs/p.json", {"a": "c", "b": "c"}),
+    ]
+    r = resolve(layers)
+    assert r.values == {"a": "flag", "b": "c", "c": "e", "e": "de", "f": "p", "g": "d"}
+    assert r.source("a") == "flag --a"
+    assert r.source("b") == "configs/p.json"
+    assert r.source("f") == "presets/x.json"
+    assert r.source("g") == "built-in default"
+
+
+def test_resolve_tracks_nested_sources_and_none_never_overrides():
+    r = resolve([Layer("preset", "preset", {"layers": {"llm": {"model": "a", "x": 1}}}),
+                 Layer("config", "c.json", {"layers": {"llm": {"model": "b", "y": None}}})])
+    assert r.values == {"layers": {"llm": {"model": "b", "x": 1}}}
+    assert r.source("layers.llm.model") == "c.json"
+    assert r.source("layers.llm.x") == "preset"
+
+
+# --- config files -----------------------------------------------------------------------
+@pytest.mark.parametrize("content, needle", [
+    (b"", "empty"),
+    (b"{\n  \"a\": 1,\n}", "line 3 column 1"),
+    (b"[1, 2]", "top level must be an object"),
+    (b"\xff\xfe{}", "UTF-8"),
+])
+def test_load_file_errors_name_the_file_and_the_problem(tmp_path, content, needle):
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as err:
+        load_file(path)
+    assert str(path) in err.value.message and needle in err.value.message
+
+
+def test_load_file_reads_toml_and_reports_toml_errors(tmp_path):
+    good = tmp_path / "a.toml"
+    good.write_text('name = "x"\n[meeting]\ntitle = "t"\n')
+    assert load_file(good) == {"name": "x", "meeting": {"title": "t"}}
+    bad = tmp_path / "b.toml"
+    bad.write_text("name = \n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_file(bad)
+
+
+def test_check_keys_suggests_the_closest_key():
+    with pytest.raises(ConfigError) as err:
+        check_keys({"persona_nme": "x"}, {"persona_name", "system_prompt"}, "c.json")
+    assert err.value.message == "c.json: persona_nme: unknown key"
+    assert "persona_name" in err.value.hint
+    assert suggest("zzz", ["persona_name"]) is None
+
+
+def test_expand_env_refs_reads_env_and_refuses_literal_secrets():
+    data = {"layers": {"llm": {"api_key": {"$env": "MY_LLM_KEY"}, "model": "m"}}}
+    assert expand_env_refs(data, {"MY_LLM_KEY": "v"}.get, "c.json") == {"layers": {"llm": {"api_key": "v", "model": "m"}}}
+    with pytest.raises(ConfigError, match="layers.llm.api_key: secrets do not belong"):
+        expand_env_refs({"layers": {"llm": {"api_key": "sk-live"}}}, {}.get, "c.json")
+    with pytest.raises(ConfigError, match="MISSING is not set"):
+        expand_env_refs({"k": {"$env": "MISSING"}}, {}.get, "c.json")
+
+
+# --- target -----------------------------------------------------------------------------
+def test_target_requires_a_key_or_a_url_and_names_both_ways_forward():
+    with pytest.raises(ConfigError) as err:
+        resolve_target(env_of({}))
+    text = err.value.render()
+    assert "TAVUS_API_KEY" in text and "invoke sandbox" in text and "invoke demo" in text
+
+
+def test_target_accepts_loopback_without_key_but_not_a_remote_url():
+    t = resolve_target(env_of({"TAVUS_API_URL": "http://127.0.0.1:9/v2/"}))
+    assert t.is_sandbox and t.base_url == "http://127.0.0.1:9/v2" and t.api_key
+    with pytest.raises(ConfigError, match="TAVUS_API_KEY is not set"):
+        resolve_target(env_of({"TAVUS_API_URL": "https://tavusapi.com/v2"}))
+
+
+def test_target_defaults_to_tavus_and_honours_the_official_cli_variable():
+    assert resolve_target(env_of({"TAVUS_API_KEY": "k1234"})).base_url == "https://tavusapi.com/v2"
+    t = resolve_target(env_of({"TAVUS_API_KEY": "k1234", "TAVUS_PUBLIC_API_BASE_URL": "http://localhost:7/v2"}))
+    assert t.base_url == "http://localhost:7/v2" and t.url_source == "env TAVUS_PUBLIC_API_BASE_URL"
+    assert "k1234" not in repr(t)
