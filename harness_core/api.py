@@ -68,21 +68,54 @@ class TavusClient:
             self._log(method, url, params, json_body, None, None, started, error=type(exc).__name__)
             hint = ("is the sandbox still running? start it with `invoke sandbox`" if self.target.is_sandbox
                     else "check your network and TAVUS_API_URL")
-            raise ApiError(f"{method} {path}: cannot reach {self.target.label} ({type(exc).__name__})",
-                           method=method, url=url, hint=hint) from None
+            error = ApiError(f"{method} {path}: cannot reach {self.target.label} ({type(exc).__name__})",
+                             method=method, url=url, hint=hint)
+            error.sent = not isinstance(exc, (requests.ConnectTimeout,)) and "refused" not in str(exc).lower()
+            raise error from None
         body = decode_body(resp)
         self._log(method, url, params, json_body, resp.status_code, body, started)
         if resp.status_code == 304 or 200 <= resp.status_code < 300:
             return Reply(resp.status_code, body)
-        raise ApiError(f"{method} {path}: {resp.status_code} {error_message(body, resp)}",
-                       status=resp.status_code, method=method, url=url, body=body,
-                       hint=_hint_for(resp.status_code, self.target))
+        error = ApiError(f"{method} {path}: {resp.status_code} {error_message(body, resp)}",
+                         status=resp.status_code, method=method, url=url, body=body,
+                         hint=_hint_for(resp.status_code, self.target))
+        error.retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        raise error
 
     def get(self, path: str, **params) -> object:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None}).body
 
     def post(self, path: str, body=None) -> object:
         return self.request("POST", path, json_body=body).body
+
+    def create(self, path: str, body: dict, *, find_existing=None, attempts: int = 4,
+               max_wait: float = 20.0, sleep=time.sleep) -> object:
+        """POST a create without ever making a duplicate.
+
+        429 means "not processed": wait Retry-After (or a backoff) and try again. After an
+        ambiguous failure (the request may have been processed: connection dropped, timeout,
+        5xx) `find_existing()` is asked first; when it finds the resource, that is the result,
+        otherwise the POST is tried again. Waiting is bounded by `max_wait` seconds in total.
+        """
+        waited = 0.0
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.post(path, body)
+            except ApiError as exc:
+                rate_limited = exc.status == 429
+                ambiguous = (exc.status is None and getattr(exc, "sent", False)) or (exc.status or 0) >= 500
+                if not (rate_limited or ambiguous) or attempt == attempts:
+                    raise
+                if ambiguous and find_existing is not None:
+                    found = find_existing()
+                    if found is not None:
+                        return found
+                delay = getattr(exc, "retry_after", None) or min(0.25 * 2 ** (attempt - 1), 4.0)
+                if waited + delay > max_wait:
+                    raise
+                sleep(delay)
+                waited += delay
+        raise AssertionError("unreachable")
 
     def patch(self, path: str, ops: list) -> Reply:
         return self.request("PATCH", path, json_body=ops)
@@ -111,6 +144,14 @@ class TavusClient:
         if error:
             record["error"] = error
         self.store.append("api", record)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds form), capped at 30; None if absent or a date."""
+    try:
+        return min(max(float(value), 0.0), 30.0) if value else None
+    except ValueError:
+        return None
 
 
 def decode_body(resp: requests.Response):
