@@ -11,7 +11,8 @@ class BackgroundServer:
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, threads: int = 8, **options):
         self.server = create_server(app, host=host, port=port, threads=threads,
-                                    clear_untrusted_proxy_headers=True, **options)
+                                    clear_untrusted_proxy_headers=True,
+                                    **{"asyncore_loop_timeout": 0.2, **options})
         self.host = host
         self.port = self.server.effective_port
         self._thread = threading.Thread(target=self._run, name=f"waitress:{self.port}", daemon=True)
