@@ -1,1 +1,109 @@
-"""Tasks for this area arrive with their issue."""
+"""Tasks: persona, objectives, guardrails."""
+from __future__ import annotations
+
+from invoke import task
+
+from ..persona import apply_persona, summary_lines
+from ..policies import apply_policy, policy_summary
+from .base import HarnessTask, say, say_json, split_list
+from .base import context as run_context
+
+PERSONA_HELP = {
+    "config": "persona config file (JSON or TOML), e.g. configs/persona/facilitator.example.json",
+    "update": "update the existing persona (found by persona_id, else by exact persona_name) with a JSON Patch "
+              "of the fields the config sets, instead of creating one",
+    "persona_id": "with --update: the persona to update (otherwise it is found by persona_name)",
+    "persona_name": "persona_name",
+    "system_prompt": "system_prompt (required unless pipeline_mode is echo)",
+    "context": "context appended to the system prompt",
+    "pipeline_mode": "pipeline_mode: full (default) or echo",
+    "default_replica_id": "default_replica_id, e.g. r4317e64d25a (env: TAVUS_DEFAULT_REPLICA_ID)",
+    "layers_preset": "load a full layers object from <layers-dir>/NAME.json, e.g. assistant_with_tools",
+    "layers_dir": "folder of layer presets (default presets/layers)",
+    "llm": "LLM layer preset: <layers-dir>/llm/NAME.json, merged field by field",
+    "tts": "TTS layer preset: <layers-dir>/tts/NAME.json",
+    "stt": "STT layer preset: <layers-dir>/stt/NAME.json",
+    "perception": "perception layer preset: <layers-dir>/perception/NAME.json",
+    "tools": "comma-separated tools (file or function names in --tools-dir), appended to layers.llm.tools",
+    "tools_dir": "folder of tool files (default <layers-dir>/llm/tools)",
+    "objectives_id": "attach this objectives set (objectives_id)",
+    "guardrails_id": "attach this guardrail: a flat guardrail's uuid goes to guardrail_ids, "
+                     "a legacy set's id to guardrails_id (decided by looking it up)",
+    "objectives_name": "attach the one objectives set with exactly this name",
+    "guardrails_name": "attach the one guardrail (set or flat) with exactly this name",
+    "document_ids": "comma-separated document_ids",
+    "document_tags": "comma-separated document_tags",
+    "dry_run": "print the exact payload (or JSON Patch) that would be sent, and send nothing",
+    "json": "print the raw API response as JSON",
+}
+
+
+@task(klass=HarnessTask, help=PERSONA_HELP)
+def persona(c, config=None, update=False, persona_id=None, persona_name=None, system_prompt=None, context=None,
+            pipeline_mode=None, default_replica_id=None, layers_preset=None, layers_dir=None, llm=None, tts=None,
+            stt=None, perception=None, tools=None, tools_dir=None, objectives_id=None, guardrails_id=None,
+            objectives_name=None, guardrails_name=None, document_ids=None, document_tags=None, dry_run=False,
+            json=False):
+    """Create a persona from a config file and flags, or update it with --update.
+
+    Precedence: flag > config file > environment/.env > preset > built-in default. Layers: the
+    --layers-preset object, then the config's `layers`, then --llm/--tts/--stt/--perception
+    presets merge field by field; tools are appended by function name. Payloads and responses
+    are logged to logs/.
+    """
+    ctx = run_context()
+    flags = dict(persona_id=persona_id, persona_name=persona_name, system_prompt=system_prompt, context=context,
+                 pipeline_mode=pipeline_mode, default_replica_id=default_replica_id, layers_preset=layers_preset,
+                 layers_dir=layers_dir, llm=llm, tts=tts, stt=stt, perception=perception, tools=split_list(tools),
+                 tools_dir=tools_dir, objectives_id=objectives_id, guardrails_id=guardrails_id,
+                 objectives_name=objectives_name, guardrails_name=guardrails_name,
+                 document_ids=split_list(document_ids), document_tags=split_list(document_tags))
+    result = apply_persona(ctx, flags, config, update=update, dry_run=dry_run)
+    if dry_run:
+        say_json(ctx, result.sent)
+        ctx.note(f"dry run: {result.action} persona {result.persona_id or ''} (nothing sent)".replace("  ", " "))
+    elif json:
+        say_json(ctx, result.response if result.response is not None else
+                 {"persona_id": result.persona_id, "status": result.action, "patch": result.patch})
+    else:
+        for line in summary_lines(result):
+            say(ctx, line)
+
+
+POLICY_HELP = {
+    "config": "the config file (JSON or TOML)",
+    "dry_run": "print the exact payload (or JSON Patch) that would be sent, and send nothing",
+    "json": "print the raw API response as JSON",
+}
+
+
+@task(klass=HarnessTask, help={**POLICY_HELP, "config": "objectives config, e.g. configs/objectives/facilitator_core.json"})
+def objectives(c, config=None, dry_run=False, json=False):
+    """Create the objectives set in --config, or update the one with the same `name` (JSON Patch)."""
+    ctx = run_context()
+    result = apply_policy(ctx, "objectives", config, dry_run=dry_run)
+    _show_policy(ctx, result, dry_run, json)
+
+
+@task(klass=HarnessTask, help={**POLICY_HELP, "config": "guardrails config, e.g. configs/guardrails/facilitator_safety.json"})
+def guardrails(c, config=None, dry_run=False, json=False):
+    """Create the guardrails in --config, or update the ones with the same name (JSON Patch).
+
+    A config with `name` and `data` is a guardrails set (attached with guardrails_id); one with
+    a top-level `guardrail_name` is a single flat guardrail (attached with guardrail_ids).
+    """
+    ctx = run_context()
+    result = apply_policy(ctx, "guardrails", config, dry_run=dry_run)
+    _show_policy(ctx, result, dry_run, json)
+
+
+def _show_policy(ctx, result, dry_run, json):
+    if dry_run:
+        say_json(ctx, result.sent)
+        ctx.note(f"dry run: {result.action} {result.kind} {result.name!r} (nothing sent)")
+    elif json:
+        say_json(ctx, result.response if result.response is not None else
+                 {"id": result.policy_id, "status": result.action, "patch": result.patch})
+    else:
+        for line in policy_summary(result):
+            say(ctx, line)

@@ -1,0 +1,322 @@
+"""`invoke persona`: build the desired persona from config, flags, presets, modular layers, tools
+and policies; create it, or update it with a JSON Patch limited to the fields the config manages.
+
+`apply_persona()` is the one entry point; it returns a PersonaResult (id, name, the payload or
+patch sent, the response) that the task renders and that a state file can record.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import jsonpatch
+import jsonpointer
+
+from .api import unwrap_one
+from .config import Resolved, gather
+from .context import RunContext
+from .errors import ApiError, ConfigError
+from .layers import (DEFAULT_LAYERS_DIR, MODULAR_LAYERS, check_layer_names, check_tools, load_layers_preset,
+                     load_modular_layer, project_path, select_tools)
+from .lookup import personas_named
+from .payload import allowed_keys, assemble, check_config_keys, merge_layers, validate_offline
+from .policies import attach_policies
+
+# Fields of POST /v2/personas (contract 2.1) that a config may set.
+API_KEYS = ("persona_name", "system_prompt", "pipeline_mode", "context", "default_replica_id", "document_ids",
+            "document_tags", "objectives_id", "guardrails_id", "guardrail_ids", "guardrail_tags", "layers")
+# Keys only the harness reads; they never reach the API. (`tools`, `tools_dir`: the tools plugin.)
+HARNESS_KEYS = ("persona_id", "layers_preset", "layers_dir", "objectives_name", "guardrails_name") + MODULAR_LAYERS
+# Config keys an environment variable (or .env) may set.
+ENV_MAP = {"default_replica_id": "TAVUS_DEFAULT_REPLICA_ID"}
+STRING_KEYS = ("persona_name", "system_prompt", "pipeline_mode", "context", "default_replica_id", "persona_id",
+               "layers_preset", "layers_dir", "tools_dir", "objectives_id", "guardrails_id", "objectives_name",
+               "guardrails_name")
+LIST_KEYS = ("document_ids", "document_tags", "guardrail_ids", "guardrail_tags")
+
+
+@dataclass
+class DesiredPersona:
+    """The request body the config asks for, where it came from, and what was attached."""
+
+    payload: dict
+    where: str
+    persona_id: str | None = None
+    attached: list[str] = field(default_factory=list)
+    tools: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PersonaResult:
+    """What `invoke persona` did (or, with --dry-run, would do)."""
+
+    action: str  # created | updated | unchanged | would create | would update
+    persona_id: str | None
+    persona_name: str | None
+    payload: dict
+    patch: list | None = None
+    response: object = None
+    status: int | None = None
+    attached: list[str] = field(default_factory=list)
+    tools: list[str] = field(default_factory=list)
+    replica: str | None = None
+    layers: dict = field(default_factory=dict)
+    target: str = ""
+    dry_run: bool = False
+
+    @property
+    def sent(self):
+        """The body that was (or would be) sent: the create payload, or the JSON Patch."""
+        return self.patch if self.patch is not None else self.payload
+
+
+def _source(resolved: Resolved, key: str, fallback: str) -> str:
+    """Where `key` (a leaf or an object) came from, for messages."""
+    label = resolved.source(key)
+    if label != "unset":
+        return label
+    for path, src in resolved.sources.items():
+        if path.startswith(key + "."):
+            return src
+    return fallback
+
+
+def _check_types(values: dict, source) -> None:
+    for key in STRING_KEYS:
+        if values.get(key) is not None and not isinstance(values[key], str):
+            raise ConfigError(f"{source(key)}: {key}: must be a string, not {type(values[key]).__name__}",
+                              hint=f'write "{key}": "..."')
+    for key in LIST_KEYS:
+        value = values.get(key)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise ConfigError(f"{source(key)}: {key}: must be a list of strings", hint=f'write "{key}": ["..."]')
+    for key in MODULAR_LAYERS:
+        if values.get(key) is not None and not isinstance(values[key], (str, dict)):
+            raise ConfigError(f"{source(key)}: {key}: must be a preset name or a layer object",
+                              hint=f'write "{key}": "NAME" to load presets/layers/{key}/NAME.json')
+
+
+def build_layers(ctx: RunContext, values: dict, source) -> dict:
+    """Merge, lowest first: the layers preset, the config's `layers`, then llm/tts/stt/perception.
+
+    Each source goes through the harness_merge_layers hook (LLM tools are appended there).
+    """
+    root = ctx.root
+    layers_dir = project_path(root, values.get("layers_dir") or DEFAULT_LAYERS_DIR)
+    sources: list[tuple[str, dict]] = []
+    if values.get("layers_preset"):
+        label, data = load_layers_preset(values["layers_preset"], layers_dir, source("layers_preset"), root)
+        sources.append((label, data))
+    if values.get("layers") is not None:
+        check_layer_names(values["layers"], source("layers"))
+        sources.append((source("layers"), values["layers"]))
+    for layer in MODULAR_LAYERS:
+        if values.get(layer) is not None:
+            sources.append(load_modular_layer(layer, values[layer], layers_dir, source(layer), root))
+    for label, data in sources:
+        tools = (data.get("llm") or {}).get("tools") if isinstance(data.get("llm"), dict) else None
+        if tools is not None:
+            check_tools(tools, label)
+    return merge_layers(sources, ctx)
+
+
+def check_system_prompt(body: dict, where: str) -> None:
+    """`system_prompt` is required unless `pipeline_mode` is `echo` (the API default is `full`)."""
+    mode = body.get("pipeline_mode") or "full"
+    if mode == "full" and not (isinstance(body.get("system_prompt"), str) and body["system_prompt"].strip()):
+        raise ConfigError(f"{where}: system_prompt: required when pipeline_mode is full",
+                          hint="add system_prompt (or --system-prompt), or set pipeline_mode to echo")
+
+
+def build_persona(ctx: RunContext, flags: dict, config_path: str | None, *, check_prompt: bool = True) -> DesiredPersona:
+    """Resolve config + flags + env (one precedence rule), layers, tools and policies into a body.
+
+    Offline checks come first (keys, layers, tools, system_prompt); policy names and ids are then
+    looked up through the API (reads only). Nothing is written.
+    """
+    resolved, file_data = gather(flags=flags, config_path=config_path, env=ctx.env, env_map=ENV_MAP)
+    where = str(config_path) if config_path else "flags"
+    if file_data:
+        check_config_keys("persona", file_data, where, API_KEYS, HARNESS_KEYS, ctx)
+    given = {k: v for k, v in flags.items() if v is not None}
+    known = allowed_keys("persona", API_KEYS, HARNESS_KEYS, ctx)
+    for key in given:
+        if key not in known:
+            raise ConfigError(f"flag --{key.replace('_', '-')}: not available",
+                              hint="the plugin that provides it is disabled (see TAVUS_HARNESS_DISABLE_PLUGINS)")
+    values = copy.deepcopy(resolved.values)
+
+    def source(key):
+        return _source(resolved, key, where)
+
+    _check_types(values, source)
+    layers = build_layers(ctx, values, source)
+    if layers:
+        values["layers"] = layers
+    else:
+        values.pop("layers", None)
+    tool_names: list[str] = []
+    if values.get("tools"):
+        tools_dir = values.get("tools_dir") or f"{values.get('layers_dir') or DEFAULT_LAYERS_DIR}/llm/tools"
+        chosen = select_tools(values["tools"], project_path(ctx.root, tools_dir), source("tools"), ctx.root)
+        tool_names = [t["function"]["name"] for t in chosen]
+    if check_prompt:
+        check_system_prompt(values, source("system_prompt") if values.get("system_prompt") is not None else where)
+    attachment = attach_policies(ctx, values, source)
+    for key, value in attachment.fields.items():
+        if value is None:
+            values.pop(key, None)
+        else:
+            values[key] = value
+    payload = assemble("persona", Resolved(values, resolved.sources), API_KEYS, ctx)
+    validate_offline("persona", payload, where, ctx)
+    return DesiredPersona(payload, where, values.get("persona_id"), attachment.lines, tool_names)
+
+
+# --- JSON Patch limited to managed fields ------------------------------------------------
+def project(remote, desired):
+    """`remote` cut down to the shape of `desired`: keys the config does not manage are dropped,
+    so the patch never removes fields set elsewhere."""
+    if isinstance(remote, dict) and isinstance(desired, dict):
+        return {k: project(remote[k], v) for k, v in desired.items() if k in remote}
+    if isinstance(remote, list) and isinstance(desired, list):
+        return [project(r, d) for r, d in zip(remote, desired)] + copy.deepcopy(remote[len(desired):])
+    return copy.deepcopy(remote)
+
+
+def diff_managed(remote: dict, desired: dict) -> list[dict]:
+    """RFC 6902 operations (built with jsonpatch) turning `remote` into `desired` on managed fields.
+
+    `move`/`copy` operations (which jsonpatch emits for reordered lists) are rewritten as a
+    `replace` of the list that holds them, so only add/remove/replace are ever sent.
+    """
+    before = project(remote, desired)
+    ops = jsonpatch.make_patch(before, desired).patch
+    odd = [op for op in ops if op["op"] in ("move", "copy")]
+    if not odd:
+        return ops
+    containers = set()
+    for op in odd:
+        for pointer in (op["path"], op.get("from", op["path"])):
+            containers.add(pointer.rpartition("/")[0])
+    containers = {c for c in containers if not any(c != o and c.startswith(o + "/") for o in containers)}
+
+    def inside(pointer: str) -> bool:
+        return any(pointer == c or pointer.startswith(c + "/") for c in containers)
+
+    kept = [op for op in ops if not inside(op["path"]) and not inside(op.get("from", "/-none-"))]
+    for container in sorted(containers):
+        if container == "":
+            return [{"op": "replace", "path": "/" + k, "value": v} for k, v in desired.items()
+                    if before.get(k) != v]
+        kept.append({"op": "replace", "path": container, "value": jsonpointer.resolve_pointer(desired, container)})
+    return kept
+
+
+# --- create / update ---------------------------------------------------------------------
+def find_persona(ctx: RunContext, desired: DesiredPersona) -> tuple[str, dict]:
+    """The remote persona to update: by persona_id, else by exact persona_name (exactly one)."""
+    client = ctx.client()
+    if desired.persona_id:
+        pid = desired.persona_id
+    else:
+        name = desired.payload.get("persona_name")
+        if not name:
+            raise ConfigError(f"{desired.where}: persona_name: --update needs persona_id or persona_name",
+                              hint="add persona_name (or --persona-id) so the persona can be found")
+        matches = personas_named(client, name)
+        if not matches:
+            raise ConfigError(f"{desired.where}: persona_name: no persona named {name!r} in {client.target.label}",
+                              hint="run without --update to create it, or give --persona-id")
+        if len(matches) > 1:
+            ids = ", ".join(r.get("persona_id") or r.get("pal_id") or "?" for r in matches)
+            raise ConfigError(f"{desired.where}: persona_name: {len(matches)} personas are named {name!r} ({ids})",
+                              hint="give --persona-id (or persona_id in the config) to pick one")
+        pid = matches[0].get("persona_id") or matches[0].get("pal_id")
+    try:
+        remote = unwrap_one(client.get(f"/personas/{pid}"))
+    except ApiError as exc:
+        if exc.status in (400, 404):
+            raise ConfigError(f"{desired.where}: persona_id: no persona {pid!r} in {client.target.label}",
+                              hint="check the id (persona_id in the config, or --persona-id)") from None
+        raise
+    return pid, remote
+
+
+def apply_persona(ctx: RunContext, flags: dict, config_path: str | None = None, *, update: bool = False,
+                  dry_run: bool = False) -> PersonaResult:
+    """Create the persona described by config + flags, or (update=True) patch the existing one."""
+    desired = build_persona(ctx, flags, config_path, check_prompt=not update)
+    body = desired.payload
+    result = PersonaResult("", None, body.get("persona_name"), body, attached=desired.attached, tools=desired.tools,
+                           replica=body.get("default_replica_id"), layers=body.get("layers") or {}, dry_run=dry_run)
+    if update:
+        pid, remote = find_persona(ctx, desired)
+        check_system_prompt({**remote, **body}, desired.where)
+        result.persona_id = pid
+        result.persona_name = body.get("persona_name") or remote.get("persona_name")
+        result.replica = body.get("default_replica_id") or remote.get("default_replica_id")
+        result.target = ctx.client().target.label
+        result.patch = diff_managed(remote, body)
+        if not result.patch:
+            result.action = "unchanged"
+        elif dry_run:
+            result.action = "would update"
+        else:
+            reply = ctx.client().patch(f"/personas/{pid}", result.patch)
+            result.status, result.response = reply.status, reply.body
+            result.action = "unchanged" if reply.status == 304 else "updated"
+    elif dry_run:
+        result.action = "would create"
+    else:
+        client = ctx.client()
+        result.target = client.target.label
+        result.response = client.create("/personas", body, find_existing=_finder(client, body.get("persona_name")))
+        response = result.response if isinstance(result.response, dict) else {}
+        result.persona_id = response.get("persona_id") or response.get("pal_id")
+        result.persona_name = response.get("persona_name") or result.persona_name
+        result.action = "created"
+    ctx.store.append("persona", {"type": "persona", "action": result.action, "persona_id": result.persona_id,
+                                 "payload": body, "patch": result.patch, "response": result.response,
+                                 "dry_run": dry_run})
+    return result
+
+
+def _finder(client, name: str | None):
+    """After an ambiguous create failure: the one persona of that name that did not exist before."""
+    if not name:
+        return None
+    before = {r.get("persona_id") for r in personas_named(client, name)}
+
+    def find():
+        new = [r for r in personas_named(client, name) if r.get("persona_id") not in before]
+        return new[0] if len(new) == 1 else None
+    return find
+
+
+# --- output ------------------------------------------------------------------------------
+def summary_lines(result: PersonaResult) -> list[str]:
+    """A short human summary: id, name, replica, layers, tools, what was attached."""
+    name = f" {result.persona_name!r}" if result.persona_name else ""
+    ident = f" {result.persona_id}" if result.persona_id else ""
+    target = f" on {result.target}" if result.target else ""
+    if result.action == "unchanged":
+        return [f"persona{ident}{name} unchanged{target}: nothing sent"]
+    lines = [f"{result.action} persona{ident}{name}{target}"]
+    if result.patch:
+        lines.append(f"  changed     {', '.join(op['path'] for op in result.patch)}")
+    lines.append(f"  replica     {result.replica or '(none: give one per conversation)'}")
+    described = []
+    for layer, keys in (("llm", ("model",)), ("tts", ("tts_engine",)), ("stt", ("stt_engine",)),
+                        ("perception", ("perception_model",))):
+        value = next((result.layers.get(layer, {}).get(k) for k in keys if result.layers.get(layer, {}).get(k)), None)
+        if value:
+            described.append(f"{layer} {value}")
+    if described:
+        lines.append(f"  layers      {', '.join(described)}")
+    tools = [t.get("function", {}).get("name") for t in (result.layers.get("llm") or {}).get("tools") or []]
+    if tools:
+        lines.append(f"  tools       {', '.join(str(t) for t in tools)}")
+    for line in result.attached:
+        lines.append(f"  attached    {line}")
+    return lines
