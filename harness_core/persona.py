@@ -44,6 +44,7 @@ class DesiredPersona:
     persona_id: str | None = None
     attached: list[str] = field(default_factory=list)
     tools: list[str] = field(default_factory=list)
+    added_guardrail_ids: list[str] = field(default_factory=list)  # attached by id/name, not listed in the config
 
 
 @dataclass
@@ -162,7 +163,9 @@ def build_persona(ctx: RunContext, flags: dict, config_path: str | None, *, chec
         tool_names = [t["function"]["name"] for t in chosen]
     if check_prompt:
         check_system_prompt(values, source("system_prompt") if values.get("system_prompt") is not None else where)
+    listed = list(values.get("guardrail_ids") or [])
     attachment = attach_policies(ctx, values, source)
+    added = [i for i in attachment.fields.get("guardrail_ids") or [] if i not in listed]
     for key, value in attachment.fields.items():
         if value is None:
             values.pop(key, None)
@@ -170,7 +173,8 @@ def build_persona(ctx: RunContext, flags: dict, config_path: str | None, *, chec
             values[key] = value
     payload = assemble("persona", Resolved(values, resolved.sources), API_KEYS, ctx)
     validate_offline("persona", payload, where, ctx)
-    return DesiredPersona(payload, where, values.get("persona_id"), attachment.lines, tool_names)
+    return DesiredPersona(payload, where, values.get("persona_id"), attachment.lines, tool_names,
+                          added if not listed else [])
 
 
 # --- JSON Patch limited to managed fields ------------------------------------------------
@@ -253,6 +257,9 @@ def apply_persona(ctx: RunContext, flags: dict, config_path: str | None = None, 
     if update:
         pid, remote = find_persona(ctx, desired)
         check_system_prompt({**remote, **body}, desired.where)
+        if desired.added_guardrail_ids:  # attaching one guardrail keeps the others attached
+            remote_ids = list(remote.get("guardrail_ids") or [])
+            body["guardrail_ids"] = remote_ids + [i for i in desired.added_guardrail_ids if i not in remote_ids]
         result.persona_id = pid
         result.persona_name = body.get("persona_name") or remote.get("persona_name")
         result.replica = body.get("default_replica_id") or remote.get("default_replica_id")
