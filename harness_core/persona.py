@@ -45,6 +45,7 @@ class DesiredPersona:
     attached: list[str] = field(default_factory=list)
     tools: list[str] = field(default_factory=list)
     added_guardrail_ids: list[str] = field(default_factory=list)  # attached by id/name, not listed in the config
+    id_where: str = ""  # where persona_id came from (for messages)
 
 
 @dataclass
@@ -174,7 +175,7 @@ def build_persona(ctx: RunContext, flags: dict, config_path: str | None, *, chec
     payload = assemble("persona", Resolved(values, resolved.sources), API_KEYS, ctx)
     validate_offline("persona", payload, where, ctx)
     return DesiredPersona(payload, where, values.get("persona_id"), attachment.lines, tool_names,
-                          added if not listed else [])
+                          added if not listed else [], source("persona_id"))
 
 
 # --- JSON Patch limited to managed fields ------------------------------------------------
@@ -241,7 +242,7 @@ def find_persona(ctx: RunContext, desired: DesiredPersona) -> tuple[str, dict]:
         remote = unwrap_one(client.get(f"/personas/{pid}"))
     except ApiError as exc:
         if exc.status in (400, 404):
-            raise ConfigError(f"{desired.where}: persona_id: no persona {pid!r} in {client.target.label}",
+            raise ConfigError(f"{desired.id_where or desired.where}: persona_id: no persona {pid!r} in {client.target.label}",
                               hint="check the id (persona_id in the config, or --persona-id)") from None
         raise
     return pid, remote
