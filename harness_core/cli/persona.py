@@ -13,7 +13,7 @@ PERSONA_HELP = {
     "update": "update the existing persona (found by persona_id, else by exact persona_name) with a JSON Patch "
               "of the fields the config sets, instead of creating one",
     "persona_id": "with --update: the persona to update (otherwise it is found by persona_name)",
-    "persona_name": "persona_name",
+    "persona_name": "persona_name (the display name; --update finds the persona by it)",
     "system_prompt": "system_prompt (required unless pipeline_mode is echo)",
     "context": "context appended to the system prompt",
     "pipeline_mode": "pipeline_mode: full (default) or echo",
