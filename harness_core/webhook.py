@@ -1,0 +1,522 @@
+"""The callback receiver: a WSGI app on waitress that keeps Tavus callbacks and hands them to plugins.
+
+A POST to the callback path carrying the right `?token=` and a valid envelope is appended
+durably (flushed and fsynced) to logs/callbacks/<conversation_id>.jsonl and answered 200 at
+once. One worker thread then shows it and dispatches it to `harness_handle_callback`, one
+event at a time in arrival order, so a slow or failing plugin never delays or loses a callback.
+
+Bad input gets a JSON error (400/403/404/405/413/422) and a `rejected` record in
+logs/webhook.jsonl, and the server keeps running: this is the harness's second error edge.
+`GET /healthz` answers liveness checks (and proves which receiver answered, for the tunnel check).
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import queue
+import re
+import secrets as _secrets
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
+
+import requests
+
+from .context import RunContext
+from .env import is_loopback, write_dotenv
+from .errors import ConfigError, HarnessError, PluginError
+from .events import CONVERSATION_ID, format_event_line
+from .redact import redact, redact_text
+from .serving import BackgroundServer
+from .store import RUN_ID, utc_now
+
+DEFAULT_PATH = "/tavus/callback"
+DEFAULT_PORT = 8000
+MAX_BODY = 1024 * 1024  # callbacks larger than 1 MiB are refused with 413
+WAITRESS_BODY_LIMIT = 16 * MAX_BODY  # beyond this waitress itself answers 413 (unlogged)
+REQUIRED_FIELDS = ("conversation_id", "event_type")
+OPTIONAL_STRING_FIELDS = ("message_type", "timestamp", "webhook_url")
+STATUS_TEXT = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+               413: "Content Too Large", 422: "Unprocessable Content", 500: "Internal Server Error"}
+PING_TIMEOUT = (3.0, 5.0)
+
+
+def validate_envelope(data) -> list[str]:
+    """Problems that stop `data` from being stored as a conversation callback (empty list: fine).
+
+    Required: a JSON object with string `conversation_id` (letters, digits, `-`, `_`; it names
+    the log file) and `event_type`. `properties`, when present, must be an object, and
+    `message_type`, `timestamp`, `webhook_url` strings.
+    """
+    if not isinstance(data, dict):
+        return [f"the body is a JSON {type(data).__name__}, not an object"]
+    problems = []
+    for name in REQUIRED_FIELDS:
+        value = data.get(name)
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"missing required field `{name}`" if value in (None, "")
+                            else f"`{name}` must be a non-empty string")
+    cid = data.get("conversation_id")
+    if isinstance(cid, str) and cid and not CONVERSATION_ID.match(cid):
+        problems.append("`conversation_id` may only hold letters, digits, `-` and `_` (at most 128)")
+    if "properties" in data and not isinstance(data["properties"], dict):
+        problems.append("`properties` must be an object")
+    for name in OPTIONAL_STRING_FIELDS:
+        if data.get(name) is not None and not isinstance(data[name], str):
+            problems.append(f"`{name}` must be a string")
+    return problems
+
+
+def normalise_path(path: str | None) -> str:
+    """The callback path: starts with `/`, no trailing `/`, no query; `/healthz` is reserved."""
+    path = DEFAULT_PATH if path is None else path.strip()
+    if not path.startswith("/") or "?" in path or "#" in path or " " in path:
+        raise ConfigError(f"--path: {path!r} is not a URL path", hint="use e.g. --path /tavus/callback")
+    path = "/" + path.strip("/")
+    if path == "/" or path.endswith("/healthz"):
+        raise ConfigError(f"--path: {path!r} cannot be the callback path",
+                          hint="use a path of its own, e.g. --path /tavus/callback")
+    return path
+
+
+def compose_callback_url(base_url: str, path: str, token: str) -> str:
+    """`base_url` + `path` + `?token=...`: what goes into callback_url / WEBHOOK_URL."""
+    return f"{base_url.rstrip('/')}{path}?{urlencode({'token': token})}"
+
+
+class _DurableFile:
+    """One JSONL file appended with group commit: one write + fsync covers every waiting line."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._io = threading.Lock()
+        self._state = threading.Lock()
+        self._pending: list[str] = []
+        self._queued = 0
+        self._done = 0
+
+    def append(self, line: str) -> None:
+        with self._state:
+            self._pending.append(line)
+            self._queued += 1
+            mine = self._queued
+        with self._io:
+            with self._state:
+                if self._done >= mine:  # a thread before us wrote and synced our line
+                    return
+                batch, upto = self._pending, self._queued
+                self._pending = []
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write("".join(batch))
+                fh.flush()
+                os.fsync(fh.fileno())
+            with self._state:
+                self._done = upto
+
+
+class CallbackLog:
+    """logs/callbacks/<conversation_id>.jsonl: one redacted record per accepted callback, durable.
+
+    `append()` returns only after the line is flushed and fsynced. Each file has its own
+    lock, so conversations never wait on each other. (A dedupe check belongs in `append()`,
+    before the line is queued, where the conversation's records are known.)
+    """
+
+    def __init__(self, directory: Path, secrets=()):
+        self.directory = Path(directory)
+        self.secrets = list(secrets)
+        self._files: dict[str, _DurableFile] = {}
+        self._lock = threading.Lock()
+
+    def path(self, conversation_id: str) -> Path:
+        return self.directory / f"{conversation_id}.jsonl"
+
+    def append(self, event: dict, received_at: str | None = None) -> dict:
+        """Store one accepted envelope; return the record as written (`ts`, `run_id`, `type`, `event`)."""
+        cid = event["conversation_id"]
+        record = redact({"ts": received_at or utc_now(), "run_id": RUN_ID, "type": "callback", "event": event},
+                        self.secrets)
+        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        with self._lock:
+            durable = self._files.get(cid)
+            if durable is None:
+                durable = self._files[cid] = _DurableFile(self.path(cid))
+        durable.append(line)
+        return record
+
+
+def dispatch(ctx: RunContext, event: dict) -> list[tuple[str, BaseException]]:
+    """Hand one stored event to every `harness_handle_callback` implementation, each isolated.
+
+    Returns (plugin name, exception) for each implementation that raised; the others still
+    ran. With a wrapper implementation present the hook is called once as a whole instead.
+    """
+    hook = ctx.hook.harness_handle_callback
+    impls = hook.get_hookimpls()
+    if any(i.wrapper or i.hookwrapper for i in impls):
+        try:
+            hook(event=event, context=ctx)
+        except Exception as exc:  # noqa: BLE001 - any plugin failure is reported, never raised
+            return [("harness_handle_callback", exc)]
+        return []
+    failures = []
+    for impl in reversed(impls):  # pluggy's own call order
+        others = [i.plugin for i in impls if i is not impl]
+        try:
+            ctx.pm.subset_hook_caller("harness_handle_callback", remove_plugins=others)(event=event, context=ctx)
+        except Exception as exc:  # noqa: BLE001
+            failures.append((impl.plugin_name, exc))
+    return failures
+
+
+class Receiver:
+    """The callback receiver, in-process: start(), callback_url, events, wait_for(), stop().
+
+    `token=None` makes a fresh random token for this instance (kept in memory only). `show`
+    (called with each stored record) and `on_problem` (one line per rejected request or plugin
+    failure) let the CLI print; both run off the request threads.
+    """
+
+    def __init__(self, ctx: RunContext, path: str = DEFAULT_PATH, token: str | None = None,
+                 host: str = "127.0.0.1", port: int = 0, *, show=None, on_problem=None, threads: int = 8):
+        self.ctx = ctx
+        self.path = normalise_path(path)
+        self.token = token or _secrets.token_urlsafe(24)
+        self.host, self.requested_port, self.threads = host, int(port), threads
+        self.instance = uuid.uuid4().hex[:12]
+        self.show, self.on_problem = show, on_problem
+        if self.token not in ctx.store.secrets:
+            ctx.store.secrets.append(self.token)
+        self.log = CallbackLog(ctx.store.logs_dir / "callbacks", [*ctx.secrets, self.token])
+        self.events: list[dict] = []
+        self.rejected = 0
+        self._cond = threading.Condition()
+        self._queue: queue.Queue = queue.Queue()
+        self._server: BackgroundServer | None = None
+        self._worker: threading.Thread | None = None
+        parent = self.path.rsplit("/", 1)[0]
+        self._health_paths = {"/healthz", f"{parent}/healthz"}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> "Receiver":
+        try:
+            self._server = BackgroundServer(self.app, host=self.host, port=self.requested_port,
+                                            threads=self.threads, max_request_body_size=WAITRESS_BODY_LIMIT)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {self.host}:{self.requested_port}: {exc.strerror or exc}",
+                              hint="pick another --port (0 takes a free one) or stop what uses it") from None
+        self._worker = threading.Thread(target=self._work, name=f"receiver-dispatch:{self._server.port}",
+                                        daemon=True)
+        self._worker.start()
+        self._server.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop listening, let the worker finish the events already accepted (bounded), and return."""
+        if self._server is not None:
+            self._server.stop(timeout)
+        if self._worker is not None and self._worker.is_alive():
+            self._queue.put(None)
+            self._worker.join(timeout)
+
+    def __enter__(self) -> "Receiver":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- addresses ---------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the receiver is not started")
+        return self._server.port
+
+    @property
+    def base_url(self) -> str:
+        return self._server.base_url if self._server else ""
+
+    @property
+    def callback_url(self) -> str:
+        """The full local callback URL, path and `?token=` included."""
+        return compose_callback_url(self.base_url, self.path, self.token)
+
+    # -- waiting -----------------------------------------------------------------------------
+    def wait_for(self, predicate, timeout: float = 10.0) -> list[dict]:
+        """Wait until predicate(events so far) is true; return a copy of the events. TimeoutError after `timeout`."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(list(self.events)):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = [e.get("event_type") for e in self.events]
+                    raise TimeoutError(f"no matching callback within {timeout:g}s; received {len(seen)}: {seen[-10:]}")
+                self._cond.wait(left)
+            return list(self.events)
+
+    # -- the WSGI app ------------------------------------------------------------------------
+    def app(self, environ, start_response):
+        try:
+            status, body, headers = self._handle(environ)
+        except Exception as exc:  # noqa: BLE001 - the receiver is an edge: a bug is a 500 + a log record
+            self._reject(environ, 500, f"internal error: {type(exc).__name__}: {exc}",
+                         detail=traceback.format_exc(limit=8))
+            status, body, headers = 500, {"error": "internal error; see logs/webhook.jsonl"}, []
+        data = json.dumps(body).encode()
+        start_response(f"{status} {STATUS_TEXT.get(status, '')}".strip(),
+                       [("Content-Type", "application/json"), ("Content-Length", str(len(data))), *headers])
+        return [data]
+
+    def _handle(self, environ):
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO") or "/"
+        if path in self._health_paths:
+            if method not in ("GET", "HEAD"):
+                return self._refuse(environ, 405, f"{method} not allowed on {path}", [("Allow", "GET, HEAD")])
+            return 200, {"ok": True, "receiver": self.instance}, []
+        if path.rstrip("/") != self.path:
+            return self._refuse(environ, 404, f"no callback endpoint at {path} (it is {self.path})")
+        if method != "POST":
+            return self._refuse(environ, 405, f"{method} not allowed; callbacks are POSTed", [("Allow", "POST")])
+        given = (parse_qs(environ.get("QUERY_STRING", "")).get("token") or [""])[0]
+        if not hmac.compare_digest(given.encode(), self.token.encode()):
+            return self._refuse(environ, 403, "missing or wrong token in the callback URL")
+        length = environ.get("CONTENT_LENGTH") or ""
+        if length.isdigit() and int(length) > MAX_BODY:
+            return self._refuse(environ, 413, f"body of {int(length)} bytes is over the {MAX_BODY}-byte limit")
+        raw = environ["wsgi.input"].read(int(length) if length.isdigit() else MAX_BODY + 1)
+        if len(raw) > MAX_BODY:
+            return self._refuse(environ, 413, f"body is over the {MAX_BODY}-byte limit")
+        try:
+            event = json.loads(raw)
+        except ValueError as exc:
+            return self._refuse(environ, 400, f"body is not JSON ({str(exc)[:80]})", preview=raw)
+        problems = validate_envelope(event)
+        if problems:
+            return self._refuse(environ, 422, "; ".join(problems), preview=raw, problems=problems)
+        record = self.log.append(event, utc_now())
+        self._queue.put((event, record))
+        return 200, {"ok": True}, []
+
+    def _refuse(self, environ, status, reason, headers=(), *, preview=b"", problems=None):
+        self._reject(environ, status, reason, preview=preview)
+        body = {"error": reason, "status": status}
+        if problems:
+            body["problems"] = problems
+        return status, body, list(headers)
+
+    def _reject(self, environ, status, reason, *, preview=b"", detail=None):
+        with self._cond:
+            self.rejected += 1
+        record = {"type": "rejected", "status": status, "reason": reason,
+                  "method": environ.get("REQUEST_METHOD"), "path": environ.get("PATH_INFO"),
+                  "remote": environ.get("REMOTE_ADDR")}
+        if preview:
+            record["body_preview"] = preview[:500].decode("utf-8", "replace")
+        if detail:
+            record["detail"] = detail
+        try:
+            written = self.ctx.store.append("webhook", record)
+        except OSError:  # the log itself failed; the answer still goes out
+            written = redact(record, self.log.secrets)
+        self._problem(f"{utc_now()[11:23]}  rejected {status} {written['method']} {written['path']}: {written['reason']}")
+
+    def _problem(self, line: str) -> None:
+        if self.on_problem:
+            try:
+                self.on_problem(redact_text(line, self.log.secrets))
+            except Exception:  # noqa: BLE001 - a broken printer never stops the receiver
+                pass
+
+    # -- the worker: show + plugins, one event at a time ---------------------------------------
+    def _work(self):
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            event, record = item
+            if self.show:
+                try:
+                    self.show(record)
+                except Exception:  # noqa: BLE001
+                    pass
+            for name, exc in dispatch(self.ctx, event):
+                self._plugin_failed(name, event, exc)
+            with self._cond:
+                self.events.append(event)
+                self._cond.notify_all()
+
+    def _plugin_failed(self, name, event, exc):
+        message = exc.render() if isinstance(exc, HarnessError) else f"{type(exc).__name__}: {exc}"
+        try:
+            self.ctx.store.append("webhook", {
+                "type": "plugin_error", "plugin": name, "event_type": event.get("event_type"),
+                "conversation_id": event.get("conversation_id"), "error": message,
+                "traceback": "".join(traceback.format_exception(exc, limit=8))})
+        except OSError:
+            pass
+        self._problem(f"{utc_now()[11:23]}  plugin {name} failed on {event.get('event_type')}: {message}")
+
+
+# -- settings: token and WEBHOOK_URL ------------------------------------------------------------
+def ensure_webhook_token(ctx: RunContext) -> tuple[str, bool]:
+    """WEBHOOK_TOKEN from env/.env, or a new one saved to .env (mode 0600); returns (token, generated)."""
+    token = ctx.env.get("WEBHOOK_TOKEN")
+    if token:
+        return token, False
+    token = _secrets.token_urlsafe(24)
+    write_dotenv(ctx.env, "WEBHOOK_TOKEN", token)
+    ctx.store.secrets.append(token)
+    return token, True
+
+
+@dataclass
+class SavedUrl:
+    url: str
+    path: Path
+    notes: list[str] = field(default_factory=list)
+
+
+def set_webhook_url(ctx: RunContext, url: str, *, as_is: bool = False) -> SavedUrl:
+    """Check `url` (absolute http(s) with a path) and save it as WEBHOOK_URL in .env, keeping the rest.
+
+    Unless `as_is`, the receiver's `?token=` (WEBHOOK_TOKEN, generated when absent) is added
+    when the URL carries none, so the receiver accepts what Tavus posts there.
+    """
+    text = (url or "").strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{url!r} is not an absolute http(s) URL",
+                          hint='give the full URL, e.g. "https://example.ngrok-free.app/tavus/callback"')
+    if parts.path in ("", "/"):
+        raise ConfigError(f"{url!r} has no path",
+                          hint=f'add the callback path, e.g. "{parts.scheme}://{parts.netloc}{DEFAULT_PATH}"')
+    if parts.fragment:
+        raise ConfigError(f"{url!r} has a #fragment, which is never sent to a server", hint="remove it")
+    notes = []
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if not as_is:
+        token, generated = ensure_webhook_token(ctx)
+        if generated:
+            notes.append("generated WEBHOOK_TOKEN and saved it to .env")
+        if "token" not in query:
+            query["token"] = token
+            notes.append("added ?token= from WEBHOOK_TOKEN (the receiver refuses callbacks without it)")
+        elif query["token"] != token:
+            notes.append("the URL's token differs from WEBHOOK_TOKEN: `invoke webhook` will refuse its callbacks")
+    if is_loopback(text):
+        notes.append("this URL is on this machine: only the local sandbox can reach it, Tavus cannot")
+    final = urlunsplit(parts._replace(query=urlencode(query)))
+    path = write_dotenv(ctx.env, "WEBHOOK_URL", final)
+    return SavedUrl(final, path, notes)
+
+
+# -- tunnel ----------------------------------------------------------------------------------------
+def public_url(ctx: RunContext, port: int, path: str) -> str:
+    """The public base URL (scheme + host) forwarding to local `port`, from the harness_public_url hook."""
+    url = ctx.hook.harness_public_url(port=port, path=path, context=ctx)
+    if not url:
+        raise PluginError("no plugin could provide a public URL for --tunnel",
+                          hint="unblock the built-in `tunnel` plugin (TAVUS_HARNESS_DISABLE_PLUGINS), or run "
+                               f"`ngrok http {port}` and `invoke set-webhook-url URL`")
+    parts = urlsplit(str(url))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise PluginError(f"the tunnel plugin returned {url!r}, which is not an http(s) URL",
+                          hint="fix or block the plugin that implements harness_public_url")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def check_reachable(base_url: str, instance: str) -> tuple[bool, str]:
+    """Ping `base_url`/healthz and check that this very receiver (by instance id) answered."""
+    url = base_url.rstrip("/") + "/healthz"
+    try:
+        resp = requests.get(url, timeout=PING_TIMEOUT, headers={"ngrok-skip-browser-warning": "1"})
+    except requests.RequestException as exc:
+        return False, f"nothing answered at {url} ({type(exc).__name__})"
+    try:
+        answer = resp.json()
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict) and answer.get("receiver") == instance:
+        return True, f"a ping through {url} reached this receiver"
+    if isinstance(answer, dict) and answer.get("receiver"):
+        return False, f"{url} reached a different receiver (another `invoke webhook` on that port?)"
+    return False, f"{url} answered {resp.status_code}, but not from this receiver"
+
+
+# -- the long-running command -------------------------------------------------------------------
+@dataclass
+class ServeSummary:
+    accepted: int
+    rejected: int
+    public_url: str | None = None
+    reachable: bool | None = None
+
+
+def print_url(ctx: RunContext, *, host: str | None = None, port: int | None = None, path: str | None = None,
+              tunnel: bool = False) -> str:
+    """The callback URL `invoke webhook` would use (with the token), without serving."""
+    token, _ = ensure_webhook_token(ctx)
+    path = normalise_path(path)
+    port = DEFAULT_PORT if port is None else int(port)
+    if tunnel:
+        return compose_callback_url(public_url(ctx, port, path), path, token)
+    shown = "127.0.0.1" if host in (None, "", "0.0.0.0") else host
+    return compose_callback_url(f"http://{shown}:{port}", path, token)
+
+
+def serve(ctx: RunContext, *, say, warn, host: str | None = None, port: int | None = None,
+          path: str | None = None, tunnel: bool = False, as_json: bool = False,
+          stop: threading.Event | None = None) -> ServeSummary:
+    """Run the receiver until Ctrl-C (or `stop` is set), printing through `say`/`warn`.
+
+    With `tunnel`, finds the public URL through harness_public_url, saves it (with path and
+    token) as WEBHOOK_URL in .env, and pings it end to end before saying "Ready".
+    With `as_json`, stdout gets one raw (redacted) event per line and everything else goes to `warn`.
+    """
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" chatter under bursts
+    token, generated = ensure_webhook_token(ctx)
+    if generated:
+        warn("generated WEBHOOK_TOKEN and saved it to .env (callbacks without it are refused)")
+    show = (lambda r: say(json.dumps(r["event"], ensure_ascii=False))) if as_json else \
+        (lambda r: say(format_event_line(r)))
+    info = warn if as_json else say
+    rx = Receiver(ctx, path, token, host or "127.0.0.1", DEFAULT_PORT if port is None else int(port),
+                  show=show, on_problem=warn)
+    rx.start()
+    summary = ServeSummary(0, 0)
+    try:
+        if host == "0.0.0.0":
+            info(f"Listening on all interfaces, port {rx.port}: anyone who can reach it and knows the token can post.")
+        if tunnel:
+            base = public_url(ctx, rx.port, rx.path)
+            summary.public_url = compose_callback_url(base, rx.path, token)
+            write_dotenv(ctx.env, "WEBHOOK_URL", summary.public_url)
+            info(f"Public URL {summary.public_url} saved as WEBHOOK_URL in .env")
+            summary.reachable, detail = check_reachable(base, rx.instance)
+            if not summary.reachable:
+                warn(f"NOT READY for Tavus: {detail}. Callbacks sent to WEBHOOK_URL will not arrive; "
+                     f"check that the tunnel forwards to port {rx.port}.")
+            else:
+                info(f"Checked end to end: {detail}.")
+        state = "Ready!" if summary.reachable in (None, True) else "Listening locally only."
+        info(f"{state} Callbacks are stored in logs/callbacks/. Listening on {rx.callback_url} (Ctrl-C to quit)")
+        if not tunnel:
+            info("The full URL (with its token) for scripts: `invoke webhook --print-url`; "
+                 "a public one: `invoke webhook --tunnel`.")
+        try:
+            while not (stop.wait(0.5) if stop else time.sleep(0.5)):
+                pass
+        except KeyboardInterrupt:
+            pass
+    finally:
+        rx.stop()
+    summary.accepted, summary.rejected = len(rx.events), rx.rejected
+    return summary
