@@ -1,1 +1,96 @@
-"""Tasks for this area arrive with their issue."""
+"""Webhook tasks: webhook (the receiver), set-webhook-url, events, replay, trigger."""
+from __future__ import annotations
+
+from invoke import task
+
+from ..events import delivery_line, format_event_line, read_events, replay_events, trigger_event
+from ..webhook import print_url as scripted_url
+from ..webhook import serve
+from ..webhook import set_webhook_url as save_webhook_url
+from .base import HarnessTask, context, say, say_json, warn
+
+
+@task(klass=HarnessTask, help={
+    "port": "port to listen on (default 8000; 0 takes a free one)",
+    "host": "address to bind (default 127.0.0.1; 0.0.0.0 exposes it to your network)",
+    "path": "callback path (default /tavus/callback)",
+    "tunnel": "use the https tunnel of a running ngrok agent (NGROK_API_URL) that forwards to --port, "
+              "save its URL (+ path + token) as WEBHOOK_URL in .env and check it end to end",
+    "json": "print each event as one raw JSON line (redacted) instead of a readable line",
+    "print_url": "print just the callback URL, token included, and exit (for scripts)",
+})
+def webhook(c, port=None, host=None, path=None, tunnel=False, json=False, print_url=False):
+    """Receive Tavus conversation callbacks: store each in logs/callbacks/ and show one line per event.
+
+    Callbacks must carry ?token=WEBHOOK_TOKEN (generated into .env when absent); others are
+    refused with 403. Every event also goes to the plugins' harness_handle_callback hook.
+    GET /healthz answers liveness checks. Ctrl-C stops.
+    """
+    ctx = context()
+    port = None if port is None else int(port)
+    if print_url:  # the one output that shows the token: the user asked for it
+        print(scripted_url(ctx, host=host, port=port, path=path, tunnel=tunnel), flush=True)
+        return
+    summary = serve(ctx, say=lambda text: say(ctx, text), warn=lambda text: warn(ctx, text),
+                    host=host, port=port, path=path, tunnel=tunnel, as_json=json)
+    warn(ctx, f"Stopped: {summary.accepted} callbacks stored, {summary.rejected} requests refused.")
+
+
+@task(klass=HarnessTask, help={
+    "url": "absolute http(s) URL with a path, e.g. https://example.ngrok-free.app/tavus/callback",
+    "as_is": "save the URL exactly as given (no ?token= added), e.g. for your own app",
+})
+def set_webhook_url(c, url, as_is=False):
+    """Save URL as WEBHOOK_URL in .env (the rest of .env is kept); conversations use it as callback_url.
+
+    Adds ?token=WEBHOOK_TOKEN when the URL has none, so `invoke webhook` accepts the callbacks.
+    """
+    ctx = context()
+    saved = save_webhook_url(ctx, url, as_is=as_is)
+    for note in saved.notes:
+        warn(ctx, f"note: {note}")
+    say(ctx, f"WEBHOOK_URL={saved.url} saved in {saved.path}")
+
+
+@task(klass=HarnessTask, help={
+    "conversation_id": "only this conversation's events",
+    "type": "only this event type (e.g. system.shutdown), or a group: system, application",
+    "json": "print the stored records (received time + envelope) as JSON",
+})
+def events(c, conversation_id=None, type=None, json=False):
+    """List the callbacks stored in logs/callbacks/, oldest first: time, conversation, event type, detail."""
+    ctx = context()
+    records = read_events(ctx, conversation_id=conversation_id, event_type=type)
+    if json:
+        return say_json(ctx, records)
+    if not records:
+        say(ctx, "no stored events match (the receiver, `invoke webhook`, writes them to logs/callbacks/)")
+    for record in records:
+        say(ctx, format_event_line(record, with_date=True))
+
+
+@task(klass=HarnessTask, help={
+    "to": "URL to post to (default WEBHOOK_URL); a loopback URL gets ?token=WEBHOOK_TOKEN when it has none",
+    "conversation_id": "only this conversation's events",
+    "type": "only this event type, or a group: system, application",
+})
+def replay(c, to=None, conversation_id=None, type=None):
+    """Re-post stored events, in the order they arrived, to any URL (your own app, or a receiver)."""
+    ctx = context()
+    replay_events(ctx, to=to, conversation_id=conversation_id, event_type=type,
+                  report=lambda d: say(ctx, delivery_line(d)))
+
+
+@task(klass=HarnessTask, help={
+    "event_type": "system.replica_joined, system.pal_joined, system.shutdown, application.transcription_ready, "
+                  "application.recording_ready, application.recording_copy_failed, application.perception_analysis",
+    "reason": "shutdown_reason for system.shutdown (default end_conversation_endpoint_hit); the bare form "
+              "without ' reached' is accepted",
+    "conversation_id": "conversation id to put in the event (default: a new random one)",
+    "to": "URL to post to (default WEBHOOK_URL); a loopback URL gets ?token=WEBHOOK_TOKEN when it has none",
+})
+def trigger(c, event_type, reason=None, conversation_id=None, to=None):
+    """Post one synthetic callback in the exact documented envelope, to test a handler offline."""
+    ctx = context()
+    result = trigger_event(ctx, event_type, to=to, reason=reason, conversation_id=conversation_id)
+    say(ctx, f"posted to {result.url}: {delivery_line(result.delivery)}")
