@@ -463,8 +463,8 @@ class ServeSummary:
 def print_url(ctx: RunContext, *, host: str | None = None, port: int | None = None, path: str | None = None,
               tunnel: bool = False) -> str:
     """The callback URL `invoke webhook` would use (with the token), without serving."""
-    token, _ = ensure_webhook_token(ctx)
     path = normalise_path(path)
+    token, _ = ensure_webhook_token(ctx)
     port = DEFAULT_PORT if port is None else int(port)
     if tunnel:
         return compose_callback_url(public_url(ctx, port, path), path, token)
@@ -482,6 +482,7 @@ def serve(ctx: RunContext, *, say, warn, host: str | None = None, port: int | No
     With `as_json`, stdout gets one raw (redacted) event per line and everything else goes to `warn`.
     """
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" chatter under bursts
+    path = normalise_path(path)
     token, generated = ensure_webhook_token(ctx)
     if generated:
         warn("generated WEBHOOK_TOKEN and saved it to .env (callbacks without it are refused)")
