@@ -237,7 +237,7 @@ class Receiver:
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("the receiver is not started")
-        return self._server.port
+        return int(self._server.port)  # waitress may report it as a string
 
     @property
     def base_url(self) -> str:
