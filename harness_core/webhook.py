@@ -179,7 +179,9 @@ def dispatch(ctx: RunContext, event: dict) -> list[tuple[str, BaseException]]:
 class Receiver:
     """The callback receiver, in-process: start(), callback_url, events, wait_for(), stop().
 
-    `token=None` makes a fresh random token for this instance (kept in memory only). `show`
+    `token=None` makes a fresh random token for this instance (kept in memory only). An
+    accepted event is stored before the 2xx goes out; it joins `events` (arrival order) once
+    it has been shown and handed to the plugins, so wait_for() also waits for them. `show`
     (called with each stored record) and `on_problem` (one line per rejected request or plugin
     failure) let the CLI print; both run off the request threads.
     """
@@ -460,9 +462,9 @@ class ServeSummary:
     reachable: bool | None = None
 
 
-def print_url(ctx: RunContext, *, host: str | None = None, port: int | None = None, path: str | None = None,
+def resolve_callback_url(ctx: RunContext, *, host: str | None = None, port: int | None = None, path: str | None = None,
               tunnel: bool = False) -> str:
-    """The callback URL `invoke webhook` would use (with the token), without serving."""
+    """The callback URL `invoke webhook` would use, token included, without serving (`--print-url`)."""
     path = normalise_path(path)
     token, _ = ensure_webhook_token(ctx)
     port = DEFAULT_PORT if port is None else int(port)

@@ -4,10 +4,17 @@ from __future__ import annotations
 from invoke import task
 
 from ..events import delivery_line, format_event_line, read_events, replay_events, trigger_event
-from ..webhook import print_url as scripted_url
-from ..webhook import serve
+from ..errors import ConfigError
+from ..webhook import resolve_callback_url, serve
 from ..webhook import set_webhook_url as save_webhook_url
 from .base import HarnessTask, context, say, say_json, warn
+
+
+def _not_help(value: str, name: str) -> str:
+    """invoke hands a task's `--help` to its positional argument; point at the spelling that works."""
+    if value in ("--help", "-h"):
+        raise ConfigError(f"`{name} --help` is read as {name}'s argument", hint=f"run `invoke --help {name}`")
+    return value
 
 
 @task(klass=HarnessTask, help={
@@ -29,7 +36,7 @@ def webhook(c, port=None, host=None, path=None, tunnel=False, json=False, print_
     ctx = context()
     port = None if port is None else int(port)
     if print_url:  # the one output that shows the token: the user asked for it
-        print(scripted_url(ctx, host=host, port=port, path=path, tunnel=tunnel), flush=True)
+        print(resolve_callback_url(ctx, host=host, port=port, path=path, tunnel=tunnel), flush=True)
         return
     summary = serve(ctx, say=lambda text: say(ctx, text), warn=lambda text: warn(ctx, text),
                     host=host, port=port, path=path, tunnel=tunnel, as_json=json)
@@ -46,7 +53,7 @@ def set_webhook_url(c, url, as_is=False):
     Adds ?token=WEBHOOK_TOKEN when the URL has none, so `invoke webhook` accepts the callbacks.
     """
     ctx = context()
-    saved = save_webhook_url(ctx, url, as_is=as_is)
+    saved = save_webhook_url(ctx, _not_help(url, "set-webhook-url"), as_is=as_is)
     for note in saved.notes:
         warn(ctx, f"note: {note}")
     say(ctx, f"WEBHOOK_URL={saved.url} saved in {saved.path}")
@@ -92,5 +99,5 @@ def replay(c, to=None, conversation_id=None, type=None):
 def trigger(c, event_type, reason=None, conversation_id=None, to=None):
     """Post one synthetic callback in the exact documented envelope, to test a handler offline."""
     ctx = context()
-    result = trigger_event(ctx, event_type, to=to, reason=reason, conversation_id=conversation_id)
+    result = trigger_event(ctx, _not_help(event_type, "trigger"), to=to, reason=reason, conversation_id=conversation_id)
     say(ctx, f"posted to {result.url}: {delivery_line(result.delivery)}")
