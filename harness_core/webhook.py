@@ -91,7 +91,11 @@ def compose_callback_url(base_url: str, path: str, token: str) -> str:
 
 
 class _DurableFile:
-    """One JSONL file appended with group commit: one write + fsync covers every waiting line."""
+    """One JSONL file appended with group commit: one write + fsync covers every waiting line.
+
+    `append()` returns once its line is on disk, or raises OSError if the write that carried
+    it failed (then none of that batch counts as stored).
+    """
 
     def __init__(self, path: Path):
         self.path = path
@@ -100,6 +104,7 @@ class _DurableFile:
         self._pending: list[str] = []
         self._queued = 0
         self._done = 0
+        self._failed: list[tuple[int, int]] = []  # (after, upto] ranges of lines whose write failed
 
     def append(self, line: str) -> None:
         with self._state:
@@ -108,15 +113,23 @@ class _DurableFile:
             mine = self._queued
         with self._io:
             with self._state:
-                if self._done >= mine:  # a thread before us wrote and synced our line
+                if self._done >= mine:  # a thread before us wrote our line (or failed to)
+                    if any(after < mine <= upto for after, upto in self._failed):
+                        raise OSError(f"writing {self.path} failed")
                     return
-                batch, upto = self._pending, self._queued
+                batch, after, upto = self._pending, self._done, self._queued
                 self._pending = []
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as fh:
-                fh.write("".join(batch))
-                fh.flush()
-                os.fsync(fh.fileno())
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.path, "a", encoding="utf-8") as fh:
+                    fh.write("".join(batch))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except OSError:
+                with self._state:
+                    self._failed.append((after, upto))
+                    self._done = upto
+                raise
             with self._state:
                 self._done = upto
 

@@ -303,3 +303,15 @@ def test_print_url_prints_just_the_url_with_its_token(project):
 def test_a_bad_path_flag_is_one_error_line(project):
     result = run_cli("webhook", "--port", "0", "--path", "/healthz")
     assert result.code == 2 and result.err.startswith("error: --path: '/healthz' cannot be the callback path")
+
+
+def test_a_failed_write_is_a_500_that_is_logged_and_the_receiver_keeps_running(rx, project):
+    (project / "logs" / "callbacks").write_text("a file where the folder should be")
+    resp = requests.post(url(rx), json=envelope(), timeout=T)
+    assert resp.status_code == 500 and "logs/webhook.jsonl" in resp.json()["error"]
+    [record] = rejected(project)
+    assert record["status"] == 500 and "internal error" in record["reason"] and "Traceback" in record["detail"]
+    assert rx.events == [] and requests.get(rx.base_url + "/healthz", timeout=T).status_code == 200
+    (project / "logs" / "callbacks").unlink()
+    assert requests.post(url(rx), json=envelope(), timeout=T).status_code == 200
+    rx.wait_for(lambda evs: len(evs) == 1, T)
