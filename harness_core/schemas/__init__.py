@@ -1,0 +1,103 @@
+"""The Tavus request rules, written once as JSON Schemas (draft 2020-12).
+
+Derived from ../shared/tavus-api/CONTRACT.md (§2 resources, §4 layers, §5 properties, §3 PATCH).
+The sandbox validates strictly; the harness validates before sending with `strict=False`, where
+an unknown enum value (a new model or engine name) is only reported as `is_enum=True`, because
+the real catalogue moves faster than ours.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from jsonschema import Draft202012Validator
+
+HERE = Path(__file__).resolve().parent
+KINDS = ("persona", "pal", "conversation", "objectives", "guardrail", "guardrails_set", "json_patch")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One broken rule: the dotted path of the field, a short message, and whether it is an enum miss."""
+
+    path: str
+    message: str
+    is_enum: bool = False
+
+
+@lru_cache(maxsize=None)
+def _layers() -> dict:
+    return json.loads((HERE / "layers.json").read_text())
+
+
+@lru_cache(maxsize=None)
+def schema(kind: str) -> dict:
+    """The JSON Schema of a request body kind (see KINDS), with the shared layer definitions."""
+    if kind not in KINDS:
+        raise KeyError(f"unknown schema kind {kind!r}; known: {', '.join(KINDS)}")
+    doc = json.loads((HERE / f"{kind}.json").read_text())
+    doc.setdefault("$defs", {}).update(_layers()["$defs"])
+    return doc
+
+
+@lru_cache(maxsize=None)
+def _validator(kind: str) -> Draft202012Validator:
+    return Draft202012Validator(schema(kind))
+
+
+SCHEMAS = {kind: None for kind in KINDS}  # filled lazily by schema(); kept for discoverability
+
+
+def check(kind: str, body, *, strict: bool = True) -> list[Problem]:
+    """Every rule of `kind` that `body` breaks, as Problems (empty list when it is valid).
+
+    With strict=False enum misses are still returned, marked is_enum=True, so the caller can
+    treat them as warnings.
+    """
+    problems: list[Problem] = []
+    for error in sorted(_validator(kind).iter_errors(body), key=lambda e: list(e.absolute_path)):
+        problems.extend(_problems(error))
+    if strict:  # the sandbox: an enum miss is an error like any other
+        problems = [Problem(p.path, p.message, False) for p in problems]
+    return problems
+
+
+def _dotted(parts) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _problems(error) -> list[Problem]:
+    path = _dotted(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(error.schema.get("properties", {}))
+        return [Problem(_dotted([*error.absolute_path, key]), "unknown field")
+                for key in error.instance if key not in known]
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return [Problem(_dotted([*error.absolute_path, missing]), "is required")]
+    if error.validator == "enum":
+        choices = ", ".join(map(str, error.validator_value))
+        return [Problem(path or "(body)", f"{error.instance!r} is not one of: {choices}", is_enum=True)]
+    if error.validator == "type":
+        return [Problem(path or "(body)", f"must be {_article(error.validator_value)}, not {_json_type(error.instance)}")]
+    return [Problem(path or "(body)", error.message)]
+
+
+def _article(types) -> str:
+    names = {"string": "a string", "integer": "an integer", "boolean": "a boolean (true/false)",
+             "array": "a list", "object": "an object", "number": "a number", "null": "null"}
+    if isinstance(types, list):
+        return " or ".join(names.get(t, t) for t in types)
+    return names.get(types, types)
+
+
+def _json_type(value) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
+            dict: "an object"}.get(type(value), type(value).__name__)
