@@ -1,0 +1,514 @@
+"""The sandbox's HTTP surface: routing, auth, validation and Tavus-shaped answers (WSGI).
+
+Every rule here comes from ../shared/tavus-api/CONTRACT.md; where Tavus documents nothing, the
+choice is marked "invented" in a comment.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import re
+from urllib.parse import parse_qs
+
+import jsonpatch
+
+from ..schemas import check
+from .lifecycle import DEFAULT_MAX_CALL, JOIN_DELAY, build_transcript, envelope, perception_analysis, recording_event
+from .state import new_id, now_iso
+
+MAX_BODY = 1024 * 1024
+SERVER_FIELDS = ("persona_id", "created_at", "updated_at", "persona_type")
+CONCURRENCY_MESSAGE = "User has reached maximum concurrent conversations"
+REASONS = ("max_call_duration reached", "participant_left_timeout reached", "participant_absent_timeout reached",
+           "bot_could_not_join_meeting_it_was_probably_ended", "daily_room_has_been_deleted",
+           "exception_encountered_during_conversation_startup", "end_conversation_endpoint_hit",
+           "internal error occurred at step x")
+
+
+class Reply(Exception):
+    """An HTTP answer raised from anywhere inside a handler."""
+
+    def __init__(self, status: int, body=None):
+        super().__init__(status)
+        self.status, self.body = status, body
+
+
+def error(status: int, text: str, key: str = "error") -> Reply:
+    return Reply(status, {key: text})
+
+
+STATUS_TEXT = {200: "OK", 204: "No Content", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorized",
+               404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large", 422: "Unprocessable Entity",
+               500: "Internal Server Error"}
+
+
+class SandboxApp:
+    """WSGI callable. `sandbox` gives settings, state, scheduler and deliverer."""
+
+    def __init__(self, sandbox):
+        self.sb = sandbox
+        self.routes: list[tuple[str, re.Pattern, object]] = []
+        r = self._route
+        # Personas (legacy names) and PALs (current names) over one store.
+        for base, pal in (("personas", False), ("pals", True)):
+            r("POST", rf"/v2/{base}", lambda req, pal=pal: self.create_persona(req, pal))
+            r("GET", rf"/v2/{base}", lambda req, pal=pal: self.list_personas(req, pal))
+            r("GET", rf"/v2/{base}/(?P<id>[^/]+)", lambda req, id, pal=pal: self.get_persona(req, id, pal))
+            r("PATCH", rf"/v2/{base}/(?P<id>[^/]+)", lambda req, id: self.patch_persona(req, id))
+            r("DELETE", rf"/v2/{base}/(?P<id>[^/]+)", lambda req, id: self.delete_persona(id))
+        for base, face in (("replicas", False), ("faces", True)):
+            r("GET", rf"/v2/{base}", lambda req, face=face: self.list_replicas(req, face))
+            r("GET", rf"/v2/{base}/(?P<id>[^/]+)", lambda req, id, face=face: self.get_replica(req, id, face))
+        r("POST", r"/v2/conversations", self.create_conversation)
+        r("GET", r"/v2/conversations", self.list_conversations)
+        r("GET", r"/v2/conversations/(?P<cid>[^/]+)", self.get_conversation)
+        r("POST", r"/v2/conversations/(?P<cid>[^/]+)/end", self.end_conversation)
+        r("DELETE", r"/v2/conversations/(?P<cid>[^/]+)", self.delete_conversation)
+        for kind in ("objectives", "guardrails"):
+            r("POST", rf"/v2/{kind}", lambda req, kind=kind: self.create_policy(req, kind))
+            r("GET", rf"/v2/{kind}", lambda req, kind=kind: self.list_policies(req, kind))
+            r("GET", rf"/v2/{kind}/(?P<id>[^/]+)", lambda req, id, kind=kind: self.get_policy(id, kind))
+            r("PATCH", rf"/v2/{kind}/(?P<id>[^/]+)", lambda req, id, kind=kind: self.patch_policy(req, id, kind))
+            r("DELETE", rf"/v2/{kind}/(?P<id>[^/]+)", lambda req, id, kind=kind: self.delete_policy(id, kind))
+        r("GET", r"/v2/documents", self.list_documents)
+        r("GET", r"/v2/documents/(?P<did>[^/]+)", self.get_document)
+        # Control routes for tests and scenarios (not part of Tavus; same key check).
+        r("GET", r"/_sandbox/health", lambda req: Reply(200, {"ok": True}))
+        r("POST", r"/_sandbox/script", self.script)
+        r("POST", r"/_sandbox/conversations/(?P<cid>[^/]+)/end", self.control_end)
+        r("GET", r"/_sandbox/deliveries", lambda req: Reply(200, list(self.sb.deliveries)))
+        r("POST", r"/_sandbox/reset", self.reset)
+
+    def _route(self, method, pattern, handler):
+        # Collection routes are served with and without a trailing slash, never redirected (CONTRACT §1).
+        self.routes.append((method, re.compile(f"^{pattern}/?$"), handler))
+
+    # -- WSGI ------------------------------------------------------------------------------------
+    def __call__(self, environ, start_response):
+        try:
+            reply = self.dispatch(environ)
+        except Reply as r:
+            reply = r
+        except Exception as exc:  # noqa: BLE001 - a sandbox bug answers 500 like a server would
+            reply = Reply(500, {"error": f"sandbox internal error: {type(exc).__name__}"})
+        status, body = reply.status, reply.body
+        data = b"" if status in (204, 304) or body is None else json.dumps(body).encode()
+        headers = [("Content-Length", str(len(data)))]
+        if data:
+            headers.append(("Content-Type", "application/json"))
+        if status == 405:
+            headers.append(("Allow", ", ".join(sorted({m for m, p, _ in self.routes if p.match(environ.get("PATH_INFO", ""))}))))
+        start_response(f"{status} {STATUS_TEXT.get(status, '')}", headers)
+        return [data]
+
+    def dispatch(self, environ):
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO") or "/"
+        self.sb.record_request(method, path)
+        matches = [(m, p.match(path), h) for m, p, h in self.routes]
+        matches = [(m, mt, h) for m, mt, h in matches if mt]
+        if not matches:
+            raise error(404, "Not found")
+        key = environ.get("HTTP_X_API_KEY", "")
+        if not key or (self.sb.settings.api_key is not None and key != self.sb.settings.api_key):
+            raise error(401, "Invalid access token", "message")
+        for m, match, handler in matches:
+            if m == method:
+                req = Request(environ)
+                return handler(req, **match.groupdict())
+        raise error(405, "Method not allowed")
+
+    # -- personas --------------------------------------------------------------------------------
+    def create_persona(self, req, pal: bool):
+        body = req.json_object()
+        problems = check("pal" if pal else "persona", body)
+        if problems:
+            raise error(400, f"Invalid request: {problems[0].path}: {problems[0].message}")
+        doc = from_pal(body) if pal else dict(body)
+        self.check_persona_rules(doc)
+        with self.sb.state.lock:
+            pid = new_id("p")
+            stamp = now_iso()
+            stored = {"persona_id": pid, **doc, "persona_type": "user", "created_at": stamp, "updated_at": stamp}
+            stored.setdefault("pipeline_mode", "full")
+            self.sb.state.personas[pid] = stored
+        self.sb.save()
+        if pal:
+            return Reply(200, {"pal_id": pid, "pal_name": stored.get("persona_name"), "created_at": stamp})
+        return Reply(200, {"persona_id": pid, "persona_name": stored.get("persona_name"), "created_at": stamp})
+
+    def check_persona_rules(self, doc: dict):
+        mode = doc.get("pipeline_mode", "full")
+        if mode == "full" and not doc.get("system_prompt"):
+            raise error(400, "system_prompt is required when pipeline_mode is full")
+        state = self.sb.state
+        rid = doc.get("default_replica_id")
+        if rid and rid not in state.replicas:
+            raise error(400, "Invalid replica_uuid")
+        if doc.get("objectives_id") and doc["objectives_id"] not in state.objectives:
+            raise error(400, "Invalid objectives_id")
+        if doc.get("guardrails_id") and doc["guardrails_id"] not in state.guardrails:
+            raise error(400, "Invalid guardrails_id")
+        for gid in doc.get("guardrail_ids") or []:
+            if gid not in state.guardrails:
+                raise error(400, f"Invalid guardrail_id: {gid}")
+        if (doc.get("layers") or {}).get("conferencing") and not rid:
+            raise error(400, "layers.conferencing requires default_face_id")
+
+    def list_personas(self, req, pal: bool):
+        kind = req.arg("pal_type" if pal else "persona_type")
+        with self.sb.state.lock:
+            everyone = [*self.sb.state.personas.values(), *self.sb.state.stock_personas.values()]
+            rows = [p for p in everyone if not kind or p.get("persona_type") == kind]
+            rows = [to_pal(p) if pal else copy.deepcopy(p) for p in rows]
+        return Reply(200, page(rows, req))  # the CLI sends page=0 for PALs: read as the first page
+
+    def find_persona(self, pid, *, writable: bool = False) -> dict:
+        persona = self.sb.state.personas.get(pid) if writable else self.sb.state.persona(pid)
+        if persona is None:
+            raise error(400, "Invalid persona_id")
+        return persona
+
+    def get_persona(self, req, pid, pal: bool):
+        with self.sb.state.lock:
+            persona = copy.deepcopy(self.find_persona(pid))
+        if pal:
+            return Reply(200, to_pal(persona))
+        # CONTRACT §2.1: docs wrap GET one in {"data":[...]}, the official CLI reads it flat: a setting.
+        return Reply(200, {"data": [persona]} if self.sb.settings.persona_get_shape == "wrapped" else persona)
+
+    def patch_persona(self, req, pid):
+        ops = req.json_any()
+        if not isinstance(ops, list) or not all(isinstance(o, dict) and "op" in o and "path" in o for o in ops):
+            raise error(422, "Invalid JSON patch format", "message")
+        with self.sb.state.lock:
+            current = self.find_persona(pid, writable=True)
+            document = {k: v for k, v in current.items() if k not in SERVER_FIELDS}
+            patched = apply_patch(document, ops)
+            if patched == document:
+                return Reply(304)
+            problems = check("persona", patched)
+            if problems:
+                raise error(400, f"Invalid request: {problems[0].path}: {problems[0].message}")
+            self.check_persona_rules(patched)
+            self.sb.state.personas[pid] = {"persona_id": pid, **patched, "persona_type": current.get("persona_type", "user"),
+                                           "created_at": current["created_at"], "updated_at": now_iso()}
+            updated = copy.deepcopy(self.sb.state.personas[pid])
+        self.sb.save()
+        return Reply(200, updated)  # body undocumented (CONTRACT §3); we answer with the updated persona
+
+    def delete_persona(self, pid):
+        with self.sb.state.lock:
+            self.find_persona(pid, writable=True)
+            del self.sb.state.personas[pid]
+        self.sb.save()
+        return Reply(204)
+
+    # -- replicas / faces ------------------------------------------------------------------------
+    def list_replicas(self, req, face: bool):
+        kind = req.arg("face_type" if face else "replica_type")
+        ids = set(filter(None, (req.arg("face_ids" if face else "replica_ids") or "").split(",")))
+        verbose = req.arg("verbose") in ("true", "1")
+        with self.sb.state.lock:
+            rows = [r for r in self.sb.state.replicas.values()
+                    if (not kind or r.get("replica_type") == kind) and (not ids or r["replica_id"] in ids)
+                    and (not req.arg("model_name") or r.get("model_name") == req.arg("model_name"))]
+            rows = [shape_replica(r, face, verbose) for r in rows]
+        return Reply(200, page(rows, req))
+
+    def get_replica(self, req, rid, face: bool):
+        with self.sb.state.lock:
+            replica = self.sb.state.replicas.get(rid)
+            if replica is None:
+                raise error(400, "Invalid replica_id")
+            return Reply(200, shape_replica(replica, face, req.arg("verbose") in ("true", "1")))
+
+    # -- conversations ---------------------------------------------------------------------------
+    def create_conversation(self, req):
+        body = req.json_object()
+        if "callback_url" in body and body["callback_url"] is None:
+            raise error(400, "Invalid request: callback_url must be a string; omit it instead of sending null")
+        problems = check("conversation", body)
+        if problems:
+            p = problems[0]
+            text = f"Invalid request: unknown field '{p.path}'" if p.message == "unknown field" else \
+                f"Invalid request: {p.path}: {p.message}"  # invented wording: Tavus documents no body here
+            raise error(400, text)
+        body = dict(body)
+        if "pal_id" in body:
+            body["persona_id"] = body.pop("pal_id")
+        if "face_id" in body:
+            body["replica_id"] = body.pop("face_id")
+        state, settings = self.sb.state, self.sb.settings
+        with state.lock:
+            persona = None
+            if body.get("persona_id"):
+                persona = state.persona(body["persona_id"])
+                if persona is None:
+                    raise error(400, "Invalid persona_id")
+            replica_id = body.get("replica_id") or (persona or {}).get("default_replica_id")
+            if body.get("replica_id") and body["replica_id"] not in state.replicas:
+                raise error(400, "Invalid replica_id")
+            if not replica_id:
+                raise error(400, "replica_id is required when the persona has no default_replica_id")  # invented text
+            test_mode = bool(body.get("test_mode"))
+            active = sum(1 for c in state.conversations.values() if c["status"] == "active" and not c.get("test_mode"))
+            if not test_mode and active >= settings.max_concurrent:
+                raise error(400, CONCURRENCY_MESSAGE, "message")
+            cid = new_id("c", 16)
+            stamp = now_iso()
+            conv = {"conversation_id": cid, "conversation_name": body.get("conversation_name") or f"Conversation {cid}",
+                    "conversation_url": f"https://tavus.daily.co/{cid}", "status": "ended" if test_mode else "active",
+                    "replica_id": replica_id, "persona_id": body.get("persona_id"), "created_at": stamp,
+                    "updated_at": stamp, **{k: v for k, v in body.items() if k not in ("replica_id", "persona_id", "conversation_name")},
+                    "events": []}
+            if conv.get("require_auth") or (conv.get("properties") or {}).get("require_auth"):
+                conv["meeting_token"] = "eyJhbGciOiJIUzI1NiJ9." + new_id("", 32)
+            state.conversations[cid] = conv
+            response = {k: conv[k] for k in ("conversation_id", "conversation_name", "conversation_url", "status",
+                                              "replica_id", "persona_id", "created_at") if conv.get(k) is not None}
+            for key in ("callback_url", "meeting_token"):
+                if conv.get(key):
+                    response[key] = conv[key]
+        self.sb.save()
+        if not test_mode or settings.test_mode_callbacks:
+            self.sb.schedule_conversation(cid)
+        return Reply(200, response)
+
+    def list_conversations(self, req):
+        status = req.arg("status")
+        with self.sb.state.lock:
+            rows = [public_conversation(c) for c in self.sb.state.conversations.values()
+                    if not status or c["status"] == status]
+        return Reply(200, page(rows, req))
+
+    def find_conversation(self, cid) -> dict:
+        conv = self.sb.state.conversations.get(cid)
+        if conv is None:
+            raise error(400, "Invalid conversation_id")
+        return conv
+
+    def get_conversation(self, req, cid):
+        with self.sb.state.lock:
+            conv = self.find_conversation(cid)
+            out = public_conversation(conv)
+            if req.arg("verbose") in ("true", "1"):
+                out["events"] = copy.deepcopy(conv.get("events", []))
+        return Reply(200, out)
+
+    def end_conversation(self, req, cid):
+        with self.sb.state.lock:
+            self.find_conversation(cid)
+        # Ending an ended conversation answers 200 again (undocumented, CONTRACT §9.4: our choice).
+        self.sb.finish(cid, "end_conversation_endpoint_hit")
+        return Reply(200, {"conversation_id": cid, "status": "ended"})
+
+    def delete_conversation(self, req, cid):
+        with self.sb.state.lock:
+            self.find_conversation(cid)
+        self.sb.finish(cid, "daily_room_has_been_deleted")
+        with self.sb.state.lock:
+            self.sb.state.conversations.pop(cid, None)
+        self.sb.save()
+        return Reply(204)
+
+    # -- objectives / guardrails -----------------------------------------------------------------
+    def create_policy(self, req, kind: str):
+        body = req.json_object()
+        if kind == "objectives":
+            items = body.get("data")
+            if not isinstance(items, list) or not items or not all(isinstance(i, dict) and i.get("objective_name") for i in items):
+                raise error(400, "objective_name is required", "message")
+            problems, prefix, id_key = check("objectives", body), "o", "objectives_id"
+        elif "guardrail_name" in body or "data" not in body:  # flat vs legacy set: top-level guardrail_name
+            if not body.get("guardrail_name"):
+                raise error(400, "guardrail_name is required", "message")
+            problems, prefix, id_key = check("guardrail", body), "g", "uuid"
+        else:
+            items = body.get("data")
+            if not isinstance(items, list) or not all(isinstance(i, dict) and i.get("guardrail_name") for i in items):
+                raise error(400, "guardrail_name is required", "message")
+            problems, prefix, id_key = check("guardrails_set", body), "g", "guardrails_id"
+        if problems:
+            raise error(400, f"{problems[0].path}: {problems[0].message}", "message")
+        with self.sb.state.lock:
+            pid = new_id(prefix, 12 if id_key == "uuid" else 11)
+            stamp = now_iso()
+            record = {id_key: pid, **body, "created_at": stamp, "updated_at": stamp}
+            if id_key == "uuid":
+                record = {"modality": "verbal", "callback_url": "", "tags": [], "app_message": True, **record}
+            else:
+                record["status"] = "active"
+            getattr(self.sb.state, kind)[pid] = record
+        self.sb.save()
+        if id_key == "uuid":
+            return Reply(200, copy.deepcopy(record))
+        first = body["data"][0]
+        if kind == "objectives":
+            return Reply(200, {"objectives_id": pid, "objective_name": body.get("name") or first["objective_name"],
+                               "status": "active", "created_at": stamp})
+        return Reply(200, {"guardrails_id": pid, "guardrails_name": body.get("name") or first["guardrail_name"],
+                           "status": "active", "created_at": stamp})
+
+    def list_policies(self, req, kind):
+        with self.sb.state.lock:
+            rows = [copy.deepcopy(r) for r in getattr(self.sb.state, kind).values()]
+        if kind == "guardrails" and req.arg("legacy") == "false":
+            rows = [r for r in rows if "uuid" in r]
+        return Reply(200, page(rows, req))
+
+    def find_policy(self, pid, kind) -> dict:
+        record = getattr(self.sb.state, kind).get(pid)
+        if record is None:
+            raise error(404, "Objective not found" if kind == "objectives" else "Guardrails not found")
+        return record
+
+    def get_policy(self, pid, kind):
+        with self.sb.state.lock:
+            return Reply(200, copy.deepcopy(self.find_policy(pid, kind)))
+
+    def patch_policy(self, req, pid, kind):
+        ops = req.json_any()
+        if not isinstance(ops, list) or not all(isinstance(o, dict) and "op" in o and "path" in o for o in ops):
+            raise error(400, "Invalid patch operation")
+        with self.sb.state.lock:
+            current = self.find_policy(pid, kind)
+            fixed = {k: current[k] for k in ("objectives_id", "guardrails_id", "uuid", "created_at", "updated_at", "status") if k in current}
+            document = {k: v for k, v in current.items() if k not in fixed}
+            patched = apply_patch(document, ops)
+            if patched == document:
+                return Reply(304)
+            schema = "objectives" if kind == "objectives" else ("guardrail" if "uuid" in current else "guardrails_set")
+            problems = check(schema, patched)
+            if problems:
+                raise error(400, f"{problems[0].path}: {problems[0].message}")
+            getattr(self.sb.state, kind)[pid] = {**fixed, **patched, "updated_at": now_iso()}
+        self.sb.save()
+        return Reply(200, {"message": "Objective updated successfully" if kind == "objectives" else "Guardrails updated successfully"})
+
+    def delete_policy(self, pid, kind):
+        with self.sb.state.lock:
+            record = self.find_policy(pid, kind)
+            del getattr(self.sb.state, kind)[pid]
+            if "uuid" in record:  # deleting a flat guardrail detaches it from personas (CONTRACT §2.5)
+                for persona in self.sb.state.personas.values():
+                    if pid in (persona.get("guardrail_ids") or []):
+                        persona["guardrail_ids"] = [g for g in persona["guardrail_ids"] if g != pid]
+        self.sb.save()
+        return Reply(204)
+
+    # -- documents -------------------------------------------------------------------------------
+    def list_documents(self, req):
+        with self.sb.state.lock:
+            rows = [copy.deepcopy(d) for d in self.sb.state.documents.values()]
+        body = page(rows, req, base=0)  # documents page from 0 and echo page and limit (CONTRACT §1)
+        return Reply(200, body)
+
+    def get_document(self, req, did):
+        with self.sb.state.lock:
+            doc = self.sb.state.documents.get(did)
+            if doc is None:
+                raise error(404, "Document not found", "message")
+            return Reply(200, copy.deepcopy(doc))
+
+    # -- control ---------------------------------------------------------------------------------
+    def script(self, req):
+        body = req.json_object()
+        target = body.get("conversation_id") and f"conversation:{body['conversation_id']}" or \
+            body.get("persona_id") and f"persona:{body['persona_id']}" or "default"
+        script = {k: body[k] for k in ("transcript", "perception_analysis", "end_after_seconds") if k in body}
+        self.sb.set_script(target, script)
+        return Reply(200, {"scripted": target, **script})
+
+    def control_end(self, req, cid):
+        body = req.json_object() if req.raw else {}
+        reason = body.get("reason") or "end_conversation_endpoint_hit"
+        with self.sb.state.lock:
+            self.find_conversation(cid)
+        self.sb.finish(cid, reason)
+        return Reply(200, {"conversation_id": cid, "shutdown_reason": reason})
+
+    def reset(self, req):
+        self.sb.state.reset()
+        return Reply(200, {"reset": True})
+
+
+class Request:
+    """The bits of a WSGI request the handlers need."""
+
+    def __init__(self, environ):
+        self.query = parse_qs(environ.get("QUERY_STRING", ""))
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length > MAX_BODY:
+            raise error(413, "Request body too large")
+        self.raw = environ["wsgi.input"].read(length) if length else b""
+
+    def arg(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+    def json_any(self):
+        try:
+            return json.loads(self.raw or b"null")
+        except ValueError:
+            raise error(400, "Invalid JSON body") from None
+
+    def json_object(self) -> dict:
+        data = self.json_any()
+        if not isinstance(data, dict):
+            raise error(400, "Invalid JSON body: expected an object")
+        return data
+
+
+def apply_patch(document: dict, ops: list) -> dict:
+    """RFC 6902, atomically; a missing path or a failed test is 400 Invalid patch operation."""
+    try:
+        return jsonpatch.JsonPatch(ops).apply(document, in_place=False)
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, KeyError, IndexError, TypeError):
+        raise error(400, "Invalid patch operation") from None
+
+
+def page(rows: list, req: Request, base: int = 1) -> dict:
+    """The `{data, total_count}` envelope with limit/page (default limit 10)."""
+    try:
+        limit = max(1, min(int(req.arg("limit") or 10), 1000))
+        number = int(req.arg("page") or base)
+    except ValueError:
+        raise error(400, "limit and page must be integers") from None
+    start = max(number - base, 0) * limit
+    body = {"data": rows[start:start + limit], "total_count": len(rows)}
+    if base == 0:
+        body.update(page=number, limit=limit)
+    return body
+
+
+def public_conversation(conv: dict) -> dict:
+    keys = ("conversation_id", "conversation_name", "status", "conversation_url", "callback_url", "replica_id",
+            "persona_id", "created_at", "updated_at")
+    return {k: conv.get(k) for k in keys if k in conv}
+
+
+def from_pal(body: dict) -> dict:
+    doc = dict(body)
+    if "pal_name" in doc:
+        doc["persona_name"] = doc.pop("pal_name")
+    if "default_face_id" in doc:
+        doc["default_replica_id"] = doc.pop("default_face_id")
+    return doc
+
+
+def to_pal(persona: dict) -> dict:
+    out = {("pal_id" if k == "persona_id" else "pal_name" if k == "persona_name" else
+            "default_face_id" if k == "default_replica_id" else "pal_type" if k == "persona_type" else k): v
+           for k, v in persona.items()}
+    return copy.deepcopy(out)
+
+
+def shape_replica(replica: dict, face: bool, verbose: bool) -> dict:
+    out = copy.deepcopy(replica)
+    kind = out.pop("replica_type", None)
+    if verbose:
+        out["face_type" if face else "replica_type"] = kind
+    if face:
+        out["face_id"] = out.pop("replica_id")
+        out["face_name"] = out.pop("replica_name")
+    return out

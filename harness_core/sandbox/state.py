@@ -1,0 +1,74 @@
+"""The sandbox's memory: every resource by id, behind one lock, optionally persisted to a JSON file."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .stock import stock_documents, stock_personas, stock_replicas
+
+COLLECTIONS = ("personas", "conversations", "objectives", "guardrails", "documents", "replicas")
+
+
+def now_iso() -> str:
+    """Timestamp in the shape the sandbox emits: YYYY-MM-DDTHH:MM:SS.ffffffZ."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_id(prefix: str, hex_len: int = 11) -> str:
+    """`prefix` + lowercase hex (conversations use 16 hex digits, the rest 11: our choice)."""
+    return prefix + secrets.token_hex(hex_len)[:hex_len]
+
+
+class SandboxState:
+    """All records, by collection and id. Callers hold `lock` while reading or writing."""
+
+    def __init__(self, state_file: str | os.PathLike | None = None):
+        self.lock = threading.RLock()
+        self.state_file = Path(state_file) if state_file else None
+        self.personas: dict[str, dict] = {}  # the account's own personas
+        self.stock_personas: dict[str, dict] = stock_personas()  # persona_type system, read-only
+        self.conversations: dict[str, dict] = {}
+        self.objectives: dict[str, dict] = {}
+        self.guardrails: dict[str, dict] = {}
+        self.documents: dict[str, dict] = stock_documents()
+        self.replicas: dict[str, dict] = stock_replicas()
+        self.scripts: dict[str, dict] = {}  # "conversation:<id>" or "persona:<id>" -> script
+        if self.state_file and self.state_file.is_file():
+            self.load()
+
+    def snapshot(self) -> dict:
+        return {name: getattr(self, name) for name in (*COLLECTIONS, "scripts")}
+
+    def load(self) -> None:
+        data = json.loads(self.state_file.read_text(encoding="utf-8"))
+        for name in (*COLLECTIONS, "scripts"):
+            if isinstance(data.get(name), dict):
+                getattr(self, name).update(data[name])
+
+    def save(self) -> None:
+        """Write the state file atomically (temp file + replace) when one is configured."""
+        if not self.state_file:
+            return
+        with self.lock:
+            text = json.dumps(self.snapshot(), indent=1, sort_keys=True)
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.state_file.parent, prefix=".sandbox-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, self.state_file)
+
+    def reset(self) -> None:
+        """Back to the seeded state (the state file is kept as the place to save to)."""
+        with self.lock:
+            keep = self.state_file
+            self.__init__(None)
+            self.state_file = keep
+
+    def persona(self, pid: str) -> dict | None:
+        """A user or stock persona by id."""
+        return self.personas.get(pid) or self.stock_personas.get(pid)
