@@ -1,0 +1,78 @@
+"""The project-wide tasks as a user runs them: sandbox, doctor, the no-API error, --list."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from tests.helpers import run_cli
+
+BIN = Path(sys.executable).parent
+
+
+def clean_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAVUS_", "WEBHOOK_"))}
+    env.update(extra)
+    return env
+
+
+def test_invoke_sandbox_prints_its_url_serves_and_stops_on_ctrl_c(tmp_path):
+    proc = subprocess.Popen([str(BIN / "tune"), "sandbox", "--port", "0", "--state", "state.json"], cwd=tmp_path,
+                            env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+        second = proc.stdout.readline()
+        assert first.startswith("Tavus sandbox listening on http://127.0.0.1:")
+        url = second.strip().split("=", 1)[1]
+        created = requests.post(f"{url}/personas", json={"system_prompt": "x", "persona_name": "kept"},
+                                headers={"x-api-key": "k"}, timeout=5)
+        assert created.status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
+    assert proc.returncode == 0
+    assert "kept" in (tmp_path / "state.json").read_text()
+
+
+def test_without_key_or_url_a_task_stops_before_sending_with_both_ways_forward(project, monkeypatch):
+    monkeypatch.delenv("TAVUS_API_URL")
+    result = run_cli("persona", "--persona-name", "X", "--system-prompt", "y")
+    assert result.code == 2
+    line = result.err.strip()
+    assert line.count("\n") == 0 and line.startswith("error: no TAVUS_API_KEY and no TAVUS_API_URL")
+    assert "invoke sandbox" in line and "invoke demo" in line
+
+
+def test_doctor_reports_a_healthy_sandbox_setup(project, sandbox):
+    result = run_cli("doctor")
+    assert result.code == 0, result.out + result.err
+    assert "local sandbox at " + sandbox.url in result.out and "the API answered" in result.out
+
+
+def test_doctor_fails_with_a_fix_when_the_api_does_not_answer(project):
+    result = run_cli("doctor")
+    assert result.code == 5
+    assert "BAD reachable" in result.out and "fix:" in result.out and "invoke sandbox" in result.out
+
+
+def test_doctor_never_shows_the_key(project, sandbox, monkeypatch):
+    monkeypatch.setenv("TAVUS_API_KEY", "tk-doctor-secret-42")
+    result = run_cli("doctor", "--json")
+    assert "tk-doctor-secret-42" not in result.out + result.err
+    assert "env TAVUS_API_KEY" in result.out
+
+
+def test_invoke_and_tune_list_the_same_tasks(tmp_path):
+    env = clean_env()
+    root = Path(__file__).resolve().parents[2]
+    via_invoke = subprocess.run([str(BIN / "invoke"), "--list"], cwd=root, env=env, capture_output=True, text=True, timeout=60)
+    via_tune = subprocess.run([str(BIN / "tune"), "--list"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    names = lambda out: sorted(line.split()[0] for line in out.splitlines()[2:] if line.startswith("  ") and line.strip())
+    assert names(via_invoke.stdout) == names(via_tune.stdout)
+    for task in ("demo", "doctor", "plugins", "sandbox", "persona", "webhook"):
+        assert task in names(via_tune.stdout)
