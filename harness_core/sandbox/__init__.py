@@ -8,10 +8,13 @@ and `sb.deliveries` to assert what really happened.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
+from ..errors import ConfigError
 from ..serving import BackgroundServer
+from .faults import CALLBACK_KINDS, FaultPlan, FaultSpecError, parse_faults
 from .app import REASONS, SandboxApp
 from .lifecycle import DEFAULT_MAX_CALL, JOIN_DELAY, Deliverer, Scheduler, build_transcript, envelope, \
     perception_analysis, recording_event
@@ -32,6 +35,10 @@ class SandboxSettings:
     state_file: str | None = None       # JSON file: loaded at start, saved after every write
     send_pal_joined: bool = False       # also send system.pal_joined after replica_joined
     callback_timeout: float = 5.0
+    faults: str | None = None           # e.g. "429:0.2,500:0.1,latency:200ms,reset:0.05" (faults.py)
+    callback_faults: str | None = None  # e.g. "late:0.2,dup:0.1,reorder:0.1"
+    fault_seed: int = 1                 # the same seed injects the same faults
+    retry_after: int = 1                # Retry-After seconds on an injected 429
 
 
 class Sandbox:
@@ -42,8 +49,15 @@ class Sandbox:
         self.state = SandboxState(self.settings.state_file)
         self.requests: list[tuple[str, str]] = []
         self._requests_lock = threading.Lock()
+        try:
+            self.faults = FaultPlan(parse_faults(self.settings.faults), parse_faults(self.settings.callback_faults,
+                                    CALLBACK_KINDS), self.settings.fault_seed)
+        except FaultSpecError as exc:
+            raise ConfigError(f"sandbox faults: {exc}", hint='write e.g. --faults "429:0.2,latency:200ms"') from None
+        if self.faults.api.get("reset"):  # dropped answers are on purpose: keep waitress from warning about each
+            logging.getLogger("waitress").setLevel(logging.ERROR)
         self.scheduler = Scheduler()
-        self.deliverer = Deliverer(self.settings.callback_timeout)
+        self.deliverer = Deliverer(self.settings.callback_timeout, self.faults, 0.3 * max(self.settings.time_scale, 0.1))
         self.app = SandboxApp(self)
         self.server: BackgroundServer | None = None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import time
 from urllib.parse import parse_qs
 
 import jsonpatch
@@ -28,16 +29,16 @@ REASONS = ("max_call_duration reached", "participant_left_timeout reached", "par
 class Reply(Exception):
     """An HTTP answer raised from anywhere inside a handler."""
 
-    def __init__(self, status: int, body=None):
+    def __init__(self, status: int, body=None, headers=(), drop: bool = False):
         super().__init__(status)
-        self.status, self.body = status, body
+        self.status, self.body, self.headers, self.drop = status, body, list(headers), drop
 
 
 def error(status: int, text: str, key: str = "error") -> Reply:
     return Reply(status, {key: text})
 
 
-STATUS_TEXT = {200: "OK", 204: "No Content", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorized",
+STATUS_TEXT = {429: "Too Many Requests", 200: "OK", 204: "No Content", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorized",
                404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large", 422: "Unprocessable Entity",
                500: "Internal Server Error"}
 
@@ -93,7 +94,8 @@ class SandboxApp:
             reply = Reply(500, {"error": f"sandbox internal error: {type(exc).__name__}"})
         status, body = reply.status, reply.body
         data = b"" if status in (204, 304) or body is None else json.dumps(body).encode()
-        headers = [("Content-Length", str(len(data)))]
+        # A dropped connection: promise more bytes than we send; waitress then closes the socket.
+        headers = [("Content-Length", str(len(data) + (4096 if reply.drop else 0))), *reply.headers]
         if data:
             headers.append(("Content-Type", "application/json"))
         if status == 405:
@@ -114,8 +116,27 @@ class SandboxApp:
         for m, match, handler in matches:
             if m == method:
                 req = Request(environ)
-                return handler(req, **match.groupdict())
+                if not path.startswith("/v2/"):
+                    return handler(req, **match.groupdict())
+                return self.with_faults(lambda: handler(req, **match.groupdict()))
         raise error(405, "Method not allowed")
+
+    def with_faults(self, run):
+        """Run a /v2 handler under the configured API faults (see faults.py)."""
+        plan = self.sb.faults
+        if plan.api.get("latency"):
+            time.sleep(plan.api["latency"])
+        if plan.api_fault("429"):
+            return Reply(429, {"message": "Too many requests"}, headers=[("Retry-After", str(self.sb.settings.retry_after))])
+        try:
+            reply = run()
+        except Reply as r:
+            reply = r
+        if reply.status < 400 and plan.api_fault("500"):
+            return Reply(500, {"error": "Internal server error"})
+        if reply.status < 400 and plan.api_fault("reset"):
+            reply.drop = True
+        return reply
 
     # -- personas --------------------------------------------------------------------------------
     def create_persona(self, req, pal: bool):

@@ -70,8 +70,11 @@ class Scheduler:
 class Deliverer:
     """POSTs callbacks one at a time, in queue order, fire-and-forget (no retries: CONTRACT A.5)."""
 
-    def __init__(self, timeout: float = 5.0):
+    def __init__(self, timeout: float = 5.0, faults=None, delay: float = 0.3):
         self.timeout = timeout
+        self.faults = faults
+        self.delay = delay  # how late a "late" or held-back callback comes
+        self._held = None
         self.deliveries: list[dict] = []
         self._queue: queue.Queue = queue.Queue()
         self._pending = 0
@@ -83,9 +86,27 @@ class Deliverer:
         self._thread.start()
 
     def send(self, url: str, event: dict) -> None:
+        """Queue one callback; injected callback faults may delay, duplicate or reorder it."""
+        copies = 2 if self.faults and self.faults.callback_fault("dup") else 1
         with self._cond:
-            self._pending += 1
-        self._queue.put((url, event))
+            self._pending += copies
+            held, self._held = self._held, None
+        items = [(url, event)] * copies
+        if self.faults and self.faults.callback_fault("late"):
+            threading.Timer(self.delay, lambda: [self._queue.put(i) for i in items]).start()
+        elif held is None and self.faults and self.faults.callback_fault("reorder"):
+            with self._cond:
+                self._held = items
+            threading.Timer(self.delay, self._release_held).start()
+        else:
+            for item in items + (held or []):
+                self._queue.put(item)
+
+    def _release_held(self):
+        with self._cond:
+            held, self._held = self._held, None
+        for item in held or []:
+            self._queue.put(item)
 
     def wait_idle(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
