@@ -1,0 +1,79 @@
+"""The sandbox's real callbacks for a created conversation land in logs/callbacks/ and reach every plugin."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from harness_core import hookimpl
+from harness_core.context import make_context
+from harness_core.webhook import Receiver
+from tests.helpers import run_cli
+
+T = 10
+HEADERS = {"x-api-key": "anything"}
+STOCK_REPLICA = "r4317e64d25a"
+
+
+class Seen:
+    def __init__(self):
+        self.events = []
+
+    @hookimpl
+    def harness_handle_callback(self, event):
+        self.events.append(event)
+
+
+def has(events, cid, kind):
+    return any(e.get("conversation_id") == cid and e.get("event_type") == kind for e in events)
+
+
+def create_conversation(sandbox, callback_url: str) -> str:
+    resp = requests.post(f"{sandbox.url}/conversations", headers=HEADERS, timeout=T,
+                         json={"replica_id": STOCK_REPLICA, "callback_url": callback_url})
+    assert resp.status_code == 200, resp.text
+    return resp.json()["conversation_id"]
+
+
+def test_sandbox_callbacks_are_stored_in_order_and_seen_by_a_plugin(sandbox, project):
+    ctx = make_context(project, quiet=True)
+    ctx.hook
+    seen = Seen()
+    ctx.pm.register(seen)
+    with Receiver(ctx, path="/tavus/callback") as rx:
+        cid = create_conversation(sandbox, rx.callback_url)
+        rx.wait_for(lambda evs: has(evs, cid, "system.replica_joined"), T)
+        sandbox.end_conversation(cid, reason="participant_left_timeout reached")
+        rx.wait_for(lambda evs: has(evs, cid, "application.transcription_ready"), T)
+        sandbox.wait_idle(T)
+        received = [e for e in rx.events if e["conversation_id"] == cid]
+    kinds = [e["event_type"] for e in received]
+    assert kinds[0] == "system.replica_joined" and "system.shutdown" in kinds
+    assert kinds.index("system.shutdown") < kinds.index("application.transcription_ready")
+    shutdown = next(e for e in received if e["event_type"] == "system.shutdown")
+    assert shutdown["properties"]["shutdown_reason"] == "participant_left_timeout reached"
+    stored = [json.loads(line)["event"] for line in
+              (project / "logs" / "callbacks" / f"{cid}.jsonl").read_text().splitlines()]
+    assert [e["event_type"] for e in stored] == kinds, "each callback stored once, in arrival order"
+    sent = [d for d in sandbox.deliveries if d["conversation_id"] == cid]
+    assert [d["event_type"] for d in sent] == kinds and {d.get("status") for d in sent} == {200}, sent
+    assert [e for e in seen.events if e["conversation_id"] == cid] == received, "the plugin saw every event"
+    assert rx.token not in (project / "logs" / "callbacks" / f"{cid}.jsonl").read_text()
+    listing = run_cli("events", "--conversation-id", cid)
+    assert listing.code == 0 and "reason: participant_left_timeout reached" in listing.out
+
+
+def test_replaying_sandbox_events_to_your_app_keeps_their_order(sandbox, project, collector):
+    ctx = make_context(project, quiet=True)
+    with Receiver(ctx) as rx:
+        cid = create_conversation(sandbox, rx.callback_url)
+        rx.wait_for(lambda evs: has(evs, cid, "system.replica_joined"), T)
+        sandbox.end_conversation(cid, reason="end_conversation_endpoint_hit")
+        rx.wait_for(lambda evs: has(evs, cid, "application.transcription_ready"), T)
+        sandbox.wait_idle(T)
+    result = run_cli("replay", "--conversation-id", cid, "--to", collector.url)
+    assert result.code == 0, result.err
+    stored = [json.loads(line)["event"] for line in
+              (project / "logs" / "callbacks" / f"{cid}.jsonl").read_text().splitlines()]
+    assert collector.wait_for(lambda bodies: len(bodies) == len(stored), T) == stored
