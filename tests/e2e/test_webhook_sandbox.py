@@ -77,3 +77,54 @@ def test_replaying_sandbox_events_to_your_app_keeps_their_order(sandbox, project
     stored = [json.loads(line)["event"] for line in
               (project / "logs" / "callbacks" / f"{cid}.jsonl").read_text().splitlines()]
     assert collector.wait_for(lambda bodies: len(bodies) == len(stored), T) == stored
+
+
+def test_three_terminal_flow_receiver_then_set_webhook_url_then_a_conversation(sandbox, project):
+    """T1 `invoke webhook --port P`; T2 a tunnel (here: loopback, as the sandbox is local);
+    T3 `invoke set-webhook-url URL`, then a conversation created with callback_url = WEBHOOK_URL."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from dotenv import dotenv_values
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBHOOK_")}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "tune"), "webhook", "--port", str(port)],
+                            cwd=project, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.05)
+        saved = run_cli("set-webhook-url", f"http://127.0.0.1:{port}/tavus/callback")
+        assert saved.code == 0, saved.err
+        callback_url = dotenv_values(project / ".env")["WEBHOOK_URL"]  # what `invoke conversation` picks up
+        cid = create_conversation(sandbox, callback_url)
+        while not any(d["conversation_id"] == cid for d in sandbox.deliveries) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sandbox.end_conversation(cid, reason="end_conversation_endpoint_hit")
+        while time.monotonic() < deadline and not any(
+                d["event_type"] == "application.transcription_ready" for d in sandbox.deliveries):
+            time.sleep(0.05)
+        assert sandbox.wait_idle(T)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+    sent = [d for d in sandbox.deliveries if d["conversation_id"] == cid]
+    assert sent and {d.get("status") for d in sent} == {200}, (sent, err)
+    assert f"{cid}" in out and "system.shutdown" in out and "reason: end_conversation_endpoint_hit" in out
+    assert f"transcript of {cid}" in err, "the built-in transcript plugin printed it"
+    stored = (project / "logs" / "callbacks" / f"{cid}.jsonl").read_text().splitlines()
+    assert len(stored) == len(sent)
+    token = dotenv_values(project / ".env")["WEBHOOK_TOKEN"]
+    assert token not in out + err
