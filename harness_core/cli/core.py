@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from invoke import task
 
+from ..demo import run_demo, summary_lines
 from ..doctor import diagnose
 from ..errors import CheckFailed
 from ..plugins import describe_plugins
@@ -48,14 +49,17 @@ def plugins_(c, all=False, json=False):
     "api_key": "accept only this x-api-key (default: any non-empty key)",
     "max_concurrent": "active conversations allowed before the limit error (default 3)",
     "time_scale": "multiply simulated durations (0.01 makes a 60 s call last 0.6 s)",
+    "faults": 'inject API faults, e.g. "429:0.2,500:0.1,latency:200ms,reset:0.05"',
+    "callback_faults": 'inject callback faults, e.g. "late:0.2,dup:0.1,reorder:0.1"',
 })
-def sandbox(c, port=None, host=None, state=None, api_key=None, max_concurrent=None, time_scale=None):
+def sandbox(c, port=None, host=None, state=None, api_key=None, max_concurrent=None, time_scale=None,
+            faults=None, callback_faults=None):
     """Serve the local Tavus sandbox (an offline emulator of the Tavus API) until Ctrl-C."""
     from ..sandbox import SandboxSettings, serve_forever
 
     ctx = context()
     settings = SandboxSettings(
-        api_key=api_key, state_file=state,
+        api_key=api_key, state_file=state, faults=faults, callback_faults=callback_faults,
         **({"max_concurrent": int(max_concurrent)} if max_concurrent is not None else {}),
         **({"time_scale": float(time_scale)} if time_scale is not None else {}))
 
@@ -64,3 +68,15 @@ def sandbox(c, port=None, host=None, state=None, api_key=None, max_concurrent=No
         say(ctx, f"TAVUS_API_URL={url}")
 
     serve_forever(settings, host or "127.0.0.1", 8800 if port is None else int(port), on_ready=ready)
+
+
+@task(klass=HarnessTask, help={"timeout": "seconds to wait for each callback (default 20)"})
+def demo(c, timeout=None):
+    """Create the example persona and a conversation on an embedded local sandbox and show its callbacks.
+
+    Starts the sandbox and a callback receiver on free 127.0.0.1 ports. Nothing reaches Tavus.
+    """
+    ctx = context()
+    result = run_demo(ctx, timeout=float(timeout or 20))
+    for line in summary_lines(result):
+        say(ctx, line)
