@@ -11,8 +11,7 @@ class BackgroundServer:
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, threads: int = 8, **options):
         self.server = create_server(app, host=host, port=port, threads=threads,
-                                    clear_untrusted_proxy_headers=True,
-                                    **{"asyncore_loop_timeout": 0.2, **options})
+                                    clear_untrusted_proxy_headers=True, **options)
         self.host = host
         self.port = self.server.effective_port
         self._thread = threading.Thread(target=self._run, name=f"waitress:{self.port}", daemon=True)
@@ -33,7 +32,12 @@ class BackgroundServer:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Close the listening socket and every open channel, then join the thread (bounded)."""
+        """Close the listening socket and every open channel, and finish the worker threads (bounded).
+
+        The loop thread sees an empty socket map within waitress's 1 s poll and ends by itself
+        (it is a daemon); we do not wait for it, and we do not shorten the poll: waitress reads
+        that timeout as a whole number, so a fraction makes the loop spin.
+        """
         self.server.close()
         for channel in list(self.server._map.values()):
             try:
@@ -41,4 +45,4 @@ class BackgroundServer:
             except OSError:
                 pass
         self.server.task_dispatcher.shutdown(timeout=timeout)
-        self._thread.join(timeout)
+        self._thread.join(0.05)
