@@ -35,7 +35,7 @@ def harness_build_payload(kind: str, config: dict, payload: dict, context) -> di
     Called by payload.assemble() once per request, after the resolved config has been turned
     into `payload` (the body so far, do not mutate it). `config` holds the resolved config
     including harness-only keys. Returns a dict fragment that is deep-merged into the payload
-    (lists replaced, except `layers.llm.tools`, which is merged by harness_merge_layers), or None.
+    (dicts merge; lists are replaced, so a plugin extending a list returns the whole list), or None.
     Mode: broadcast; where fragments set the same field, the plugin called first (tryfirst) wins.
     Built-ins: harness_plugins.tools (persona `layers.llm.tools`), harness_plugins.recording
     (conversation `properties.enable_recording` + storage), harness_plugins.meeting_context
