@@ -120,11 +120,7 @@ class _DurableFile:
                 batch, after, upto = self._pending, self._done, self._queued
                 self._pending = []
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                with open(self.path, "a", encoding="utf-8") as fh:
-                    fh.write("".join(batch))
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                self._write("".join(batch))
             except OSError:
                 with self._state:
                     self._failed.append((after, upto))
@@ -132,6 +128,17 @@ class _DurableFile:
                 raise
             with self._state:
                 self._done = upto
+
+    def _write(self, text: str) -> None:
+        try:
+            fh = open(self.path, "a", encoding="utf-8")
+        except FileNotFoundError:  # first line of the first conversation, or logs/ was removed
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(self.path, "a", encoding="utf-8")
+        with fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
 
 
 class CallbackLog:
