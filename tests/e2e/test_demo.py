@@ -1,0 +1,42 @@
+"""`invoke demo` as a newcomer runs it: a real subprocess, an embedded sandbox, real callbacks."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+SECRET = "tk-demo-should-never-show-1234"
+
+
+def run_demo(cwd, **env_extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAVUS_", "WEBHOOK_"))}
+    env.update(env_extra)
+    return subprocess.run([str(BIN / "invoke"), "demo"], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_demo_runs_end_to_end_on_the_embedded_sandbox(project):
+    (project / "tasks.py").write_text("from harness_core.cli import ns  # noqa: F401\n")
+    proc = run_demo(project)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "Ran against the local Tavus sandbox at http://127.0.0.1:" in out and "nothing reached Tavus" in out
+    assert "'Meeting Facilitator'" in out and "status: ended" in out and "https://tavus.daily.co/c" in out
+    order = [line.split()[1] for line in out.splitlines() if line.startswith("  20")]
+    assert order == ["system.replica_joined", "system.shutdown", "application.transcription_ready",
+                     "application.perception_analysis"]
+    assert "reason: end_conversation_endpoint_hit" in out
+    stored = list((project / "logs" / "callbacks").glob("c*.jsonl"))
+    assert len(stored) == 1 and len(stored[0].read_text().splitlines()) == 4
+    assert "Traceback" not in proc.stderr
+
+
+def test_demo_ignores_a_real_key_and_never_shows_or_logs_it(project):
+    (project / "tasks.py").write_text("from harness_core.cli import ns  # noqa: F401\n")
+    proc = run_demo(project, TAVUS_API_KEY=SECRET, TAVUS_API_URL="https://tavusapi.com/v2")
+    assert proc.returncode == 0, proc.stderr
+    assert "TAVUS_API_KEY is set, but the demo always uses the embedded sandbox" in proc.stdout
+    artifacts = proc.stdout + proc.stderr + "".join(p.read_text() for p in (project / "logs").rglob("*") if p.is_file())
+    assert SECRET not in artifacts
+    assert "tavusapi.com" not in "".join(p.read_text() for p in (project / "logs").rglob("api.jsonl"))
