@@ -239,7 +239,7 @@ def post_event(url: str, event: dict, *, session: requests.Session | None = None
     except requests.RequestException as exc:
         raise ApiError(f"could not post to {redact_text(_strip_query(url))}: {type(exc).__name__}",
                        method="POST", url=_strip_query(url),
-                       hint="is the receiver running? start it with `invoke webhook --port 8000`") from None
+                       hint="is anything listening there? your app, or the receiver: `invoke webhook --port 8000`") from None
     return resp.status_code, resp.text[:200]
 
 
