@@ -75,8 +75,9 @@ def harness_handle_callback(event: dict, context) -> None:
 
     Called by webhook.dispatch() for every accepted event, after it was written durably to
     logs/callbacks/. `event` is the callback envelope as posted (conversation_id, event_type,
-    message_type, timestamp, properties). Returns nothing (the value is ignored); an exception
-    is logged as a plugin error and never stops the receiver.
+    message_type, timestamp, properties). Implementations run on the receiver's single worker
+    thread, one event at a time in arrival order, after the 2xx was sent. Returns nothing (the
+    value is ignored); an exception is logged as a plugin error and does not stop the others.
     Mode: broadcast.
     Built-in: harness_plugins.transcript (prints the transcript of
     application.transcription_ready).

@@ -1,6 +1,7 @@
 """The one function that removes secrets from anything we print or store."""
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -15,6 +16,7 @@ _ARN = re.compile(r"arn:aws:iam::\d{12}:role/[\w+=,.@/-]+")
 _TOKEN_QUERY = re.compile(r"([?&](?:token|key|api_key)=)[^&#\s\"']+", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
     """True when values stored under `key` must never be shown."""
     k = str(key).lower().replace("-", "_")

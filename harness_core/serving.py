@@ -13,7 +13,7 @@ class BackgroundServer:
         self.server = create_server(app, host=host, port=port, threads=threads,
                                     clear_untrusted_proxy_headers=True, **options)
         self.host = host
-        self.port = self.server.effective_port
+        self.port = int(self.server.effective_port)  # waitress may report a string
         self._thread = threading.Thread(target=self._run, name=f"waitress:{self.port}", daemon=True)
 
     @property

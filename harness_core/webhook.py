@@ -145,22 +145,26 @@ class CallbackLog:
     """logs/callbacks/<conversation_id>.jsonl: one redacted record per accepted callback, durable.
 
     `append()` returns only after the line is flushed and fsynced. Each file has its own
-    lock, so conversations never wait on each other. (A dedupe check belongs in `append()`,
-    before the line is queued, where the conversation's records are known.)
+    lock, so conversations never wait on each other. A callback already stored (same
+    conversation, event type and timestamp: Tavus re-sent it) is not stored again; records
+    already on disk count, so a restarted receiver does not store a re-sent callback twice.
+    Out-of-order callbacks are kept in arrival order with their own timestamps.
     """
 
     def __init__(self, directory: Path, secrets=()):
         self.directory = Path(directory)
         self.secrets = list(secrets)
         self._files: dict[str, _DurableFile] = {}
+        self._seen: dict[str, set] = {}
         self._lock = threading.Lock()
 
     def path(self, conversation_id: str) -> Path:
         return self.directory / f"{conversation_id}.jsonl"
 
-    def append(self, event: dict, received_at: str | None = None) -> dict:
-        """Store one accepted envelope; return the record as written (`ts`, `run_id`, `type`, `event`)."""
+    def append(self, event: dict, received_at: str | None = None) -> dict | None:
+        """Store one accepted envelope; return the record as written, or None for a duplicate."""
         cid = event["conversation_id"]
+        key = (event.get("event_type"), event.get("timestamp")) if event.get("timestamp") else None
         record = redact({"ts": received_at or utc_now(), "run_id": RUN_ID, "type": "callback", "event": event},
                         self.secrets)
         line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
@@ -168,8 +172,31 @@ class CallbackLog:
             durable = self._files.get(cid)
             if durable is None:
                 durable = self._files[cid] = _DurableFile(self.path(cid))
-        durable.append(line)
+                self._seen[cid] = self._keys_on_disk(cid)
+            if key is not None:
+                if key in self._seen[cid]:
+                    return None
+                self._seen[cid].add(key)
+        try:
+            durable.append(line)
+        except BaseException:
+            with self._lock:
+                self._seen[cid].discard(key)
+            raise
         return record
+
+    def _keys_on_disk(self, cid: str) -> set:
+        keys = set()
+        path = self.path(cid)
+        if path.is_file():
+            for text in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    event = json.loads(text).get("event") or {}
+                except (ValueError, AttributeError):
+                    continue
+                if event.get("timestamp"):
+                    keys.add((event.get("event_type"), event.get("timestamp")))
+        return keys
 
 
 def dispatch(ctx: RunContext, event: dict) -> list[tuple[str, BaseException]]:
@@ -324,6 +351,8 @@ class Receiver:
         if problems:
             return self._refuse(environ, 422, "; ".join(problems), preview=raw, problems=problems)
         record = self.log.append(event, utc_now())
+        if record is None:  # Tavus re-sent one we already have: acknowledged, stored once
+            return 200, {"ok": True, "duplicate": True}, []
         self._queue.put((event, record))
         return 200, {"ok": True}, []
 

@@ -120,11 +120,20 @@ def test_replay_reposts_one_conversation_in_order_to_another_url(rx, project, co
 
 def test_replay_into_a_receiver_stores_the_events_again(rx, project):
     seed_events(rx)
-    with Receiver(make_context(project, quiet=True), token=TOKEN) as other:
+    elsewhere = project / "another-project"  # a receiver with its own logs/: the events are new to it
+    elsewhere.mkdir()
+    with Receiver(make_context(elsewhere, quiet=True), token=TOKEN) as other:
         result = run_cli("replay", "--to", f"{other.base_url}/tavus/callback")
         assert result.code == 0, result.err
         replayed = other.wait_for(lambda evs: len(evs) == 4, 5)
     assert [e["conversation_id"] for e in replayed] == ["cfirst", "csecond", "cfirst", "cfirst"]
+
+
+def test_replay_into_the_same_receiver_is_acknowledged_but_stored_once(rx, project):
+    seed_events(rx)
+    before = sorted(p.read_text() for p in (project / "logs" / "callbacks").glob("*.jsonl"))
+    assert run_cli("replay", "--to", local_url(rx)).code == 0
+    assert sorted(p.read_text() for p in (project / "logs" / "callbacks").glob("*.jsonl")) == before
 
 
 def test_replay_counts_refusals_and_unknown_conversations(rx, project):

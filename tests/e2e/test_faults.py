@@ -51,3 +51,38 @@ def test_fault_spec_errors_are_one_line(project):
         Sandbox(SandboxSettings(faults="boom:1"))
     with pytest.raises(ConfigError, match="between 0 and 1"):
         Sandbox(SandboxSettings(faults="500:2"))
+
+
+def test_duplicated_and_reordered_callbacks_are_stored_once_in_arrival_order(project, tmp_path):
+    import json
+
+    import requests
+
+    from harness_core.context import make_context
+    from harness_core.webhook import Receiver
+
+    settings = SandboxSettings(time_scale=0.01, callback_faults="dup:0.5,reorder:0.4,late:0.2", fault_seed=11)
+    with Sandbox(settings) as sb, Receiver(make_context(project, {}, quiet=True)) as rx:
+        head = {"x-api-key": "k"}
+        conversations = []
+        for i in range(3):
+            body = {"replica_id": "r4317e64d25a", "callback_url": rx.callback_url, "conversation_name": f"f{i}"}
+            cid = requests.post(f"{sb.url}/conversations", json=body, headers=head, timeout=10).json()["conversation_id"]
+            conversations.append(cid)
+        for cid in conversations:
+            rx.wait_for(lambda evs, cid=cid: any(e["conversation_id"] == cid for e in evs), 10)
+            requests.post(f"{sb.url}/conversations/{cid}/end", headers=head, timeout=10)
+        assert sb.wait_idle(10)
+        rx.wait_for(lambda evs: sum(e["event_type"] == "application.transcription_ready" for e in evs) == 3, 10)
+        import time
+        time.sleep(0.3)  # any straggling duplicate has landed by now
+        sent = [d for d in sb.deliveries if d.get("status") == 200]
+        assert sb.faults.injected.get("dup", 0) > 0 and len(sent) > 9, "duplicates were really delivered"
+        for cid in conversations:
+            lines = (project / "logs" / "callbacks" / f"{cid}.jsonl").read_text().splitlines()
+            stored = [json.loads(line)["event"] for line in lines]
+            keys = [(e["event_type"], e["timestamp"]) for e in stored]
+            assert len(keys) == len(set(keys)) == 3, keys
+            assert {k[0] for k in keys} == {"system.replica_joined", "system.shutdown", "application.transcription_ready"}
+            arrived = [(e["event_type"], e["timestamp"]) for e in rx.events if e["conversation_id"] == cid]
+            assert arrived == keys, "stored in arrival order, with the original timestamps"

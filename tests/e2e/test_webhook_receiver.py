@@ -1,6 +1,7 @@
 """The real receiver on 127.0.0.1: rejections, durable storage, plugins, a 1,000-callback burst, the CLI."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -24,10 +25,14 @@ TOKEN = "tok-e2e-0123456789abcdef"
 T = 5  # seconds: every request's timeout
 
 
+_STAMPS = itertools.count()
+
+
 def envelope(cid="c0eaa60a267274af", kind="system.replica_joined", **props):
+    """A distinct callback each call (its own timestamp), so the receiver's dedupe keeps them all."""
     return {"properties": {"replica_id": "r90bbd427f71", **props}, "conversation_id": cid,
             "webhook_url": f"http://127.0.0.1/tavus/callback?token={TOKEN}", "event_type": kind,
-            "message_type": kind.split(".")[0], "timestamp": "2025-07-11T06:45:47.472000Z"}
+            "message_type": kind.split(".")[0], "timestamp": f"2025-07-11T06:45:47.{next(_STAMPS):06d}Z"}
 
 
 class Seen:

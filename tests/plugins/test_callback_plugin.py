@@ -55,7 +55,8 @@ def test_hook_harness_handle_callback_sees_every_event_through_a_real_receiver(c
     ctx.pm.register(Recorder())
     with Receiver(ctx) as rx:
         for n in range(20):
-            body = {**EVENT, "event_type": "system.replica_joined", "properties": {"n": n}}
+            body = {**EVENT, "event_type": "system.replica_joined", "properties": {"n": n},
+                    "timestamp": f"2025-07-11T06:48:37.{n:06d}Z"}
             assert requests.post(rx.callback_url, json=body, timeout=5).status_code == 200
         rx.wait_for(lambda evs: len(evs) == 20, 5)
     assert seen == list(range(20)), "one call per event, in arrival order (sequential posts)"
