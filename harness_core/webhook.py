@@ -105,6 +105,7 @@ class _DurableFile:
         self._queued = 0
         self._done = 0
         self._failed: list[tuple[int, int]] = []  # (after, upto] ranges of lines whose write failed
+        self._fd: int | None = None
 
     def append(self, line: str) -> None:
         with self._state:
@@ -130,15 +131,29 @@ class _DurableFile:
                 self._done = upto
 
     def _write(self, text: str) -> None:
+        """Append and fdatasync through a descriptor kept open (O_APPEND); a failure closes it."""
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # first line of the first conversation, or logs/ was removed
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            fh = open(self.path, "a", encoding="utf-8")
-        except FileNotFoundError:  # first line of the first conversation, or logs/ was removed
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fh = open(self.path, "a", encoding="utf-8")
-        with fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+            view = memoryview(text.encode("utf-8"))
+            while view:
+                view = view[os.write(self._fd, view):]
+            os.fdatasync(self._fd)
+        except OSError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = None
 
 
 class CallbackLog:
@@ -184,6 +199,12 @@ class CallbackLog:
                 self._seen[cid].discard(key)
             raise
         return record
+
+    def close(self) -> None:
+        """Close every open file (the receiver is stopping)."""
+        with self._lock:
+            for durable in self._files.values():
+                durable.close()
 
     def _keys_on_disk(self, cid: str) -> set:
         keys = set()
@@ -274,6 +295,7 @@ class Receiver:
         if self._worker is not None and self._worker.is_alive():
             self._queue.put(None)
             self._worker.join(timeout)
+        self.log.close()
 
     def __enter__(self) -> "Receiver":
         return self.start()
