@@ -95,3 +95,17 @@ def harness_public_url(port: int, path: str, context) -> str | None:
     Mode: firstresult.
     Built-in: harness_plugins.tunnel (trylast): a running ngrok agent's local API.
     """
+
+
+@hookspec
+def harness_expectation_kinds() -> dict | None:
+    """Register extra expectation kinds that scenario files may use under `[expect]`.
+
+    Called by expectations.all_kinds() once per scenario run, before the scenario is checked.
+    Takes no arguments. Returns a dict mapping a kind name to a checker
+    `checker(value, observed) -> harness_core.expectations.Verdict` (observed has `.events` in
+    arrival order and `.final_status`), or None. A plugin's kind replaces a built-in of the
+    same name.
+    Mode: broadcast; the dicts are merged.
+    Built-in: none (the built-in kinds live in harness_core.expectations.BUILTIN_KINDS).
+    """

@@ -1,1 +1,37 @@
-"""Tasks for this area arrive with their issue."""
+"""Task: run (scenario files)."""
+from __future__ import annotations
+
+from invoke import task
+
+from ..errors import CheckFailed
+from ..report import as_json, ok, summary, text_lines, write_junit
+from ..runner import run_scenarios
+from ..scenario import find_scenarios
+from .base import HarnessTask, context, say, say_json
+
+
+@task(klass=HarnessTask, positional=["target"], help={
+    "target": "a scenario file, or a folder of them (e.g. scenarios/)",
+    "junit": "also write JUnit XML to this file (e.g. logs/junit.xml)",
+    "json": "print a machine-readable report instead of text",
+    "keep": "do not end the conversations afterwards (they keep costing money on the real API)",
+    "max_concurrent": "scenarios run at once (default 2; Tavus limits concurrent conversations)",
+})
+def run(c, target=None, junit=None, json=False, keep=False, max_concurrent=None):
+    """Run scenario files: create what they need, watch the callbacks, check, clean up, report.
+
+    Without TAVUS_API_KEY and TAVUS_API_URL an embedded sandbox is used (nothing reaches Tavus).
+    Exit code 0 only when every scenario passes (or fails as marked with expected_to_fail).
+    """
+    ctx = context()
+    paths = find_scenarios(target or "scenarios")
+    results, label = run_scenarios(ctx, paths, keep=keep, max_concurrent=int(max_concurrent or 2),
+                                   on_result=None if json else lambda r: [say(ctx, line) for line in text_lines(r)])
+    if junit:
+        write_junit(results, junit)
+    if json:
+        say_json(ctx, as_json(results, label))
+    else:
+        say(ctx, f"{summary(results)}  (target: {label})")
+    if not ok(results):
+        raise CheckFailed(f"{summary(results)}", hint="see the FAIL lines above and the artifacts under logs/runs/")

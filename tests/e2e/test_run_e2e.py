@@ -1,0 +1,158 @@
+"""`invoke run` against the real sandbox: verdicts, stalls, cleanup, concurrency, reports."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from harness_core import hookimpl
+from harness_core.expectations import Verdict
+from tests.helpers import run_cli
+
+HEAD = """[scenario]
+name = "{name}"
+persona_config = "configs/persona/facilitator.example.json"
+conversation_config = "configs/conversation/facilitator_kickoff.json"
+end_after_seconds = {end}
+timeout_seconds = 20
+"""
+
+
+def write(project: Path, name: str, body: str, end: float = 0.3) -> Path:
+    path = project / "scenarios" / f"{name}.toml"
+    path.write_text(HEAD.format(name=name, end=end) + body)
+    return path
+
+
+def active(sb) -> list[str]:
+    return [c for c, v in sb.store.conversations.items() if v["status"] == "active"]
+
+
+def test_shipped_smoke_scenario_passes_and_cleans_up(project, sandbox):
+    result = run_cli("run", "scenarios/facilitator_smoke.toml")
+    assert result.code == 0, result.out + result.err
+    assert result.out.startswith("PASS Facilitator smoke") and "1 passed, 0 failed" in result.out
+    assert "ok   transcript_contains" in result.out and active(sandbox) == []
+    run_dirs = list((project / "logs" / "runs").glob("*/facilitator-smoke"))
+    assert len(run_dirs) == 1
+    assert {p.name for p in run_dirs[0].iterdir()} == {"scenario.json", "payload.json", "response.json", "events.json", "verdicts.json"}
+
+
+@pytest.mark.parametrize("expect, needle", [
+    ('events_in_order = ["system.shutdown", "system.replica_joined"]', "system.replica_joined arrived out of order"),
+    ('shutdown_reason = "participant_left_timeout"', "shutdown_reason 'end_conversation_endpoint_hit', expected 'participant_left_timeout'"),
+    ('transcript_contains = [{ role = "user", text = "quarterly revenue" }]', "no user-role entry matches"),
+    ('transcript_excludes = [{ regex = "(?i)facilitator" }]', "which matches {'regex': '(?i)facilitator'}"),
+    ('perception_mentions = ["a purple hat"]', "missing ['a purple hat'] in the analysis"),
+    ("recording_ready = true", "recording_ready did not arrive, expected True"),
+    ('max_gap = { from = "system.replica_joined", to = "system.shutdown", seconds = 0.01 }', "from system.replica_joined to system.shutdown (max 0.01s)"),
+    ('final_status = "active"', "status 'ended', expected 'active'"),
+])
+def test_each_expectation_kind_fails_with_a_precise_message(project, sandbox, expect, needle):
+    write(project, "kind", '[[expect.events]]\ntype = "system.shutdown"\nwithin_seconds = 10\n\n[expect]\n' + expect + "\n")
+    result = run_cli("run", "scenarios/kind.toml")
+    assert result.code == 5
+    fails = [line for line in result.out.splitlines() if line.startswith("  FAIL")]
+    assert len(fails) == 1 and needle in fails[0], result.out
+    assert active(sandbox) == [], "ended after a failure"
+
+
+def test_a_stalled_event_says_what_and_how_long(project, sandbox):
+    write(project, "stall", '[[expect.events]]\ntype = "application.recording_ready"\nwithin_seconds = 1\n', end=30)
+    started = time.monotonic()
+    result = run_cli("run", "scenarios/stall.toml")
+    assert result.code == 5 and time.monotonic() - started < 10
+    assert "stalled: waited 1.0s for application.recording_ready (limit 1s); received ['system.replica_joined']" in result.out
+    assert active(sandbox) == [], "ended after a timeout"
+
+
+def test_scripted_transcript_makes_content_assertions_meaningful(project, sandbox):
+    write(project, "scripted", '[sandbox]\ntranscript = [{ role = "user", content = "We must cut scope." }]\n'
+                               'perception_analysis = "The participant wore a purple hat."\n'
+                               '[[expect.events]]\ntype = "application.perception_analysis"\nwithin_seconds = 10\n'
+                               '[expect]\ntranscript_contains = [{ role = "user", regex = "cut\\\\s+scope" }]\n'
+                               'perception_mentions = ["purple hat"]\n')
+    result = run_cli("run", "scenarios/scripted.toml")
+    assert result.code == 0, result.out
+
+
+def test_keep_leaves_the_conversation_running(project, sandbox):
+    write(project, "keep", '[[expect.events]]\ntype = "system.replica_joined"\nwithin_seconds = 10\n', end=30)
+    result = run_cli("run", "scenarios/keep.toml", "--keep")
+    assert result.code == 0 and len(active(sandbox)) == 1 and "kept (--keep)" in result.out
+
+
+def test_folder_runs_concurrently_and_junit_counts(project, sandbox):
+    for i in range(3):
+        write(project, f"ok{i}", '[[expect.events]]\ntype = "system.shutdown"\nwithin_seconds = 10\n', end=0.8)
+    write(project, "bad", '[[expect.events]]\ntype = "system.shutdown"\nwithin_seconds = 10\n[expect]\nrecording_ready = true\n')
+    started = time.monotonic()
+    result = run_cli("run", "scenarios/", "--junit", "logs/junit.xml", "--json", "--max-concurrent", "3")
+    elapsed = time.monotonic() - started
+    assert result.code == 5
+    report = json.loads(result.out)
+    assert report["summary"] == "4 passed, 1 failed"  # the 3 written, the shipped smoke, and "bad"
+    created = sorted(sandbox.store.conversations.values(), key=lambda c: c["created_at"])
+    assert len(created) == 5 and len(sandbox.store.personas) == 1, "one persona, upserted, for all five"
+    assert elapsed < 5 * 0.8 + 2, "they overlapped instead of running one by one"
+    suite = ET.parse(project / "logs" / "junit.xml").getroot()
+    cases = suite.findall("testcase")
+    assert int(suite.get("tests")) == len(cases) and int(suite.get("failures")) == 1
+    assert [c.get("name") for c in cases if c.find("failure") is not None] == ["recording_ready"]
+    assert active(sandbox) == []
+
+
+def test_bad_scenario_files_are_one_line_errors(project, sandbox):
+    (project / "scenarios" / "broken.toml").write_text("[scenario]\nname = \n")
+    result = run_cli("run", "scenarios/broken.toml")
+    assert result.code == 2 and result.err.startswith("error: scenarios/broken.toml: invalid TOML")
+    write(project, "typo", "[expect]\nshutdown_reasn = \"x\"\n")
+    result = run_cli("run", "scenarios/typo.toml")
+    assert result.code == 2 and "expect.shutdown_reasn: unknown key" in result.err and "shutdown_reason" in result.err
+    assert sandbox.store.conversations == {}
+
+
+def test_interrupt_still_ends_the_conversation(project, sandbox):
+    write(project, "long", '[[expect.events]]\ntype = "application.recording_ready"\nwithin_seconds = 60\n', end=60)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAVUS_", "WEBHOOK_"))}
+    env["TAVUS_API_URL"] = sandbox.url
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "tune"), "run", "scenarios/long.toml"], cwd=project,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while not active(sandbox) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert active(sandbox), "the run created its conversation"
+    proc.send_signal(signal.SIGINT)
+    proc.wait(20)
+    assert proc.returncode != 0
+    assert active(sandbox) == [], "Ctrl-C ended it"
+
+
+def test_hook_harness_expectation_kinds(project, sandbox):
+    from harness_core import plugins
+
+    class Kinds:
+        @hookimpl
+        def harness_expectation_kinds(self):
+            return {"event_count_at_least": lambda n, obs: Verdict("event_count_at_least", len(obs.events) >= n,
+                                                                   len(obs.events), f"{len(obs.events)} events")}
+
+    write(project, "plugin", "[expect]\nevent_count_at_least = 3\n", end=0.3)
+    original = plugins.get_plugin_manager
+    plugins_with_kind = lambda env=None, extra=(): original(env, (*extra, Kinds()))
+    import harness_core.context as context_module
+    context_module_pm = plugins.get_plugin_manager
+    try:
+        plugins.get_plugin_manager = plugins_with_kind
+        result = run_cli("run", "scenarios/plugin.toml")
+    finally:
+        plugins.get_plugin_manager = context_module_pm
+    assert result.code == 0, result.out + result.err
+    assert "ok   event_count_at_least" in result.out

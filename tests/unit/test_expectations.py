@@ -1,0 +1,42 @@
+"""Expectation checkers are pure functions over received events."""
+from __future__ import annotations
+
+from harness_core.expectations import (Observed, check_events_in_order, check_max_gap, check_shutdown_reason,
+                                       check_transcript_contains, check_transcript_excludes)
+
+
+def ev(kind, ts="2026-01-01T00:00:00.000000Z", **props):
+    return {"event_type": kind, "timestamp": ts, "properties": props, "conversation_id": "c1"}
+
+
+OBS = Observed([ev("system.replica_joined"), ev("system.shutdown", "2026-01-01T00:00:02.500000Z",
+                                                   shutdown_reason="max_call_duration reached"),
+                ev("application.transcription_ready", transcript=[{"role": "assistant", "content": "Welcome, Ana"},
+                                                                  {"role": "user", "content": "Risk: budget"}])], "ended")
+
+
+def test_order_allows_gaps_but_not_swaps():
+    assert check_events_in_order(["system.replica_joined", "application.transcription_ready"], OBS).passed
+    bad = check_events_in_order(["system.shutdown", "system.replica_joined"], OBS)
+    assert not bad.passed and "system.replica_joined arrived out of order" in bad.message
+    assert "never arrived" in check_events_in_order(["application.recording_ready"], OBS).message
+
+
+def test_shutdown_reason_matches_the_bare_and_the_reached_forms():
+    assert check_shutdown_reason("max_call_duration", OBS).passed
+    assert check_shutdown_reason("max_call_duration reached", OBS).passed
+    assert not check_shutdown_reason("participant_left_timeout", OBS).passed
+
+
+def test_transcript_rules_by_role_text_and_regex():
+    assert check_transcript_contains([{"role": "assistant", "text": "welcome"}], OBS).passed
+    assert not check_transcript_contains([{"role": "user", "text": "welcome"}], OBS).passed
+    assert check_transcript_contains([{"regex": r"Risk:\s+\w+"}], OBS).passed
+    assert not check_transcript_excludes(["budget"], OBS).passed
+    assert check_transcript_excludes([{"role": "assistant", "text": "budget"}], OBS).passed
+
+
+def test_max_gap_uses_event_timestamps():
+    v = check_max_gap({"from": "system.replica_joined", "to": "system.shutdown", "seconds": 2}, OBS)
+    assert not v.passed and v.observed == 2.5
+    assert check_max_gap({"from": "system.replica_joined", "to": "system.shutdown", "seconds": 3}, OBS).passed
