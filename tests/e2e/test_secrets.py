@@ -1,0 +1,56 @@
+"""No secret in any artifact of a full run: logs/, run reports, JUnit, console output, .env mode."""
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+API_KEY = "tk-live-7f3c9a1b2d4e5f60"
+ROLE_ARN = "arn:aws:iam::123456789012:role/tavus-secret-recorder"
+TOKEN = "whk-token-5a6b7c8d9e0f1a2b"
+
+
+def tune(project, *args, **env_extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAVUS_", "WEBHOOK_"))}
+    env.update(env_extra)
+    return subprocess.run([str(BIN / "tune"), *args], cwd=project, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_full_demo_scenario_and_conversation_run_leaks_no_secret(project, sandbox):
+    secrets_env = {"TAVUS_API_KEY": API_KEY, "TAVUS_RECORDING_ROLE_ARN": ROLE_ARN, "WEBHOOK_TOKEN": TOKEN,
+                   "TAVUS_RECORDING_S3_BUCKET": "rec-bucket", "TAVUS_RECORDING_S3_REGION": "eu-west-1"}
+    outputs = []
+    outputs.append(tune(project, "demo", **secrets_env))
+    # The same key against a sandbox that requires it: every request carries it.
+    from harness_core.sandbox import Sandbox, SandboxSettings
+    with Sandbox(SandboxSettings(api_key=API_KEY, time_scale=0.01)) as keyed:
+        env = {**secrets_env, "TAVUS_API_URL": keyed.url}
+        outputs.append(tune(project, "run", "scenarios/", "--junit", "logs/junit.xml", "--json", **env))
+        outputs.append(tune(project, "persona", "--config", "configs/persona/facilitator.example.json", "--update", **env))
+        outputs.append(tune(project, "conversation", "--config", "configs/conversation/facilitator_recorded.json", "--json", **env))
+        outputs.append(tune(project, "conversation", "--config", "configs/conversation/facilitator_kickoff.json",
+                            "--callback-url", f"http://127.0.0.1:9/hook?token={TOKEN}", "--dry-run", **env))
+        outputs.append(tune(project, "doctor", **env))
+        outputs.append(tune(project, "end", "--all-mine", **env))
+        outputs.append(tune(project, "events", "--json", **env))
+        assert any(c.get("properties", {}).get("recording_storage", {}).get("assume_role_arn") == ROLE_ARN
+                   for c in keyed.store.conversations.values()), "the ARN did reach the API"
+    assert all(o.returncode in (0, 5) for o in outputs), [o.stderr for o in outputs if o.returncode not in (0, 5)]
+    assert all("Traceback" not in o.stderr for o in outputs)
+    console = "".join(o.stdout + o.stderr for o in outputs)
+    artifacts = {p: p.read_bytes() for p in (project / "logs").rglob("*") if p.is_file()}
+    assert len(artifacts) > 10 and any(p.name == "junit.xml" for p in artifacts)
+    for secret in (API_KEY, ROLE_ARN, TOKEN):
+        assert secret not in console, f"{secret} printed"
+        leaked = [str(p) for p, data in artifacts.items() if secret.encode() in data]
+        assert leaked == [], f"{secret} in {leaked}"
+
+
+def test_dotenv_written_by_the_harness_is_private(project):
+    result = tune(project, "set-webhook-url", "https://example.ngrok-free.app/tavus/callback",
+                  TAVUS_HARNESS_DOTENV=str(project / ".env"))
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE((project / ".env").stat().st_mode) == 0o600
