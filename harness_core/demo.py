@@ -54,11 +54,18 @@ def run_demo(ctx: RunContext, *, timeout: float = 20.0, time_scale: float = 0.02
             except (TimeoutError, AssertionError):
                 raise CheckFailed(f"the sandbox sent no {FINAL_EVENT} callback within {timeout:.0f}s",
                                   hint="run `invoke doctor` and report this as a bug") from None
-            sandbox.wait_idle(timeout)
-            events = [e for e in receiver.events if e.get("conversation_id") == cid]
+            sandbox.wait_idle(timeout)  # every callback the sandbox sent has been answered...
+            sent = sum(1 for d in sandbox.deliveries if d["conversation_id"] == cid and d.get("status") == 200)
+            # ...and handed to the plugins, which happens just after the answer
+            events = [e for e in receiver.wait_for(lambda evs: _count(evs, cid) >= sent, timeout)
+                      if e.get("conversation_id") == cid]
             status = local.client().get(f"/conversations/{cid}").get("status", "?")
     return DemoResult(sandbox.url, persona.persona_id, persona.persona_name, cid,
                       conversation.get("conversation_url", ""), status, events, key_was_set)
+
+
+def _count(events: list[dict], cid: str) -> int:
+    return sum(1 for e in events if e.get("conversation_id") == cid)
 
 
 def _has(events: list[dict], cid: str, event_type: str) -> bool:
