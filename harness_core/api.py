@@ -21,6 +21,7 @@ from .store import Store
 
 TIMEOUT = (5.0, 30.0)  # connect, read (seconds)
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
 
 
 @dataclass
@@ -31,12 +32,12 @@ class Reply:
     body: object
 
 
-def build_session(retries: int = 3) -> requests.Session:
+def build_session(retries: int = 4) -> requests.Session:
     """A Session whose adapter retries idempotent requests with backoff and Retry-After."""
     session = requests.Session()
     retry = Retry(total=retries, connect=retries, read=retries, status=retries,
                   backoff_factor=0.3, status_forcelist=RETRY_STATUSES,
-                  allowed_methods=frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"}),
+                  allowed_methods=IDEMPOTENT,
                   respect_retry_after_header=True, raise_on_status=False)
     adapter = HTTPAdapter(max_retries=retry)
     session.mount("http://", adapter)
@@ -47,10 +48,11 @@ def build_session(retries: int = 3) -> requests.Session:
 class TavusClient:
     """Talks to the Tavus API (or the local sandbox) described by a Target."""
 
-    def __init__(self, target: Target, store: Store | None = None, *, timeout=TIMEOUT, retries: int = 3):
+    def __init__(self, target: Target, store: Store | None = None, *, timeout=TIMEOUT, retries: int = 4):
         self.target = target
         self.store = store
         self.timeout = timeout
+        self.retries = retries
         self.session = build_session(retries)
         self.session.headers.update({
             "x-api-key": target.api_key,
@@ -63,7 +65,7 @@ class TavusClient:
         url = self.target.base_url + path
         started = time.monotonic()
         try:
-            resp = self.session.request(method, url, json=json_body, params=params, timeout=self.timeout)
+            resp = self._send(method, url, json_body, params)
         except requests.RequestException as exc:
             self._log(method, url, params, json_body, None, None, started, error=type(exc).__name__)
             hint = ("is the sandbox still running? start it with `invoke sandbox`" if self.target.is_sandbox
@@ -81,6 +83,18 @@ class TavusClient:
                          hint=_hint_for(resp.status_code, self.target))
         error.retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         raise error
+
+    def _send(self, method: str, url: str, json_body, params) -> requests.Response:
+        """One request; a read that breaks mid-answer (which urllib3 does not retry) is tried again."""
+        attempts = self.retries + 1 if method in IDEMPOTENT else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.session.request(method, url, json=json_body, params=params, timeout=self.timeout)
+            except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError):
+                if attempt == attempts:
+                    raise
+                time.sleep(min(0.2 * attempt, 1.0))
+        raise AssertionError("unreachable")
 
     def get(self, path: str, **params) -> object:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None}).body

@@ -20,6 +20,7 @@ from .layers import (DEFAULT_LAYERS_DIR, MODULAR_LAYERS, check_layer_names, chec
                      load_modular_layer, project_path, select_tools)
 from .lookup import personas_named
 from .payload import allowed_keys, assemble, check_config_keys, merge_layers, validate_offline
+from . import state
 from .policies import attach_policies
 
 # Fields of POST /v2/personas (contract 2.1) that a config may set.
@@ -249,10 +250,23 @@ def find_persona(ctx: RunContext, desired: DesiredPersona) -> tuple[str, dict]:
 
 
 def apply_persona(ctx: RunContext, flags: dict, config_path: str | None = None, *, update: bool = False,
-                  dry_run: bool = False) -> PersonaResult:
-    """Create the persona described by config + flags, or (update=True) patch the existing one."""
+                  dry_run: bool = False, upsert: bool = False) -> PersonaResult:
+    """Create the persona described by config + flags, or (update=True) patch the existing one.
+
+    A create whose name the state file already maps to a persona on this API is refused (Tavus
+    names are not unique: it would make a duplicate), or becomes an update with upsert=True.
+    """
     desired = build_persona(ctx, flags, config_path, check_prompt=not update)
     body = desired.payload
+    if not update:
+        known = state.guard_create(ctx, "persona", body.get("persona_name"), desired.where)
+        if known and not upsert:
+            raise ConfigError(f"{desired.where}: persona_name: {body['persona_name']!r} was already created on "
+                              f"{ctx.client().target.label} as {known['id']} (see {state.LOCK_FILE})",
+                              hint="use --update to change it, or --upsert to create-or-update")
+        if known:
+            update = True
+            desired.persona_id = desired.persona_id or known["id"]
     result = PersonaResult("", None, body.get("persona_name"), body, attached=desired.attached, tools=desired.tools,
                            replica=body.get("default_replica_id"), layers=body.get("layers") or {}, dry_run=dry_run)
     if update:
@@ -284,6 +298,14 @@ def apply_persona(ctx: RunContext, flags: dict, config_path: str | None = None, 
         result.persona_id = response.get("persona_id") or response.get("pal_id")
         result.persona_name = response.get("persona_name") or result.persona_name
         result.action = "created"
+    if not dry_run and result.persona_id and result.action in ("created", "updated", "unchanged"):
+        remote = unwrap_one(ctx.client().get(f"/personas/{result.persona_id}"))
+        kept = project(remote, body)
+        lost = sorted(k for k in body if k not in remote)
+        if lost:
+            ctx.note(f"warning: the API did not keep {', '.join(lost)} of persona {result.persona_id}")
+        state.record(ctx, "persona", result.persona_name or body.get("persona_name") or result.persona_id,
+                     result.persona_id, body, kept, config_path)
     ctx.store.append("persona", {"type": "persona", "action": result.action, "persona_id": result.persona_id,
                                  "payload": body, "patch": result.patch, "response": result.response,
                                  "dry_run": dry_run})

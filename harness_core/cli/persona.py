@@ -35,6 +35,7 @@ PERSONA_HELP = {
     "document_tags": "comma-separated document_tags",
     "dry_run": "print the exact payload (or JSON Patch) that would be sent, and send nothing",
     "json": "print the raw API response as JSON",
+    "upsert": "create, or update the persona this name already maps to in tavus-harness.lock.toml",
 }
 
 
@@ -43,7 +44,7 @@ def persona(c, config=None, update=False, persona_id=None, persona_name=None, sy
             pipeline_mode=None, default_replica_id=None, layers_preset=None, layers_dir=None, llm=None, tts=None,
             stt=None, perception=None, tools=None, tools_dir=None, objectives_id=None, guardrails_id=None,
             objectives_name=None, guardrails_name=None, document_ids=None, document_tags=None, dry_run=False,
-            json=False):
+            json=False, upsert=False):
     """Create a persona from a config file and flags, or update it with --update.
 
     Precedence: flag > config file > environment/.env > preset > built-in default. Layers: the
@@ -58,7 +59,7 @@ def persona(c, config=None, update=False, persona_id=None, persona_name=None, sy
                  tools_dir=tools_dir, objectives_id=objectives_id, guardrails_id=guardrails_id,
                  objectives_name=objectives_name, guardrails_name=guardrails_name,
                  document_ids=split_list(document_ids), document_tags=split_list(document_tags))
-    result = apply_persona(ctx, flags, config, update=update, dry_run=dry_run)
+    result = apply_persona(ctx, flags, config, update=update, dry_run=dry_run, upsert=upsert)
     if dry_run:
         say_json(ctx, result.sent)
         ctx.note(f"dry run: {result.action} persona {result.persona_id or ''} (nothing sent)".replace("  ", " "))

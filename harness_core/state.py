@@ -1,0 +1,95 @@
+"""The state file `tavus-harness.lock.toml`: which remote resource each config name became.
+
+One table per resource, under the API base URL it lives on (the sandbox and the real API never
+mix): kind, name, remote id, the hash of what we last sent, the hash of the managed fields as
+the API returned them right after that write (so a dashboard edit shows as a remote change),
+the config file and when. Hashes are over canonical JSON (sorted keys, no spaces). Written with
+tomli-w in a stable order, only when something changed; it holds no secrets.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+
+import tomli_w
+
+from .context import RunContext
+from .errors import ConfigError
+from .store import utc_now
+
+LOCK_FILE = "tavus-harness.lock.toml"
+KINDS = ("objectives", "guardrails", "persona")  # dependency order: policies before personas
+
+
+def canonical_hash(data) -> str:
+    """sha256 of canonical JSON: key order and whitespace never change it."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def lock_path(ctx: RunContext) -> Path:
+    return ctx.root / LOCK_FILE
+
+
+def load(ctx: RunContext) -> dict:
+    """The whole state: {api_url: {kind: {name: entry}}}."""
+    path = lock_path(ctx)
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path.name}: unreadable state file ({exc})",
+                          hint="restore it from git, or delete it to start over (resources stay on Tavus)") from None
+    return data.get("api", {})
+
+
+def save(ctx: RunContext, state: dict) -> bool:
+    """Write the state in a stable order; returns False (and writes nothing) when unchanged."""
+    ordered = {"api": {url: {kind: {name: dict(sorted(entry.items())) for name, entry in sorted(kinds[kind].items())}
+                             for kind in sorted(kinds) if kinds[kind]}
+                       for url, kinds in sorted(state.items()) if any(kinds.values())}}
+    text = "# Written by tavus-harness: which remote resource each config became. Commit it.\n" + tomli_w.dumps(ordered)
+    path = lock_path(ctx)
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return False
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return True
+
+
+def entry(ctx: RunContext, kind: str, name: str) -> dict | None:
+    """The state entry of `kind`/`name` for the current API, if any."""
+    return load(ctx).get(ctx.client().target.base_url, {}).get(kind, {}).get(name)
+
+
+def record(ctx: RunContext, kind: str, name: str, remote_id: str, sent: dict, remote_managed: dict,
+           config: str | None) -> None:
+    """Remember a write; the timestamp only moves when the hashes or the id do (small diffs)."""
+    state = load(ctx)
+    api = ctx.client().target.base_url
+    old = state.get(api, {}).get(kind, {}).get(name, {})
+    new = {"id": remote_id, "sent_hash": canonical_hash(sent), "remote_hash": canonical_hash(remote_managed),
+           "config": str(config) if config else "", "kind": kind, "name": name}
+    if {k: old.get(k) for k in new} != new:
+        new["written_at"] = utc_now()
+    else:
+        new["written_at"] = old.get("written_at", utc_now())
+    state.setdefault(api, {}).setdefault(kind, {})[name] = new
+    save(ctx, state)
+
+
+def forget(ctx: RunContext, kind: str, name: str) -> None:
+    state = load(ctx)
+    state.get(ctx.client().target.base_url, {}).get(kind, {}).pop(name, None)
+    save(ctx, state)
+
+
+def guard_create(ctx: RunContext, kind: str, name: str | None, where: str) -> dict | None:
+    """Before a create: the existing entry of that name on this API (the caller decides), or None."""
+    if not name:
+        return None
+    return entry(ctx, kind, name)
