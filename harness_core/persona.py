@@ -300,12 +300,11 @@ def apply_persona(ctx: RunContext, flags: dict, config_path: str | None = None, 
         result.action = "created"
     if not dry_run and result.persona_id and result.action in ("created", "updated", "unchanged"):
         remote = unwrap_one(ctx.client().get(f"/personas/{result.persona_id}"))
-        kept = project(remote, body)
         lost = sorted(k for k in body if k not in remote)
         if lost:
             ctx.note(f"warning: the API did not keep {', '.join(lost)} of persona {result.persona_id}")
         state.record(ctx, "persona", result.persona_name or body.get("persona_name") or result.persona_id,
-                     result.persona_id, body, kept, config_path)
+                     result.persona_id, body, remote, config_path)
     ctx.store.append("persona", {"type": "persona", "action": result.action, "persona_id": result.persona_id,
                                  "payload": body, "patch": result.patch, "response": result.response,
                                  "dry_run": dry_run})

@@ -321,9 +321,8 @@ def apply_policy(ctx: RunContext, kind: str, config_path: str | None, *, dry_run
             result.action = "unchanged" if reply.status == 304 else "updated"
     if not dry_run and result.policy_id:
         from . import state
-        from .persona import project
         remote = fetch_policy(ctx, kind, result.policy_id, where)
-        state.record(ctx, kind, name, result.policy_id, body, project(remote, body), config_path)
+        state.record(ctx, kind, name, result.policy_id, body, remote, config_path)
     ctx.store.append(kind, {"type": kind, "action": result.action, "id": result.policy_id, "name": name,
                             "payload": body, "patch": result.patch, "response": result.response, "dry_run": dry_run})
     return result

@@ -66,13 +66,19 @@ def entry(ctx: RunContext, kind: str, name: str) -> dict | None:
     return load(ctx).get(ctx.client().target.base_url, {}).get(kind, {}).get(name)
 
 
-def record(ctx: RunContext, kind: str, name: str, remote_id: str, sent: dict, remote_managed: dict,
+def managed(remote: dict, fields) -> dict:
+    """The remote resource cut to the top-level fields our config manages (compared whole)."""
+    return {k: remote.get(k) for k in sorted(fields)}
+
+
+def record(ctx: RunContext, kind: str, name: str, remote_id: str, sent: dict, remote: dict,
            config: str | None) -> None:
-    """Remember a write; the timestamp only moves when the hashes or the id do (small diffs)."""
+    """Remember a write and the remote as read back; the timestamp only moves when something did."""
     state = load(ctx)
     api = ctx.client().target.base_url
     old = state.get(api, {}).get(kind, {}).get(name, {})
-    new = {"id": remote_id, "sent_hash": canonical_hash(sent), "remote_hash": canonical_hash(remote_managed),
+    new = {"id": remote_id, "sent_hash": canonical_hash(sent), "fields": sorted(sent),
+           "remote_hash": canonical_hash(managed(remote, sent)),
            "config": str(config) if config else "", "kind": kind, "name": name}
     if {k: old.get(k) for k in new} != new:
         new["written_at"] = utc_now()

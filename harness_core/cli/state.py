@@ -1,1 +1,80 @@
-"""Tasks for this area arrive with their issue."""
+"""Tasks: plan, apply, status, explain, pull."""
+from __future__ import annotations
+
+import json as jsonlib
+
+from invoke import Exit, task
+
+from ..explain import explain_persona
+from ..plan import apply_plan, make_plan, pending, pull_persona, render
+from ..state import LOCK_FILE
+from .base import HarnessTask, context, say, say_json
+
+ONLY_HELP = "limit to one kind: personas, objectives or guardrails"
+
+
+@task(klass=HarnessTask, help={"only": ONLY_HELP, "json": "print as JSON"})
+def plan(c, only=None, json=False):
+    """Compare configs/ with tavus-harness.lock.toml and the remote side; exit 2 when changes are pending.
+
+    Classes: create, update (with a field-level diff), unchanged, remote-changed (edited outside the
+    harness), both-changed, missing-remote; `blocked` when a config cannot be built yet, and
+    duplicate-config for a second config of a resource (reported, never applied).
+    """
+    ctx = context()
+    items = make_plan(ctx, only)
+    if json:
+        say_json(ctx, [i.__dict__ for i in items])
+    else:
+        for item in items:
+            for line in render(item):
+                say(ctx, line)
+        say(ctx, "changes pending" if pending(items) else "no changes: everything matches")
+    if pending(items):
+        raise Exit(code=2)
+
+
+@task(klass=HarnessTask, help={"only": ONLY_HELP, "dry_run": "print what would be sent, send nothing",
+                               "force": "overwrite resources that were changed outside the harness"})
+def apply(c, only=None, dry_run=False, force=False):
+    """Do what `invoke plan` shows, objectives and guardrails before personas; stop at the first failure."""
+    ctx = context()
+
+    def step(item):
+        verb = {"unchanged": "unchanged", "blocked": "blocked", "duplicate-config": "skipped"}.get(item.status, ("would " if dry_run else "") + (
+            "create" if item.status in ("create", "missing-remote") else "update"))
+        say(ctx, f"{verb:<16} {item.kind:<10} {item.name!r} ({item.config})")
+        if dry_run and item.status == "create":
+            say(ctx, f"    POST {'/personas' if item.kind == 'persona' else '/' + item.kind} "
+                     f"{jsonlib.dumps(item.body, ensure_ascii=False)[:300]}")
+        elif dry_run:
+            for line in render(item)[1:]:
+                say(ctx, line)
+
+    apply_plan(ctx, only, dry_run=dry_run, force=force, on_step=step)
+    say(ctx, "dry run: nothing sent" if dry_run else f"done; {LOCK_FILE} is up to date")
+
+
+@task(klass=HarnessTask, help={"only": ONLY_HELP})
+def status(c, only=None):
+    """The plan's classification per resource, without computing diffs."""
+    ctx = context()
+    for item in make_plan(ctx, only, with_diff=False):
+        for line in render(item, with_diff=False):
+            say(ctx, line)
+
+
+@task(klass=HarnessTask, help={"config": "persona config file to explain"})
+def explain(c, config=None):
+    """For every field of the final persona payload, show which source set it."""
+    ctx = context()
+    for path, value, source in explain_persona(ctx, config):
+        say(ctx, f"{path:<40} {jsonlib.dumps(value, ensure_ascii=False)[:50]:<52} {source}")
+
+
+@task(klass=HarnessTask, help={"persona_id": "the remote persona", "to": "config file to write"})
+def pull(c, persona_id=None, to=None):
+    """Write a remote persona to a config file (applying it unchanged says "unchanged")."""
+    ctx = context()
+    path = pull_persona(ctx, persona_id, to or f"configs/persona/{persona_id}.json")
+    say(ctx, f"wrote {path}; it is now managed in {LOCK_FILE}")

@@ -1,0 +1,182 @@
+"""`invoke plan / apply / status / pull`: the configs under configs/ against the state file and Tavus.
+
+Classes per resource: create (not in the state), update (our config changed), unchanged,
+remote-changed (someone edited it elsewhere, e.g. in the dashboard), both-changed, and
+missing-remote (the state names an id the API no longer has); blocked (the config cannot be built
+yet, e.g. it names a policy that does not exist); duplicate-config (a second config for a
+resource another config already manages: reported, never applied). Conversations are not managed
+resources (they are short-lived): plan and apply cover objectives, guardrails and personas,
+in that order, so personas that name a policy find it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import state
+from .api import unwrap_one
+from .config import load_file
+from .context import RunContext
+from .errors import ApiError, CheckFailed, ConfigError, HarnessError
+from .persona import API_KEYS as PERSONA_KEYS, apply_persona, build_persona, diff_managed
+from .policies import apply_policy, build_policy, unwrap_policy
+
+FOLDERS = {"objectives": "configs/objectives", "guardrails": "configs/guardrails", "persona": "configs/persona"}
+ONLY = {"objectives": "objectives", "guardrails": "guardrails", "personas": "persona", "persona": "persona"}
+
+
+@dataclass
+class PlanItem:
+    kind: str
+    config: str
+    name: str = ""
+    status: str = ""
+    remote_id: str | None = None
+    body: dict = field(default_factory=dict)
+    diff: list = field(default_factory=list)
+    note: str = ""
+
+
+def discover(ctx: RunContext, only: str | None = None) -> list[tuple[str, Path]]:
+    """Config files per kind, in dependency order (objectives, guardrails, personas)."""
+    kinds = state.KINDS if not only else (ONLY.get(only) or _bad_only(only),)
+    found = []
+    for kind in kinds:
+        folder = ctx.root / FOLDERS[kind]
+        found += [(kind, p) for p in sorted(folder.glob("*")) if p.suffix in (".json", ".toml")]
+    return found
+
+
+def _bad_only(value):
+    raise ConfigError(f"--only {value!r}: unknown resource kind", hint="use personas, objectives or guardrails")
+
+
+def desired(ctx: RunContext, kind: str, path: Path) -> tuple[str, dict]:
+    """(name, request body) a config file asks for; policies and personas alike."""
+    rel = str(path.relative_to(ctx.root)) if path.is_absolute() else str(path)
+    if kind == "persona":
+        body = build_persona(ctx, {}, rel).payload
+        return body.get("persona_name") or path.stem, body
+    body, shape = build_policy(kind, load_file(path), rel)
+    return (body.get("name") if shape == "set" else body.get("guardrail_name")) or path.stem, body
+
+
+def fetch(ctx: RunContext, kind: str, remote_id: str) -> dict | None:
+    """The remote resource, or None when the API no longer has it."""
+    path = f"/personas/{remote_id}" if kind == "persona" else f"/{kind}/{remote_id}"
+    try:
+        body = ctx.client().get(path)
+    except ApiError as exc:
+        if exc.status in (400, 404):
+            return None
+        raise
+    return unwrap_one(body) if kind == "persona" else unwrap_policy(body)
+
+
+def classify(ctx: RunContext, kind: str, path: Path, *, with_diff: bool = True) -> PlanItem:
+    """One config file's class (and field-level diff) against the state and the remote."""
+    item = PlanItem(kind, str(path.relative_to(ctx.root)) if path.is_absolute() else str(path))
+    try:
+        item.name, item.body = desired(ctx, kind, path)
+    except HarnessError as exc:
+        item.status, item.note = "blocked", exc.render()
+        return item
+    known = state.entry(ctx, kind, item.name)
+    if not known:
+        item.status = "create"
+        return item
+    item.remote_id = known["id"]
+    remote = fetch(ctx, kind, known["id"])
+    if remote is None:
+        item.status = "missing-remote"
+        return item
+    local = state.canonical_hash(item.body) != known["sent_hash"]
+    drift = state.canonical_hash(state.managed(remote, known.get("fields") or item.body)) != known["remote_hash"]
+    item.status = {(False, False): "unchanged", (True, False): "update", (False, True): "remote-changed",
+                   (True, True): "both-changed"}[(local, drift)]
+    if with_diff and item.status != "unchanged":
+        item.diff = diff_managed(remote, item.body)
+    return item
+
+
+def make_plan(ctx: RunContext, only: str | None = None, *, with_diff: bool = True) -> list[PlanItem]:
+    owners: dict = {}
+    return [one_owner(classify(ctx, kind, path, with_diff=with_diff), owners) for kind, path in discover(ctx, only)]
+
+
+def one_owner(item: PlanItem, owners: dict) -> PlanItem:
+    """Two configs naming the same resource would undo each other: the second one is blocked."""
+    key = (item.kind, item.name)
+    if item.name and key in owners:
+        item.status, item.diff = "duplicate-config", []
+        item.note = (f"{item.config}: {item.kind} {item.name!r} is already managed by {owners[key]}; plan/apply "
+                     f"keeps one config per resource (apply overlays with `invoke {item.kind} --update`)")
+    elif item.name:
+        owners[key] = item.config
+    return item
+
+
+def pending(items: list[PlanItem]) -> bool:
+    """Changes to apply (a config that duplicates another one's resource is reported, not pending)."""
+    return any(i.status not in ("unchanged", "duplicate-config") for i in items)
+
+
+def apply_plan(ctx: RunContext, only: str | None = None, *, dry_run: bool = False, force: bool = False,
+               on_step=None) -> list[PlanItem]:
+    """Do what the plan shows, kind by kind; stop at the first failure (the state keeps what happened)."""
+    done, owners = [], {}
+    for kind, path in discover(ctx, only):
+        item = one_owner(classify(ctx, kind, path), owners)  # classified after the policies it names exist
+        rel = item.config
+        if item.status == "duplicate-config" or (item.status == "blocked" and dry_run):
+            if item.status == "blocked":
+                item.note += " (it may resolve once the objectives/guardrails above are created)"
+        elif item.status == "blocked":
+            raise CheckFailed(f"{rel}: cannot apply: {item.note}")
+        elif item.status in ("remote-changed", "both-changed") and not force:
+            raise CheckFailed(f"{rel}: {item.kind} {item.name!r} ({item.remote_id}) was changed outside the harness",
+                              hint="review `invoke plan`, then `invoke apply --force` to overwrite it, or "
+                                   "`invoke pull` to take the remote version")
+        elif item.status not in ("unchanged", "duplicate-config") and not dry_run:
+            if item.status == "missing-remote":
+                state.forget(ctx, kind, item.name)
+            write(ctx, item, rel)
+        done.append(item)
+        if on_step:
+            on_step(item)
+    return done
+
+
+def write(ctx: RunContext, item: PlanItem, rel: str) -> None:
+    """Create or update one resource through the same code as `invoke persona/objectives/guardrails`."""
+    if item.kind == "persona":
+        update = item.status in ("update", "remote-changed", "both-changed")
+        apply_persona(ctx, {"persona_id": item.remote_id} if update else {}, rel, update=update)
+    else:
+        apply_policy(ctx, item.kind, rel)
+
+
+def pull_persona(ctx: RunContext, persona_id: str, to: str) -> Path:
+    """Write a remote persona as a config file that applies unchanged, and adopt it in the state."""
+    remote = fetch(ctx, "persona", persona_id)
+    if remote is None:
+        raise ConfigError(f"--persona-id {persona_id}: no such persona on {ctx.client().target.label}")
+    config = {k: remote[k] for k in PERSONA_KEYS if remote.get(k) not in (None, "", [], {})}
+    path = ctx.root / to if not Path(to).is_absolute() else Path(to)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    name, body = desired(ctx, "persona", path)
+    state.record(ctx, "persona", name, persona_id, body, remote, to)
+    return path
+
+
+def render(item: PlanItem, *, with_diff: bool = True) -> list[str]:
+    """Plan lines: `<status> <kind> <name> (<config>)` and the field-level diff under it."""
+    lines = [f"{item.status:<15} {item.kind:<10} {item.name!r:<32} {item.config}" + (f"  [{item.remote_id}]" if item.remote_id else "")]
+    if item.note:
+        lines.append(f"    {item.note}")
+    for op in item.diff if with_diff else []:
+        value = "" if op["op"] == "remove" else " = " + json.dumps(op.get("value"), ensure_ascii=False)[:100]
+        lines.append(f"    {op['op']:<8} {op['path']}{value}")
+    return lines
