@@ -40,6 +40,7 @@ def run_demo(ctx: RunContext, *, timeout: float = 20.0, time_scale: float = 0.02
     with Sandbox(SandboxSettings(time_scale=time_scale)) as sandbox:
         environ = {k: v for k, v in ctx.env.values.items() if k not in ("TAVUS_API_KEY", "WEBHOOK_URL")}
         environ["TAVUS_API_URL"] = sandbox.url
+        environ["TAVUS_HARNESS_EPHEMERAL"] = "1"  # nothing to record in tavus-harness.lock.toml
         local = make_context(ctx.root, environ, quiet=ctx.quiet)
         local.pm = ctx.pm
         with Receiver(local, path="/tavus/callback") as receiver:

@@ -84,7 +84,8 @@ def run_environment(ctx: RunContext):
     with contextlib.ExitStack() as stack:
         if embedded:
             sandbox = stack.enter_context(Sandbox(SandboxSettings(time_scale=0.02, max_concurrent=8)))
-            ctx = make_context(ctx.root, {**ctx.env.values, "TAVUS_API_URL": sandbox.url}, quiet=ctx.quiet)
+            ctx = make_context(ctx.root, {**ctx.env.values, "TAVUS_API_URL": sandbox.url,
+                                          "TAVUS_HARNESS_EPHEMERAL": "1"}, quiet=ctx.quiet)
             label = f"embedded local sandbox at {sandbox.url} (nothing reaches Tavus)"
         else:
             label = resolve_target(ctx.env).label

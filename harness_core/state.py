@@ -61,8 +61,18 @@ def save(ctx: RunContext, state: dict) -> bool:
     return True
 
 
+EPHEMERAL = "TAVUS_HARNESS_EPHEMERAL"  # set by the demo and embedded runs: their sandbox dies with them
+
+
+def tracked(ctx: RunContext) -> bool:
+    """False for an embedded, throw-away sandbox: nothing to remember about it."""
+    return not ctx.env.flag(EPHEMERAL)
+
+
 def entry(ctx: RunContext, kind: str, name: str) -> dict | None:
     """The state entry of `kind`/`name` for the current API, if any."""
+    if not tracked(ctx):
+        return None
     return load(ctx).get(ctx.client().target.base_url, {}).get(kind, {}).get(name)
 
 
@@ -74,6 +84,8 @@ def managed(remote: dict, fields) -> dict:
 def record(ctx: RunContext, kind: str, name: str, remote_id: str, sent: dict, remote: dict,
            config: str | None) -> None:
     """Remember a write and the remote as read back; the timestamp only moves when something did."""
+    if not tracked(ctx):
+        return
     state = load(ctx)
     api = ctx.client().target.base_url
     old = state.get(api, {}).get(kind, {}).get(name, {})

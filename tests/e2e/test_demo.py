@@ -40,3 +40,9 @@ def test_demo_ignores_a_real_key_and_never_shows_or_logs_it(project):
     artifacts = proc.stdout + proc.stderr + "".join(p.read_text() for p in (project / "logs").rglob("*") if p.is_file())
     assert SECRET not in artifacts
     assert "tavusapi.com" not in "".join(p.read_text() for p in (project / "logs").rglob("api.jsonl"))
+
+
+def test_demo_leaves_no_state_file_behind(project):
+    (project / "tasks.py").write_text("from harness_core.cli import ns  # noqa: F401\n")
+    assert run_demo(project).returncode == 0
+    assert not (project / "tavus-harness.lock.toml").exists(), "an embedded sandbox dies with the demo"
