@@ -18,7 +18,7 @@ from .context import RunContext
 from .errors import ApiError, ConfigError
 from .layers import (DEFAULT_LAYERS_DIR, MODULAR_LAYERS, check_layer_names, check_tools, load_layers_preset,
                      load_modular_layer, project_path, select_tools)
-from .lookup import personas_named
+from .lookup import persona_id_for, personas_named
 from .payload import allowed_keys, assemble, check_config_keys, merge_layers, validate_offline
 from . import state
 from .policies import attach_policies
@@ -230,15 +230,9 @@ def find_persona(ctx: RunContext, desired: DesiredPersona) -> tuple[str, dict]:
         if not name:
             raise ConfigError(f"{desired.where}: persona_name: --update needs persona_id or persona_name",
                               hint="add persona_name (or --persona-id) so the persona can be found")
-        matches = personas_named(client, name)
-        if not matches:
-            raise ConfigError(f"{desired.where}: persona_name: no persona named {name!r} in {client.target.label}",
-                              hint="run without --update to create it, or give --persona-id")
-        if len(matches) > 1:
-            ids = ", ".join(r.get("persona_id") or r.get("pal_id") or "?" for r in matches)
-            raise ConfigError(f"{desired.where}: persona_name: {len(matches)} personas are named {name!r} ({ids})",
-                              hint="give --persona-id (or persona_id in the config) to pick one")
-        pid = matches[0].get("persona_id") or matches[0].get("pal_id")
+        pid = persona_id_for(client, name, f"{desired.where}: persona_name",
+                             none_hint="run without --update to create it, or give --persona-id",
+                             many_hint="give --persona-id (or persona_id in the config) to pick one")
     try:
         remote = unwrap_one(client.get(f"/personas/{pid}"))
     except ApiError as exc:
