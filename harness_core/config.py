@@ -148,7 +148,7 @@ def expand_env_refs(data, env_get, where: str, _path: str = ""):
             path = f"{_path}.{key}" if _path else key
             if is_secret_key(key) and isinstance(value, str) and value:
                 raise ConfigError(f"{where}: {path}: secrets do not belong in config files",
-                                  hint=f'put the value in .env and write {{"$env": "NAME"}} here')
+                                  hint='put the value in .env and write {"$env": "NAME"} here')
             out[key] = expand_env_refs(value, env_get, where, path)
         return out
     if isinstance(data, list):

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import queue
-import re
 import secrets as _secrets
 import threading
 import time

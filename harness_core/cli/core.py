@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from invoke import task
 
-from ..demo import run_demo, summary_lines
-from ..doctor import diagnose
 from ..errors import CheckFailed
 from ..plugins import describe_plugins
 from .base import HarnessTask, context, say, say_json
@@ -13,6 +11,7 @@ from .base import HarnessTask, context, say, say_json
 @task(klass=HarnessTask, help={"json": "print the findings as JSON"})
 def doctor(c, json=False):
     """Check which API the harness would use, the key's source, reachability, WEBHOOK_URL and plugins."""
+    from ..doctor import diagnose
     ctx = context()
     findings = diagnose(ctx)
     if json:
@@ -76,6 +75,7 @@ def demo(c, timeout=None):
 
     Starts the sandbox and a callback receiver on free 127.0.0.1 ports. Nothing reaches Tavus.
     """
+    from ..demo import run_demo, summary_lines
     ctx = context()
     result = run_demo(ctx, timeout=float(timeout or 20))
     for line in summary_lines(result):

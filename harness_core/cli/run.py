@@ -4,9 +4,6 @@ from __future__ import annotations
 from invoke import task
 
 from ..errors import CheckFailed
-from ..report import as_json, ok, summary, text_lines, write_junit
-from ..runner import run_scenarios
-from ..scenario import find_scenarios
 from .base import HarnessTask, context, say, say_json
 
 
@@ -23,6 +20,9 @@ def run(c, target=None, junit=None, json=False, keep=False, max_concurrent=None)
     Without TAVUS_API_KEY and TAVUS_API_URL an embedded sandbox is used (nothing reaches Tavus).
     Exit code 0 only when every scenario passes (or fails as marked with expected_to_fail).
     """
+    from ..report import as_json, ok, summary, text_lines, write_junit
+    from ..runner import run_scenarios
+    from ..scenario import find_scenarios
     ctx = context()
     paths = find_scenarios(target or "scenarios")
     results, label = run_scenarios(ctx, paths, keep=keep, max_concurrent=int(max_concurrent or 2),

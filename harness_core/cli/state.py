@@ -5,8 +5,6 @@ import json as jsonlib
 
 from invoke import Exit, task
 
-from ..explain import explain_persona
-from ..plan import apply_plan, make_plan, pending, pull_persona, render
 from ..state import LOCK_FILE
 from .base import HarnessTask, context, say, say_json
 
@@ -21,6 +19,7 @@ def plan(c, only=None, json=False):
     harness), both-changed, missing-remote; `blocked` when a config cannot be built yet, and
     duplicate-config for a second config of a resource (reported, never applied).
     """
+    from ..plan import make_plan, pending, render
     ctx = context()
     items = make_plan(ctx, only)
     if json:
@@ -38,6 +37,7 @@ def plan(c, only=None, json=False):
                                "force": "overwrite resources that were changed outside the harness"})
 def apply(c, only=None, dry_run=False, force=False):
     """Do what `invoke plan` shows, objectives and guardrails before personas; stop at the first failure."""
+    from ..plan import apply_plan, render
     ctx = context()
 
     def step(item):
@@ -58,6 +58,7 @@ def apply(c, only=None, dry_run=False, force=False):
 @task(klass=HarnessTask, help={"only": ONLY_HELP})
 def status(c, only=None):
     """The plan's classification per resource, without computing diffs."""
+    from ..plan import make_plan, render
     ctx = context()
     for item in make_plan(ctx, only, with_diff=False):
         for line in render(item, with_diff=False):
@@ -67,6 +68,7 @@ def status(c, only=None):
 @task(klass=HarnessTask, help={"config": "persona config file to explain"})
 def explain(c, config=None):
     """For every field of the final persona payload, show which source set it."""
+    from ..explain import explain_persona
     ctx = context()
     for path, value, source in explain_persona(ctx, config):
         say(ctx, f"{path:<40} {jsonlib.dumps(value, ensure_ascii=False)[:50]:<52} {source}")
@@ -75,6 +77,7 @@ def explain(c, config=None):
 @task(klass=HarnessTask, help={"persona_id": "the remote persona", "to": "config file to write"})
 def pull(c, persona_id=None, to=None):
     """Write a remote persona to a config file (applying it unchanged says "unchanged")."""
+    from ..plan import pull_persona
     ctx = context()
     path = pull_persona(ctx, persona_id, to or f"configs/persona/{persona_id}.json")
     say(ctx, f"wrote {path}; it is now managed in {LOCK_FILE}")

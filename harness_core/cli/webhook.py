@@ -3,10 +3,7 @@ from __future__ import annotations
 
 from invoke import task
 
-from ..events import delivery_line, format_event_line, read_events, replay_events, trigger_event
 from ..errors import ConfigError
-from ..webhook import resolve_callback_url, serve
-from ..webhook import set_webhook_url as save_webhook_url
 from .base import HarnessTask, context, say, say_json, warn
 
 
@@ -33,6 +30,7 @@ def webhook(c, port=None, host=None, path=None, tunnel=False, json=False, print_
     refused with 403. Every event also goes to the plugins' harness_handle_callback hook.
     GET /healthz answers liveness checks. Ctrl-C stops.
     """
+    from ..webhook import resolve_callback_url, serve
     ctx = context()
     port = None if port is None else int(port)
     if print_url:  # the one output that shows the token: the user asked for it
@@ -52,6 +50,7 @@ def set_webhook_url(c, url, as_is=False):
 
     Adds ?token=WEBHOOK_TOKEN when the URL has none, so `invoke webhook` accepts the callbacks.
     """
+    from ..webhook import set_webhook_url as save_webhook_url
     ctx = context()
     saved = save_webhook_url(ctx, _not_help(url, "set-webhook-url"), as_is=as_is)
     for note in saved.notes:
@@ -66,6 +65,7 @@ def set_webhook_url(c, url, as_is=False):
 })
 def events(c, conversation_id=None, type=None, json=False):
     """List the callbacks stored in logs/callbacks/, oldest first: time, conversation, event type, detail."""
+    from ..events import format_event_line, read_events
     ctx = context()
     records = read_events(ctx, conversation_id=conversation_id, event_type=type)
     if json:
@@ -83,6 +83,7 @@ def events(c, conversation_id=None, type=None, json=False):
 })
 def replay(c, to=None, conversation_id=None, type=None):
     """Re-post stored events, in the order they arrived, to any URL (your own app, or a receiver)."""
+    from ..events import delivery_line, replay_events
     ctx = context()
     replay_events(ctx, to=to, conversation_id=conversation_id, event_type=type,
                   report=lambda d: say(ctx, delivery_line(d)))
@@ -98,6 +99,7 @@ def replay(c, to=None, conversation_id=None, type=None):
 })
 def trigger(c, event_type, reason=None, conversation_id=None, to=None):
     """Post one synthetic callback in the exact documented envelope, to test a handler offline."""
+    from ..events import delivery_line, trigger_event
     ctx = context()
     result = trigger_event(ctx, _not_help(event_type, "trigger"), to=to, reason=reason, conversation_id=conversation_id)
     say(ctx, f"posted to {result.url}: {delivery_line(result.delivery)}")

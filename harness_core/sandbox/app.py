@@ -14,7 +14,6 @@ from urllib.parse import parse_qs
 import jsonpatch
 
 from ..schemas import check
-from .lifecycle import DEFAULT_MAX_CALL, JOIN_DELAY, build_transcript, envelope, perception_analysis, recording_event
 from .state import new_id, now_iso
 
 MAX_BODY = 1024 * 1024

@@ -25,7 +25,7 @@ class Scripted:
         self.lock = threading.Lock()
 
     def __call__(self, environ, start_response):
-        method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
+        method = environ["REQUEST_METHOD"]
         if method == "GET":
             body = json.dumps({"data": self.created, "total_count": len(self.created)}).encode()
             start_response("200 OK", [("Content-Type", "application/json")])

@@ -147,7 +147,6 @@ def test_hook_harness_expectation_kinds(project, sandbox):
     write(project, "plugin", "[expect]\nevent_count_at_least = 3\n", end=0.3)
     original = plugins.get_plugin_manager
     plugins_with_kind = lambda env=None, extra=(): original(env, (*extra, Kinds()))
-    import harness_core.context as context_module
     context_module_pm = plugins.get_plugin_manager
     try:
         plugins.get_plugin_manager = plugins_with_kind

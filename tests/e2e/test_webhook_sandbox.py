@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import requests
 
 from harness_core import hookimpl
