@@ -7,7 +7,7 @@ import sys
 from invoke import Exit, Task
 
 from ..context import RunContext, make_context
-from ..errors import HarnessError
+from ..errors import ConfigError, HarnessError
 from ..redact import redact, redact_text
 
 
@@ -58,3 +58,10 @@ def split_list(value: str | None) -> list[str] | None:
     if value is None:
         return None
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def not_help(value: str, name: str) -> str:
+    """invoke hands a task's `--help` to its positional argument; point at the spelling that works."""
+    if value in ("--help", "-h"):
+        raise ConfigError(f"`{name} --help` is read as {name}'s argument", hint=f"run `invoke --help {name}`")
+    return value

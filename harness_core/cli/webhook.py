@@ -3,15 +3,7 @@ from __future__ import annotations
 
 from invoke import task
 
-from ..errors import ConfigError
-from .base import HarnessTask, context, say, say_json, warn
-
-
-def _not_help(value: str, name: str) -> str:
-    """invoke hands a task's `--help` to its positional argument; point at the spelling that works."""
-    if value in ("--help", "-h"):
-        raise ConfigError(f"`{name} --help` is read as {name}'s argument", hint=f"run `invoke --help {name}`")
-    return value
+from .base import HarnessTask, context, not_help, say, say_json, warn
 
 
 @task(klass=HarnessTask, help={
@@ -52,7 +44,7 @@ def set_webhook_url(c, url, as_is=False):
     """
     from ..webhook import set_webhook_url as save_webhook_url
     ctx = context()
-    saved = save_webhook_url(ctx, _not_help(url, "set-webhook-url"), as_is=as_is)
+    saved = save_webhook_url(ctx, not_help(url, "set-webhook-url"), as_is=as_is)
     for note in saved.notes:
         warn(ctx, f"note: {note}")
     say(ctx, f"WEBHOOK_URL={saved.url} saved in {saved.path}")
@@ -101,5 +93,5 @@ def trigger(c, event_type, reason=None, conversation_id=None, to=None):
     """Post one synthetic callback in the exact documented envelope, to test a handler offline."""
     from ..events import delivery_line, trigger_event
     ctx = context()
-    result = trigger_event(ctx, _not_help(event_type, "trigger"), to=to, reason=reason, conversation_id=conversation_id)
+    result = trigger_event(ctx, not_help(event_type, "trigger"), to=to, reason=reason, conversation_id=conversation_id)
     say(ctx, f"posted to {result.url}: {delivery_line(result.delivery)}")
