@@ -86,3 +86,37 @@ def test_duplicated_and_reordered_callbacks_are_stored_once_in_arrival_order(pro
             assert {k[0] for k in keys} == {"system.replica_joined", "system.shutdown", "application.transcription_ready"}
             arrived = [(e["event_type"], e["timestamp"]) for e in rx.events if e["conversation_id"] == cid]
             assert arrived == keys, "stored in arrival order, with the original timestamps"
+
+
+def test_conversation_creates_under_api_faults_never_duplicate(project, monkeypatch):
+    with Sandbox(SandboxSettings(time_scale=0.01, max_concurrent=50, retry_after=0, fault_seed=5)) as sb:
+        monkeypatch.setenv("TAVUS_API_URL", sb.url)
+        assert run_cli("persona", "--config", "configs/persona/facilitator.example.json").code == 0
+        from harness_core.sandbox.faults import parse_faults
+        sb.faults.api.update(parse_faults("429:0.15,500:0.2,reset:0.15"))
+        results = [run_cli("conversation", "--config", "configs/conversation/facilitator_kickoff.json",
+                           "--conversation-name", f"call {i}") for i in range(10)]
+        assert all(r.code == 0 or (r.err.startswith("error: ") and r.err.count("\n") == 1) for r in results)
+        names = [c["conversation_name"] for c in sb.store.conversations.values()]
+        assert len(names) == len(set(names)), sorted(names)
+        assert {f"call {i}" for i, r in enumerate(results) if r.code == 0} <= set(names)
+        assert sb.faults.injected.get("500", 0) + sb.faults.injected.get("reset", 0) > 0
+
+
+def test_a_slow_sender_does_not_block_the_receiver(project):
+    import socket
+    import time
+
+    import requests
+
+    from harness_core.context import make_context
+    from harness_core.webhook import Receiver
+
+    with Receiver(make_context(project, {}, quiet=True), token="slow-token") as rx:
+        slow = socket.create_connection(("127.0.0.1", rx.port), timeout=5)
+        slow.sendall(b"POST /tavus/callback?token=slow-token HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"conv")
+        started = time.monotonic()
+        event = {"conversation_id": "cfast", "event_type": "system.replica_joined", "timestamp": "2026-01-01T00:00:00.000001Z"}
+        assert requests.post(rx.callback_url, json=event, timeout=5).status_code == 200
+        assert time.monotonic() - started < 1.0, "others are served while one sender trickles"
+        slow.close()
