@@ -32,10 +32,21 @@ class Reply:
     body: object
 
 
+MAX_RETRY_AFTER = 30.0  # seconds: a longer Retry-After is cut to this, so a read never waits unbounded
+
+
+class BoundedRetry(Retry):
+    """urllib3's Retry, with Retry-After honoured up to MAX_RETRY_AFTER seconds."""
+
+    def get_retry_after(self, response):
+        value = super().get_retry_after(response)
+        return None if value is None else min(value, MAX_RETRY_AFTER)
+
+
 def build_session(retries: int = 4) -> requests.Session:
-    """A Session whose adapter retries idempotent requests with backoff and Retry-After."""
+    """A Session whose adapter retries idempotent requests with backoff and (bounded) Retry-After."""
     session = requests.Session()
-    retry = Retry(total=retries, connect=retries, read=retries, status=retries,
+    retry = BoundedRetry(total=retries, connect=retries, read=retries, status=retries,
                   backoff_factor=0.3, status_forcelist=RETRY_STATUSES,
                   allowed_methods=IDEMPOTENT,
                   respect_retry_after_header=True, raise_on_status=False)
@@ -163,7 +174,7 @@ class TavusClient:
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds form), capped at 30; None if absent or a date."""
     try:
-        return min(max(float(value), 0.0), 30.0) if value else None
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER) if value else None
     except ValueError:
         return None
 

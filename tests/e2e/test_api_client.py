@@ -119,3 +119,24 @@ def test_unreachable_api_is_one_clear_error(tmp_path):
     with pytest.raises(ApiError) as err:
         client.get("/personas")
     assert "cannot reach local sandbox" in err.value.message and "invoke sandbox" in err.value.hint
+
+
+def test_reads_honour_retry_after_but_never_wait_longer_than_the_bound(server_for, tmp_path, monkeypatch):
+    import harness_core.api as api
+
+    calls = []
+
+    def app(environ, start_response):
+        calls.append(environ["PATH_INFO"])
+        if len(calls) == 1:
+            start_response("429 Too Many Requests", [("Retry-After", "3600"), ("Content-Type", "application/json")])
+            return [b'{"message": "slow down"}']
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b'{"data": [], "total_count": 0}']
+
+    monkeypatch.setattr(api, "MAX_RETRY_AFTER", 0.2)
+    client = client_for(server_for(app), tmp_path)
+    import time
+    started = time.monotonic()
+    assert client.get("/things") == {"data": [], "total_count": 0}
+    assert len(calls) == 2 and 0.15 < time.monotonic() - started < 5
