@@ -30,5 +30,6 @@ def transcript_lines(event: dict) -> list[str]:
 
 @hookimpl
 def harness_handle_callback(event, context):
+    """Print the transcript of application.transcription_ready (other events: nothing)."""
     for line in transcript_lines(event):
         context.note(line)

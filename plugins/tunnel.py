@@ -59,6 +59,7 @@ def _start_with_pyngrok(port: int) -> str | None:
 
 @hookimpl(trylast=True)
 def harness_public_url(port, path, context):
+    """The https URL of the running ngrok agent's tunnel to `port` (or one pyngrok starts)."""
     port = int(port)
     api = context.env.get("NGROK_API_URL") or DEFAULT_API_URL
     try:
