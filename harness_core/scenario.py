@@ -67,36 +67,102 @@ def is_scenario_file(path: Path) -> bool:
         return False
 
 
+def _is_rule(rule) -> bool:
+    if isinstance(rule, str):
+        return True
+    if not isinstance(rule, dict) or set(rule) - {"text", "regex", "role"} or not ({"text", "regex"} & set(rule)):
+        return False
+    if not all(isinstance(v, str) for v in rule.values()):
+        return False
+    if "regex" in rule:
+        try:
+            re.compile(rule["regex"])
+        except re.error:
+            return False
+    return True
+
+
+def _is_gap(value) -> bool:
+    return (isinstance(value, dict) and set(value) == {"from", "to", "seconds"} and isinstance(value["from"], str)
+            and isinstance(value["to"], str) and _is_seconds(value["seconds"]))
+
+
+def _is_seconds(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def _str_list(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+# What each built-in expectation kind takes, and how to say it.
+SHAPES = {
+    "events_in_order": (_str_list, 'a list of event types, e.g. ["system.replica_joined", "system.shutdown"]'),
+    "shutdown_reason": (lambda v: isinstance(v, str), 'a reason, e.g. "end_conversation_endpoint_hit"'),
+    "transcript_contains": (lambda v: _is_rule(v) or (isinstance(v, list) and all(map(_is_rule, v))),
+                            'rules like [{ role = "assistant", text = "agenda" }] or { regex = "..." }'),
+    "transcript_excludes": (lambda v: _is_rule(v) or (isinstance(v, list) and all(map(_is_rule, v))),
+                            'rules like [{ role = "user", regex = "(?i)medical" }]'),
+    "perception_mentions": (lambda v: isinstance(v, str) or _str_list(v), 'a phrase or a list of phrases'),
+    "recording_ready": (lambda v: isinstance(v, bool), "true or false"),
+    "max_gap": (_is_gap, '{ from = "system.shutdown", to = "application.transcription_ready", seconds = 5 }'),
+    "final_status": (lambda v: v in ("active", "ended"), '"active" or "ended"'),
+}
+
+
+def _table(data: dict, key: str, where: str) -> dict:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: {key}: must be a table", hint=f"write [{key}] with keys under it")
+    return value
+
+
 def load_scenario(path: str | Path, kinds) -> Scenario:
     """Read and check one scenario file; every problem is a ConfigError naming file and field."""
     path = Path(path)
     data = load_file(path, what="scenario")
     where = str(path)
     check_keys(data, TOP_KEYS, where)
-    head = data.get("scenario")
-    if not isinstance(head, dict):
+    if "scenario" not in data:
         raise ConfigError(f"{where}: scenario: missing [scenario] table", hint="add [scenario] with name and configs")
+    head = _table(data, "scenario", where)
     check_keys(head, SCENARIO_KEYS, where, prefix="scenario.")
+    for key in ("name", "description", "persona_config", "persona_id", "persona_name", "conversation_config"):
+        if key in head and not isinstance(head[key], str):
+            raise ConfigError(f"{where}: scenario.{key}: must be a string")
+    if "expected_to_fail" in head and not isinstance(head["expected_to_fail"], bool):
+        raise ConfigError(f"{where}: scenario.expected_to_fail: must be true or false")
     if not (head.get("persona_config") or head.get("persona_id") or head.get("persona_name")):
         raise ConfigError(f"{where}: scenario.persona_config: no persona given",
                           hint="set persona_config, persona_id or persona_name")
     for key in ("persona_config", "conversation_config"):
         if head.get(key) and not Path(head[key]).is_file():
             raise ConfigError(f"{where}: scenario.{key}: {head[key]} not found", hint="paths are relative to the project")
-    sandbox = data.get("sandbox") or {}
+    for key in ("end_after_seconds", "timeout_seconds"):
+        if key in head and not _is_seconds(head[key]):
+            raise ConfigError(f"{where}: scenario.{key}: must be a positive number of seconds")
+    overrides = _table(data, "conversation", where)
+    sandbox = _table(data, "sandbox", where)
     check_keys(sandbox, SANDBOX_KEYS, where, prefix="sandbox.")
-    expect = dict(data.get("expect") or {})
+    transcript = sandbox.get("transcript", [])
+    if not (isinstance(transcript, list) and all(isinstance(t, dict) and isinstance(t.get("content"), str)
+                                                 and isinstance(t.get("role", "user"), str) for t in transcript)):
+        raise ConfigError(f"{where}: sandbox.transcript: must be a list of {{ role, content }} tables")
+    if "perception_analysis" in sandbox and not isinstance(sandbox["perception_analysis"], str):
+        raise ConfigError(f"{where}: sandbox.perception_analysis: must be a string")
+    expect = dict(_table(data, "expect", where))
     events = expect.get("events") or []
-    if not isinstance(events, list) or not all(isinstance(e, dict) and isinstance(e.get("type"), str) for e in events):
-        raise ConfigError(f"{where}: expect.events: must be a list of tables with a type",
+    if not isinstance(events, list) or not all(isinstance(e, dict) and isinstance(e.get("type"), str)
+                                               and _is_seconds(e.get("within_seconds", 30)) for e in events):
+        raise ConfigError(f"{where}: expect.events: must be a list of tables with a type (and within_seconds)",
                           hint='write [[expect.events]] type = "system.replica_joined"')
     check_keys(expect, ("events", *kinds), where, prefix="expect.")
-    for key in ("end_after_seconds", "timeout_seconds"):
-        if key in head and (not isinstance(head[key], (int, float)) or isinstance(head[key], bool) or head[key] <= 0):
-            raise ConfigError(f"{where}: scenario.{key}: must be a positive number of seconds")
+    for kind, value in expect.items():
+        if kind in SHAPES and not SHAPES[kind][0](value):
+            raise ConfigError(f"{where}: expect.{kind}: {value!r} is not valid", hint=f"write {SHAPES[kind][1]}")
     return Scenario(path=path, name=str(head.get("name") or path.stem), persona_config=head.get("persona_config"),
                     persona_id=head.get("persona_id"), persona_name=head.get("persona_name"),
-                    conversation_config=head.get("conversation_config"), overrides=dict(data.get("conversation") or {}),
+                    conversation_config=head.get("conversation_config"), overrides=dict(overrides),
                     sandbox=sandbox, events=events, expect=expect, end_after_seconds=head.get("end_after_seconds"),
                     timeout_seconds=float(head.get("timeout_seconds") or 60), expected_to_fail=bool(head.get("expected_to_fail")))
 
