@@ -107,6 +107,14 @@ class Target:
         return f"local sandbox at {self.base_url}" if self.is_sandbox else f"Tavus API at {self.base_url}"
 
 
+API_VARIABLES = ("TAVUS_API_KEY", "TAVUS_API_URL", "TAVUS_PUBLIC_API_BASE_URL")
+
+
+def api_configured(env: Environment) -> bool:
+    """Whether any API is configured at all (a dry run can go on offline without one)."""
+    return any(env.get(name) for name in API_VARIABLES)
+
+
 def resolve_target(env: Environment) -> Target:
     """Pick the API base URL and key, or stop before anything is sent.
 

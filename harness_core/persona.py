@@ -15,6 +15,7 @@ import jsonpointer
 from .api import unwrap_one
 from .config import Resolved, gather
 from .context import RunContext
+from .env import api_configured
 from .errors import ApiError, ConfigError
 from .layers import (DEFAULT_LAYERS_DIR, MODULAR_LAYERS, check_layer_names, check_tools, load_layers_preset,
                      load_modular_layer, project_path, select_tools)
@@ -253,7 +254,11 @@ def apply_persona(ctx: RunContext, flags: dict, config_path: str | None = None, 
     desired = build_persona(ctx, flags, config_path, check_prompt=not update)
     body = desired.payload
     if not update:
-        known = state.guard_create(ctx, "persona", body.get("persona_name"), desired.where)
+        if dry_run and not api_configured(ctx.env):
+            known = None
+            ctx.note("note: no API configured; dry run offline, without checking for a persona of that name")
+        else:
+            known = state.guard_create(ctx, "persona", body.get("persona_name"), desired.where)
         if known and not upsert:
             raise ConfigError(f"{desired.where}: persona_name: {body['persona_name']!r} was already created on "
                               f"{ctx.client().target.label} as {known['id']} (see {state.LOCK_FILE})",

@@ -174,6 +174,15 @@ def test_dry_run_prints_the_exact_payload_and_sends_nothing(project, sandbox):
     assert "nothing sent" in result.err
 
 
+def test_dry_run_works_offline_with_no_api_configured(project, monkeypatch):
+    monkeypatch.delenv("TAVUS_API_URL")
+    result = run_cli("persona", "--config", FACILITATOR, "--dry-run")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["persona_name"] == "Meeting Facilitator"
+    assert "no API configured" in result.err and "nothing sent" in result.err
+    assert run_cli("persona", "--config", FACILITATOR).code != 0  # a real create still needs an API
+
+
 # --- update ------------------------------------------------------------------------------
 def test_update_attaches_policies_by_id_with_only_the_changed_paths(project, sandbox, policies):
     oid, gid = policies
