@@ -1,9 +1,10 @@
 """The Tavus request rules, written once as JSON Schemas (draft 2020-12).
 
 Derived from ../shared/tavus-api/CONTRACT.md (§2 resources, §4 layers, §5 properties, §3 PATCH).
-The sandbox validates strictly; the harness validates before sending with `strict=False`, where
-an unknown enum value (a new model or engine name) is only reported as `is_enum=True`, because
-the real catalogue moves faster than ours.
+The sandbox validates strictly with jsonschema; the harness validates before sending with
+`strict=False`, where an unknown enum value (a new model or engine name) is only reported as
+`is_enum=True`, because the real catalogue moves faster than ours, and with engine="quick"
+(see quick.py), which gives the same problems without jsonschema's import cost.
 """
 from __future__ import annotations
 
@@ -12,10 +13,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from jsonschema import Draft202012Validator
-
 HERE = Path(__file__).resolve().parent
 KINDS = ("persona", "pal", "conversation", "objectives", "guardrail", "guardrails_set", "json_patch")
+ENGINES = ("jsonschema", "quick")
 
 
 @dataclass(frozen=True)
@@ -43,21 +43,27 @@ def schema(kind: str) -> dict:
 
 
 @lru_cache(maxsize=None)
-def _validator(kind: str) -> Draft202012Validator:
+def _validator(kind: str, engine: str):
+    if engine == "quick":
+        from .quick import QuickValidator
+        return QuickValidator(schema(kind))
+    if engine != "jsonschema":
+        raise KeyError(f"unknown validation engine {engine!r}; known: {', '.join(ENGINES)}")
+    from jsonschema import Draft202012Validator
     return Draft202012Validator(schema(kind))
 
 
 SCHEMAS = {kind: None for kind in KINDS}  # filled lazily by schema(); kept for discoverability
 
 
-def check(kind: str, body, *, strict: bool = True) -> list[Problem]:
+def check(kind: str, body, *, strict: bool = True, engine: str = "jsonschema") -> list[Problem]:
     """Every rule of `kind` that `body` breaks, as Problems (empty list when it is valid).
 
     With strict=False enum misses are still returned, marked is_enum=True, so the caller can
-    treat them as warnings.
+    treat them as warnings. Both engines give the same Problems; "quick" loads faster.
     """
     problems: list[Problem] = []
-    for error in sorted(_validator(kind).iter_errors(body), key=lambda e: list(e.absolute_path)):
+    for error in sorted(_validator(kind, engine).iter_errors(body), key=lambda e: list(e.absolute_path)):
         problems.extend(_problems(error))
     if strict:  # the sandbox: an enum miss is an error like any other
         problems = [Problem(p.path, p.message, False) for p in problems]

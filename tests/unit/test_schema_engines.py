@@ -1,0 +1,94 @@
+"""The quick validator (used before every send) and jsonschema (the sandbox's) find the same problems."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness_core.schemas import KINDS, check, schema
+from harness_core.schemas.quick import QuickValidator, equal
+
+junk = st.recursive(st.none() | st.booleans() | st.integers(-3, 5000) | st.floats(allow_nan=False, allow_infinity=False)
+                    | st.text(max_size=6),
+                    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=5), inner, max_size=2),
+                    max_leaves=5)
+
+
+def shaped(node: dict, root: dict, depth: int = 0):
+    """Bodies that mostly follow the schema, with junk and unknown keys mixed in at every level."""
+    if depth > 6 or not isinstance(node, dict):
+        return junk
+    if "$ref" in node:
+        target = root
+        for part in node["$ref"][2:].split("/"):
+            target = target[part]
+        return shaped(target, root, depth + 1)
+    if "enum" in node:
+        return st.sampled_from(node["enum"]) | junk
+    if "const" in node:
+        return st.just(node["const"]) | junk
+    kind = node.get("type")
+    if isinstance(kind, list):
+        return st.sampled_from(kind).flatmap(lambda one: shaped({**node, "type": one}, root, depth + 1))
+    if kind == "object" or "properties" in node:
+        fields = {name: shaped(sub, root, depth + 1) for name, sub in node.get("properties", {}).items()}
+        needed = {name: fields.get(name, junk) for name in node.get("required", [])}
+        extra = st.dictionaries(st.sampled_from(["zz_unknown", "language", "name"]), junk, max_size=1)
+        some = st.fixed_dictionaries({}, optional=fields)
+        complete = st.fixed_dictionaries(needed, optional={k: v for k, v in fields.items() if k not in needed})
+        return st.builds(lambda known, more: {**known, **more}, complete | some, extra) | junk
+    if kind == "array":
+        item = shaped(node.get("items", {}), root, depth + 1)
+        edges = st.tuples(item, st.sampled_from(around(node, "minItems", "maxItems") or [2]))
+        return st.lists(item, max_size=3) | edges.map(lambda pair: [pair[0]] * pair[1]) | junk
+    if "allOf" in node:
+        return shaped(node["allOf"][0], root, depth + 1) | junk
+    if kind == "string":
+        lengths = around(node, "minLength", "maxLength")
+        return (st.text(max_size=8) | st.sampled_from(["abc_1", "a-b.c", "9"])
+                | (st.sampled_from(lengths).map("x".__mul__) if lengths else st.nothing()))
+    if kind in ("integer", "number"):
+        edges = around(node, "minimum", "maximum")
+        return st.integers(-2, 100) | st.floats(-5, 1e4) | (st.sampled_from(edges) if edges else st.nothing())
+    return st.booleans() if kind == "boolean" else junk
+
+
+def around(node: dict, *limits: str) -> list:
+    """Values on and just beside each limit the node sets, where off-by-one mistakes would show."""
+    return sorted({max(node[k] + d, 0) for k in limits if k in node for d in (-1, 0, 1)})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_schema_uses_only_keywords_the_quick_validator_knows(kind):
+    QuickValidator(schema(kind))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_both_engines_report_the_same_problems(kind, data):
+    body = data.draw(shaped(schema(kind), schema(kind)))
+    quick = check(kind, body, strict=False, engine="quick")
+    reference = check(kind, body, strict=False, engine="jsonschema")
+    assert quick == reference, json.dumps(body, default=str)[:500]
+
+
+def test_a_known_bad_persona_gives_named_problems_in_both_engines():
+    body = {"persona_name": 5, "system_prompt": "x", "pipeline_mode": "fulll", "colour": "red",
+            "layers": {"llm": {"model": "tavus-gpt-oss", "speculative_inference": "yes"}}}
+    for engine in ("quick", "jsonschema"):
+        problems = {(p.path, p.is_enum) for p in check("persona", body, strict=False, engine=engine)}
+        assert {("persona_name", False), ("pipeline_mode", True), ("colour", False),
+                ("layers.llm.speculative_inference", False)} <= problems
+
+
+def test_a_schema_with_an_unsupported_keyword_is_refused():
+    with pytest.raises(ValueError, match="oneOf"):
+        QuickValidator({"type": "object", "properties": {"a": {"oneOf": [{"type": "string"}]}}})
+
+
+def test_json_equality_keeps_booleans_apart_from_numbers():
+    assert equal([1, {"a": 2.0}], [1.0, {"a": 2}])
+    assert not equal(True, 1) and not equal([0], [False]) and not equal({"a": 1}, {"a": 1, "b": 2})
