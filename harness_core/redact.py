@@ -29,8 +29,7 @@ def redact(obj, secrets: Iterable[str] = ()):
     Values under secret-looking keys are replaced whole; the literal values in `secrets`,
     AWS role ARNs and `token=` query parameters are replaced inside any string.
     """
-    known = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
-    return _redact(obj, known)
+    return _redact(obj, _known(secrets))
 
 
 def _redact(obj, known):
@@ -45,13 +44,26 @@ def _redact(obj, known):
     if isinstance(obj, (list, tuple)):
         return [_redact(v, known) for v in obj]
     if isinstance(obj, str):
-        return redact_text(obj, known)
+        return _redact_string(obj, known)
     return obj
+
+
+def _known(secrets: Iterable[str]) -> list[str]:
+    """The literal secrets worth replacing, longest first (so a secret inside another goes too)."""
+    return sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+
+def _redact_string(text: str, known: list[str]) -> str:
+    for secret in known:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    if "arn:" in text:  # cheap tests first: most strings hold neither pattern
+        text = _ARN.sub(REDACTED, text)
+    if "=" in text:
+        text = _TOKEN_QUERY.sub(lambda m: m.group(1) + REDACTED, text)
+    return text
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """Replace known secret values, role ARNs and token query parameters inside `text`."""
-    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    text = _ARN.sub(REDACTED, text)
-    return _TOKEN_QUERY.sub(lambda m: m.group(1) + REDACTED, text)
+    return _redact_string(text, _known(secrets))
