@@ -126,7 +126,8 @@ def check_keys(data: dict, allowed, where: str, *, prefix: str = "") -> None:
         if key not in allowed:
             close = suggest(key, allowed)
             hint = f"did you mean {close!r}?" if close else f"known keys: {', '.join(sorted(allowed))}"
-            raise ConfigError(f"{where}: {prefix}{key}: unknown key", hint=hint)
+            shown = key if isinstance(key, str) and key.isprintable() and key.strip() == key and key else repr(key)
+            raise ConfigError(f"{where}: {prefix}{shown}: unknown key", hint=hint)
 
 
 def expand_env_refs(data, env_get, where: str, _path: str = ""):

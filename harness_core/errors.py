@@ -18,10 +18,11 @@ class HarnessError(Exception):
         self.hint = hint
 
     def render(self) -> str:
+        """The message and its fix on one line (a newline from user data shows as \\n)."""
         text = self.message.rstrip(".")
         if self.hint:
             text += ". " + self.hint.rstrip(".") + "."
-        return text
+        return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 class ConfigError(HarnessError):
