@@ -60,6 +60,27 @@ def split_list(value: str | None) -> list[str] | None:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+def number(value, flag: str, default, *, whole: bool = True, low: float = 0, high: float | None = None,
+           example=None):
+    """A numeric flag (`default` when not given); anything else is a one-line ConfigError.
+
+    Values must be >= low (> 0 when low is 0 and whole is False) and <= high when given.
+    """
+    if value is None:
+        return default
+    try:
+        result = int(value) if whole else float(value)
+    except (TypeError, ValueError):
+        result = None
+    positive_only = not whole and low == 0
+    if (result is None or result != result or result < low or (positive_only and result <= 0)
+            or (high is not None and result > high) or result == float("inf")):
+        what = "a whole number" if whole else "a number"
+        limits = "above 0" if positive_only else f">= {low}" + (f" and <= {high}" if high is not None else "")
+        raise ConfigError(f"--{flag}: {value!r} is not {what} {limits}", hint=f"e.g. --{flag} {default if example is None else example}")
+    return result
+
+
 def not_help(value: str, name: str) -> str:
     """invoke hands a task's `--help` to its positional argument; point at the spelling that works."""
     if value in ("--help", "-h"):

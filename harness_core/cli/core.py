@@ -5,7 +5,7 @@ from invoke import task
 
 from ..errors import CheckFailed
 from ..plugins import describe_plugins
-from .base import HarnessTask, context, say, say_json
+from .base import HarnessTask, context, number, say, say_json
 
 
 @task(klass=HarnessTask, help={"json": "print the findings as JSON"})
@@ -59,14 +59,14 @@ def sandbox(c, port=None, host=None, state=None, api_key=None, max_concurrent=No
     ctx = context()
     settings = SandboxSettings(
         api_key=api_key, state_file=state, faults=faults, callback_faults=callback_faults,
-        **({"max_concurrent": int(max_concurrent)} if max_concurrent is not None else {}),
-        **({"time_scale": float(time_scale)} if time_scale is not None else {}))
+        **({"max_concurrent": number(max_concurrent, "max-concurrent", 3, low=1)} if max_concurrent is not None else {}),
+        **({"time_scale": number(time_scale, "time-scale", 1.0, whole=False)} if time_scale is not None else {}))
 
     def ready(url):
         say(ctx, f"Tavus sandbox listening on {url} (Ctrl-C to stop)")
         say(ctx, f"TAVUS_API_URL={url}")
 
-    serve_forever(settings, host or "127.0.0.1", 8800 if port is None else int(port), on_ready=ready)
+    serve_forever(settings, host or "127.0.0.1", number(port, "port", 8800, high=65535), on_ready=ready)
 
 
 @task(klass=HarnessTask, help={"timeout": "seconds to wait for each callback (default 20)"})
@@ -77,6 +77,6 @@ def demo(c, timeout=None):
     """
     from ..demo import run_demo, summary_lines
     ctx = context()
-    result = run_demo(ctx, timeout=float(timeout or 20))
+    result = run_demo(ctx, timeout=number(timeout, "timeout", 20.0, whole=False))
     for line in summary_lines(result):
         say(ctx, line)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from invoke import task
 
 from ..errors import CheckFailed
-from .base import HarnessTask, context, not_help, say, say_json
+from .base import HarnessTask, context, not_help, number, say, say_json
 
 
 @task(klass=HarnessTask, positional=["target"], help={
@@ -25,7 +25,7 @@ def run(c, target=None, junit=None, json=False, keep=False, max_concurrent=None)
     from ..scenario import find_scenarios
     ctx = context()
     paths = find_scenarios(not_help(target, "run") if target else "scenarios")
-    results, label = run_scenarios(ctx, paths, keep=keep, max_concurrent=int(max_concurrent or 2),
+    results, label = run_scenarios(ctx, paths, keep=keep, max_concurrent=number(max_concurrent, "max-concurrent", 2, low=1),
                                    on_result=None if json else lambda r: [say(ctx, line) for line in text_lines(r)])
     if junit:
         write_junit(results, junit)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from invoke import task
 
-from .base import HarnessTask, context, not_help, say, say_json, warn
+from .base import HarnessTask, context, not_help, number, say, say_json, warn
 
 
 @task(klass=HarnessTask, help={
@@ -24,7 +24,7 @@ def webhook(c, port=None, host=None, path=None, tunnel=False, json=False, print_
     """
     from ..webhook import resolve_callback_url, serve
     ctx = context()
-    port = None if port is None else int(port)
+    port = number(port, "port", None, high=65535, example=8000)
     if print_url:  # the one output that shows the token: the user asked for it
         print(resolve_callback_url(ctx, host=host, port=port, path=path, tunnel=tunnel), flush=True)
         return

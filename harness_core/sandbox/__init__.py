@@ -41,6 +41,13 @@ class SandboxSettings:
     retry_after: int = 1                # Retry-After seconds on an injected 429
 
 
+def _faults(spec: str | None, flag: str, example: str, *kinds) -> dict[str, float]:
+    try:
+        return parse_faults(spec, *kinds)
+    except FaultSpecError as exc:
+        raise ConfigError(f"sandbox --{flag}: {exc}", hint=f"write e.g. --{flag} {example}") from None
+
+
 class Sandbox:
     """The emulator: state, timers, callback delivery and the WSGI app, on 127.0.0.1 by default."""
 
@@ -49,11 +56,9 @@ class Sandbox:
         self.state = SandboxState(self.settings.state_file)
         self.requests: list[tuple[str, str]] = []
         self._requests_lock = threading.Lock()
-        try:
-            self.faults = FaultPlan(parse_faults(self.settings.faults), parse_faults(self.settings.callback_faults,
-                                    CALLBACK_KINDS), self.settings.fault_seed)
-        except FaultSpecError as exc:
-            raise ConfigError(f"sandbox faults: {exc}", hint='write e.g. --faults "429:0.2,latency:200ms"') from None
+        self.faults = FaultPlan(_faults(self.settings.faults, "faults", '"429:0.2,latency:200ms"'),
+                                _faults(self.settings.callback_faults, "callback-faults", '"late:0.2,dup:0.1"',
+                                        CALLBACK_KINDS), self.settings.fault_seed)
         if self.faults.api.get("reset"):  # dropped answers are on purpose: keep waitress from warning about each
             logging.getLogger("waitress").setLevel(logging.ERROR)
         self.scheduler = Scheduler()

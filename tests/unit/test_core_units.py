@@ -140,3 +140,14 @@ def test_target_defaults_to_tavus_and_honours_the_official_cli_variable():
     t = resolve_target(env_of({"TAVUS_API_KEY": "k1234", "TAVUS_PUBLIC_API_BASE_URL": "http://localhost:7/v2"}))
     assert t.base_url == "http://localhost:7/v2" and t.url_source == "env TAVUS_PUBLIC_API_BASE_URL"
     assert "k1234" not in repr(t)
+
+
+def test_numeric_flags_parse_or_fail_on_one_line_naming_the_flag():
+    from harness_core.cli.base import number
+    assert number(None, "port", 8800) == 8800 and number("0", "port", 8800, high=65535) == 0
+    assert number("0.01", "time-scale", 1.0, whole=False) == 0.01
+    for value, kwargs in [("abc", {}), ("70000", {"high": 65535}), ("0", {"low": 1}), ("0", {"whole": False}),
+                          ("nan", {"whole": False}), ("inf", {"whole": False}), ("1.5", {})]:
+        with pytest.raises(ConfigError) as caught:
+            number(value, "flag", 3, **kwargs)
+        assert caught.value.render().startswith("--flag: ") and "\n" not in caught.value.render()
