@@ -47,10 +47,13 @@ def test_reads_are_retried_through_rate_limits_and_server_errors(tmp_path):
 
 def test_fault_spec_errors_are_one_line(project):
     from harness_core.errors import ConfigError
-    with pytest.raises(ConfigError, match="sandbox faults: 'boom:1'"):
+    with pytest.raises(ConfigError, match="sandbox --faults: 'boom:1'"):
         Sandbox(SandboxSettings(faults="boom:1"))
     with pytest.raises(ConfigError, match="between 0 and 1"):
         Sandbox(SandboxSettings(faults="500:2"))
+    with pytest.raises(ConfigError, match="sandbox --callback-faults: 'late:x'") as caught:
+        Sandbox(SandboxSettings(callback_faults="late:x"))
+    assert "--callback-faults \"late:" in caught.value.render()
 
 
 def test_duplicated_and_reordered_callbacks_are_stored_once_in_arrival_order(project, tmp_path):
