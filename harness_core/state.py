@@ -106,8 +106,27 @@ def forget(ctx: RunContext, kind: str, name: str) -> None:
     save(ctx, state)
 
 
+RESOURCE_PATHS = {"persona": "/personas", "objectives": "/objectives", "guardrails": "/guardrails"}
+
+
 def guard_create(ctx: RunContext, kind: str, name: str | None, where: str) -> dict | None:
-    """Before a create: the existing entry of that name on this API (the caller decides), or None."""
+    """Before a create: the existing entry of that name on this API (the caller decides), or None.
+
+    An entry whose resource is gone (deleted in the dashboard, or a sandbox restarted without
+    --state) is forgotten with a note, so the create goes ahead instead of pointing at nothing.
+    """
     if not name:
         return None
-    return entry(ctx, kind, name)
+    known = entry(ctx, kind, name)
+    if known and kind in RESOURCE_PATHS:
+        from .errors import ApiError
+        try:
+            ctx.client().get(f"{RESOURCE_PATHS[kind]}/{known['id']}")
+        except ApiError as exc:
+            if exc.status not in (400, 404):
+                raise
+            ctx.note(f"note: {kind} {name!r} ({known['id']}) in {LOCK_FILE} no longer exists on "
+                     f"{ctx.client().target.label}; forgetting it and creating a new one")
+            forget(ctx, kind, name)
+            return None
+    return known

@@ -38,6 +38,18 @@ def test_a_second_create_is_refused_and_upsert_updates(project, sandbox):
     assert sandbox.url in lock and "Meeting Facilitator" in lock and "sha256:" in lock
 
 
+def test_a_lock_entry_whose_persona_was_deleted_does_not_block_a_new_create(project, sandbox):
+    assert run_cli("persona", "--config", FACILITATOR).code == 0
+    old = persona_named(sandbox, "Meeting Facilitator")
+    assert requests.delete(f"{sandbox.url}/personas/{old}", headers=KEY, timeout=5).status_code == 204
+    again = run_cli("persona", "--config", FACILITATOR)
+    assert again.code == 0, again.err
+    assert "no longer exists" in again.err and old in again.err
+    new = persona_named(sandbox, "Meeting Facilitator")
+    lock = (project / LOCK_FILE).read_text()
+    assert new != old and new in lock and old not in lock
+
+
 def test_apply_in_dependency_order_then_noop_is_byte_identical(project, sandbox):
     plan = run_cli("plan")
     assert plan.code == 2
