@@ -83,6 +83,8 @@ def _drop_none(data: dict) -> dict:
 def load_file(path: str | Path, *, what: str = "config") -> dict:
     """Read a JSON or TOML object from `path`, with one-line errors for every way it can be bad."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a {what} file", hint=f"name one file in it, e.g. {path}/...json")
     if not path.is_file():
         raise ConfigError(f"{path}: {what} file not found", hint="check the path (it is relative to the current directory)")
     size = path.stat().st_size

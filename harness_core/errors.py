@@ -21,7 +21,8 @@ class HarnessError(Exception):
         """The message and its fix on one line (a newline from user data shows as \\n)."""
         text = self.message.rstrip(".")
         if self.hint:
-            text += ". " + self.hint.rstrip(".") + "."
+            hint = self.hint.rstrip(".")
+            text += ". " + hint + ("" if hint.endswith(("?", "!")) else ".")
         return text.replace("\r", "\\r").replace("\n", "\\n")
 
 

@@ -254,8 +254,14 @@ def build_policy(kind: str, data: dict, where: str) -> tuple[dict, str]:
         for i, item in enumerate(items):
             targets = list((item.get("next_conditional_objectives") or {}).keys())
             if item.get("next_required_objective"):
+                if targets:
+                    raise ConfigError(f"{where}: data[{i}].next_required_objective: cannot be set together with "
+                                      "next_conditional_objectives", hint="keep one of the two")
                 targets.append(item["next_required_objective"])
             for target in targets:
+                if target == item["objective_name"]:
+                    raise ConfigError(f"{where}: data[{i}]: objective {target!r} leads to itself",
+                                      hint="point it at another objective of the set")
                 if target not in seen:
                     raise ConfigError(f"{where}: data[{i}]: next objective {target!r} is not in this set",
                                       hint=f"use one of: {', '.join(sorted(seen))}")

@@ -350,6 +350,9 @@ class SandboxApp:
             problems, prefix, id_key = check("guardrails_set", body), "g", "guardrails_id"
         if problems:
             raise error(400, f"{problems[0].path}: {problems[0].message}", "message")
+        broken = objective_links(body) if kind == "objectives" else None
+        if broken:
+            raise error(400, broken, "message")
         with self.sb.state.lock:
             pid = new_id(prefix, 12 if id_key == "uuid" else 11)
             stamp = now_iso()
@@ -401,6 +404,8 @@ class SandboxApp:
             problems = check(schema, patched)
             if problems:
                 raise error(400, f"{problems[0].path}: {problems[0].message}")
+            if kind == "objectives" and objective_links(patched):
+                raise error(400, "Invalid patch operation")
             getattr(self.sb.state, kind)[pid] = {**fixed, **patched, "updated_at": now_iso()}
         self.sb.save()
         return Reply(200, {"message": "Objective updated successfully" if kind == "objectives" else "Guardrails updated successfully"})
@@ -532,3 +537,20 @@ def shape_replica(replica: dict, face: bool, verbose: bool) -> dict:
         out["face_id"] = out.pop("replica_id")
         out["face_name"] = out.pop("replica_name")
     return out
+
+
+def objective_links(body: dict) -> str | None:
+    """What is wrong with the links between the objectives of a set, or None (contract §2.4)."""
+    items = body.get("data") or []
+    names = {item.get("objective_name") for item in items}
+    for i, item in enumerate(items):
+        conditional = item.get("next_conditional_objectives") or {}
+        required = item.get("next_required_objective")
+        if conditional and required:
+            return f"data[{i}]: next_conditional_objectives and next_required_objective cannot both be set"
+        for target in [*conditional, *([required] if required else [])]:
+            if target == item.get("objective_name"):
+                return f"data[{i}]: objective {target!r} cannot lead to itself"
+            if target not in names:
+                return f"data[{i}]: next objective {target!r} does not exist in this set"
+    return None

@@ -255,6 +255,22 @@ def test_objectives_lifecycle_and_errors(sb):
     assert call(sb, "DELETE", f"/objectives/{oid}").status_code == 204
 
 
+@pytest.mark.parametrize("links, problem", [
+    ({"next_required_objective": "ghost"}, "'ghost' does not exist"),
+    ({"next_required_objective": "agenda"}, "cannot lead to itself"),
+    ({"next_required_objective": "wrap", "next_conditional_objectives": {"wrap": "when done"}}, "next_required_objective"),
+])
+def test_objective_links_must_name_another_objective_of_the_set(sb, links, problem):
+    items = [{"objective_name": "agenda", "objective_prompt": "Cover it", **links},
+             {"objective_name": "wrap", "objective_prompt": "Wrap up"}]
+    refused = call(sb, "POST", "/objectives", {"name": "Core", "data": items})
+    assert refused.status_code == 400 and problem in refused.json()["message"]
+    first = {"objective_name": "agenda", "objective_prompt": "Cover it", "next_required_objective": "wrap"}
+    good = call(sb, "POST", "/objectives", {"name": "Core", "data": [first, items[1]]}).json()
+    patch = [{"op": "replace", "path": "/data/0/next_required_objective", "value": "ghost"}]
+    assert call(sb, "PATCH", f"/objectives/{good['objectives_id']}", patch).json() == {"error": "Invalid patch operation"}
+
+
 def test_flat_and_set_guardrails_and_detach_on_delete(sb):
     assert call(sb, "POST", "/guardrails", {"guardrail_prompt": "x"}).json() == {"message": "guardrail_name is required"}
     assert call(sb, "POST", "/guardrails", {"guardrail_name": "has space", "guardrail_prompt": "x"}).status_code == 400
