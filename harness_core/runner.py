@@ -29,6 +29,7 @@ from .expectations import Observed, Verdict, all_kinds, evaluate
 from .lookup import persona_id_for, personas_named
 from .persona import apply_persona
 from .scenario import Scenario, load_scenario
+from .signals import stop_on_signals
 
 POLL = 0.05
 _UPSERT = threading.Lock()  # concurrent scenarios sharing a persona must not each create it
@@ -112,10 +113,11 @@ def run_scenarios(ctx: RunContext, paths, *, keep: bool = False, max_concurrent:
         futures = [pool.submit(run_one, rctx, sc, callback_url, source, kinds, run_id, keep, cancel) for sc in scenarios]
         results = []
         try:
-            for future in futures:
-                results.append(future.result())
-                if on_result:
-                    on_result(results[-1])
+            with stop_on_signals():  # a cancelled CI job (SIGTERM) still ends the conversations
+                for future in futures:
+                    results.append(future.result())
+                    if on_result:
+                        on_result(results[-1])
         except KeyboardInterrupt:
             cancel.set()  # every running scenario stops waiting and ends its conversation
             for future in futures:

@@ -33,6 +33,7 @@ from .errors import ConfigError, HarnessError, PluginError
 from .events import CONVERSATION_ID, format_event_line
 from .redact import redact, redact_text
 from .serving import BackgroundServer
+from .signals import stop_on_signals
 from .store import RUN_ID, utc_now
 
 DEFAULT_PATH = "/tavus/callback"
@@ -585,8 +586,9 @@ def serve(ctx: RunContext, *, say, warn, host: str | None = None, port: int | No
             info("The full URL (with its token) for scripts: `invoke webhook --print-url`; "
                  "a public one: `invoke webhook --tunnel`.")
         try:
-            while not (stop.wait(0.5) if stop else time.sleep(0.5)):
-                pass
+            with stop_on_signals():
+                while not (stop.wait(0.5) if stop else time.sleep(0.5)):
+                    pass
         except KeyboardInterrupt:
             pass
     finally:

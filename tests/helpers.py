@@ -4,6 +4,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import signal
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -71,3 +73,19 @@ class Collector:
 
     def __exit__(self, *exc):
         self.server.stop()
+
+
+def spawn(argv, **kwargs) -> subprocess.Popen:
+    """Start a CLI process that reacts to Ctrl-C even if this test run ignores SIGINT (a background job)."""
+    return subprocess.Popen(argv, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
+
+
+def interrupt(proc: subprocess.Popen, sig=signal.SIGINT, timeout: float = 15):
+    """Send `sig` and collect (out, err); a process that does not stop in time is killed, then the test fails."""
+    proc.send_signal(sig)
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate(timeout=5)
+        raise

@@ -204,15 +204,18 @@ class Sandbox:
 
 
 def serve_forever(settings: SandboxSettings, host: str = "127.0.0.1", port: int = 8800, on_ready=None) -> None:
-    """Serve until Ctrl-C, then stop cleanly. `on_ready(url)` is called once listening."""
+    """Serve until Ctrl-C or SIGTERM, then stop cleanly. `on_ready(url)` is called once listening."""
     import time
+
+    from ..signals import stop_on_signals
 
     sandbox = Sandbox(settings).start(host, port)
     try:
-        if on_ready:
-            on_ready(sandbox.url)
-        while True:
-            time.sleep(3600)
+        with stop_on_signals():
+            if on_ready:
+                on_ready(sandbox.url)
+            while True:
+                time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:

@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 
-from tests.helpers import run_cli
+from tests.helpers import interrupt, run_cli, spawn
 
 BIN = Path(sys.executable).parent
 
@@ -20,9 +21,10 @@ def clean_env(**extra):
     return env
 
 
-def test_invoke_sandbox_prints_its_url_serves_and_stops_on_ctrl_c(tmp_path):
-    proc = subprocess.Popen([str(BIN / "tune"), "sandbox", "--port", "0", "--state", "state.json"], cwd=tmp_path,
-                            env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_invoke_sandbox_prints_its_url_serves_and_stops_on_ctrl_c_or_sigterm(tmp_path, sig):
+    proc = spawn([str(BIN / "tune"), "sandbox", "--port", "0", "--state", "state.json"], cwd=tmp_path,
+                 env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = proc.stdout.readline()
         second = proc.stdout.readline()
@@ -32,8 +34,7 @@ def test_invoke_sandbox_prints_its_url_serves_and_stops_on_ctrl_c(tmp_path):
                                 headers={"x-api-key": "k"}, timeout=5)
         assert created.status_code == 200
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(10)
+        interrupt(proc, sig)
     assert proc.returncode == 0
     assert "kept" in (tmp_path / "state.json").read_text()
 

@@ -14,7 +14,7 @@ import pytest
 
 from harness_core import hookimpl
 from harness_core.expectations import Verdict
-from tests.helpers import run_cli
+from tests.helpers import interrupt, run_cli, spawn
 
 HEAD = """[scenario]
 name = "{name}"
@@ -119,20 +119,20 @@ def test_bad_scenario_files_are_one_line_errors(project, sandbox):
     assert sandbox.store.conversations == {}
 
 
-def test_interrupt_still_ends_the_conversation(project, sandbox):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_or_sigterm_still_ends_the_conversation(project, sandbox, sig):
     write(project, "long", '[[expect.events]]\ntype = "application.recording_ready"\nwithin_seconds = 60\n', end=60)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TAVUS_", "WEBHOOK_"))}
     env["TAVUS_API_URL"] = sandbox.url
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "tune"), "run", "scenarios/long.toml"], cwd=project,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = spawn([str(Path(sys.executable).parent / "tune"), "run", "scenarios/long.toml"], cwd=project,
+                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 20
     while not active(sandbox) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert active(sandbox), "the run created its conversation"
-    proc.send_signal(signal.SIGINT)
-    proc.wait(20)
+    interrupt(proc, sig, timeout=20)
     assert proc.returncode != 0
-    assert active(sandbox) == [], "Ctrl-C ended it"
+    assert active(sandbox) == [], "Ctrl-C / a cancelled CI job ended it"
 
 
 def test_hook_harness_expectation_kinds(project, sandbox):

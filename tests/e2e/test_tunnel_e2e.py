@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from harness_core.context import make_context
 from harness_core.serving import BackgroundServer
 from harness_core.webhook import Receiver, serve
 from tests.conftest import closed_port_url
-from tests.helpers import run_cli
+from tests.helpers import interrupt, run_cli, spawn
 
 TOKEN = "tok-tunnel-0123456789abcd"
 
@@ -198,7 +197,7 @@ def test_the_one_terminal_flow_command_as_written(agent, project):
     port = free_port()
     agent.forward(f"http://127.0.0.1:{port}", port)
     env = {**os.environ, "NGROK_API_URL": agent.api_url}
-    proc = subprocess.Popen([TUNE, "webhook", "--port", str(port), "--path", "/tavus/callback", "--tunnel"],
+    proc = spawn([TUNE, "webhook", "--port", str(port), "--path", "/tavus/callback", "--tunnel"],
                             cwd=project, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 15
@@ -218,8 +217,7 @@ def test_the_one_terminal_flow_command_as_written(agent, project):
         while not (project / "logs/callbacks/cone.jsonl").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=15)
+        out, err = interrupt(proc)
     assert "Checked end to end" in out and "Ready!" in out, out + err
     assert "cone" in out and "reason: participant_left_timeout" in out
     assert TOKEN not in out + err

@@ -4,7 +4,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import signal
 import socket
 import stat
 import subprocess
@@ -19,7 +18,7 @@ import requests
 from harness_core import hookimpl
 from harness_core.context import make_context
 from harness_core.webhook import MAX_BODY, Receiver
-from tests.helpers import run_cli
+from tests.helpers import interrupt, run_cli, spawn
 
 TOKEN = "tok-e2e-0123456789abcdef"
 T = 5  # seconds: every request's timeout
@@ -233,7 +232,7 @@ TUNE = str(Path(sys.executable).parent / "tune")
 
 def start_cli(project, *args):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WEBHOOK_", "NGROK_"))}
-    proc = subprocess.Popen([TUNE, "webhook", "--port", "0", *args], cwd=project, env=env, text=True,
+    proc = spawn([TUNE, "webhook", "--port", "0", *args], cwd=project, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     return proc
 
@@ -271,8 +270,7 @@ def test_tune_webhook_generates_the_token_prints_ready_and_one_json_line_per_eve
         assert requests.post(base, json=envelope(), timeout=T).status_code == 403
         read_until(proc.stderr, "rejected 403")
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=15)
+        out, err = interrupt(proc)
     assert proc.returncode == 0, err
     events = [json.loads(line) for line in out.splitlines()]
     assert [e["event_type"] for e in events] == ["system.shutdown"], "stdout holds only raw events"
@@ -294,8 +292,7 @@ def test_tune_webhook_readable_lines(project):
         assert "application.transcription_ready" in line and "transcript: 2 entries" in line
         read_until(proc.stderr, "assistant: Hello.")  # the built-in transcript plugin
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=15)
+        interrupt(proc)
 
 
 def test_print_url_prints_just_the_url_with_its_token(project):

@@ -8,7 +8,7 @@ import requests
 from harness_core import hookimpl
 from harness_core.context import make_context
 from harness_core.webhook import Receiver
-from tests.helpers import run_cli
+from tests.helpers import interrupt, run_cli, spawn
 
 T = 10
 HEADERS = {"x-api-key": "anything"}
@@ -82,7 +82,6 @@ def test_three_terminal_flow_receiver_then_set_webhook_url_then_a_conversation(s
     """T1 `invoke webhook --port P`; T2 a tunnel (here: loopback, as the sandbox is local);
     T3 `invoke set-webhook-url URL`, then a conversation created with callback_url = WEBHOOK_URL."""
     import os
-    import signal
     import socket
     import subprocess
     import sys
@@ -95,7 +94,7 @@ def test_three_terminal_flow_receiver_then_set_webhook_url_then_a_conversation(s
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("WEBHOOK_")}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "tune"), "webhook", "--port", str(port)],
+    proc = spawn([str(Path(sys.executable).parent / "tune"), "webhook", "--port", str(port)],
                             cwd=project, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 15
@@ -117,8 +116,7 @@ def test_three_terminal_flow_receiver_then_set_webhook_url_then_a_conversation(s
             time.sleep(0.05)
         assert sandbox.wait_idle(T)
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=15)
+        out, err = interrupt(proc)
     sent = [d for d in sandbox.deliveries if d["conversation_id"] == cid]
     assert sent and {d.get("status") for d in sent} == {200}, (sent, err)
     assert f"{cid}" in out and "system.shutdown" in out and "reason: end_conversation_endpoint_hit" in out
