@@ -46,11 +46,14 @@ class Resolved:
     sources: dict[str, str]
 
     def source(self, path: str) -> str:
-        while path:
-            if path in self.sources:
-                return self.sources[path]
-            path = path.rpartition(".")[0]
-        return "unset"
+        """Who set `path`: its own label, a parent's, or (for an object) the one that set a field in it."""
+        probe = path
+        while probe:
+            if probe in self.sources:
+                return self.sources[probe]
+            probe = probe.rpartition(".")[0]
+        below = sorted(label for leaf, label in self.sources.items() if leaf.startswith(path + "."))
+        return below[0] if below else "unset"
 
 
 def resolve(layers: list[Layer]) -> Resolved:

@@ -84,12 +84,22 @@ def build_conversation(ctx: RunContext, flags: dict, config_path: str | None = N
         raise ConfigError(f"{resolved.source('properties')}: properties: must be an object", hint='write e.g. {"max_call_duration": 1800}')
     check_keys(properties, schema("conversation")["properties"]["properties"]["properties"], resolved.source("properties"),
                prefix="properties.")
-    for key, source in (("language", resolved.source("language")), ("properties.language", resolved.source("properties.language"))):
-        raw = values.get("language") if key == "language" else properties.get("language")
+    chosen = {}
+    for key, raw in (("language", values.get("language")), ("properties.language", properties.get("language"))):
         if raw is not None:
-            properties["language"], note = normalise_language(raw, source)
+            chosen[key], note = normalise_language(raw, resolved.source(key))
             if note:
                 notes.append(note)
+    if len(set(chosen.values())) > 1 and resolved.source("language").startswith("flag"):
+        notes.append(f"--language {chosen['language']!r} replaces properties.language {chosen['properties.language']!r} "
+                     f"from {resolved.source('properties.language')}")
+        chosen.pop("properties.language")
+    if len(set(chosen.values())) > 1:
+        raise ConfigError(f"{resolved.source('properties.language')}: properties.language: {chosen['properties.language']!r} "
+                          f"disagrees with language {chosen['language']!r} from {resolved.source('language')}",
+                          hint="set the language once")
+    if chosen:
+        properties["language"] = chosen.get("language") or chosen["properties.language"]
     if properties:
         values["properties"] = properties
     if not values.get("callback_url"):

@@ -17,10 +17,18 @@ FLAT = {"bucket_name": "recording_s3_bucket_name", "bucket_region": "recording_s
 
 
 def wants_recording(config: dict, env) -> bool:
-    value = config.get("enable_recording")
-    if value is not None:
-        return bool(value)
-    return env.flag("TUNE_AUTO_RECORDING") or bool((config.get("properties") or {}).get("enable_recording"))
+    """--record / enable_recording, then properties.enable_recording, then TUNE_AUTO_RECORDING.
+
+    An explicit false in the config wins over the environment; anything but true/false is an error.
+    """
+    for key, value in (("enable_recording", config.get("enable_recording")),
+                       ("properties.enable_recording", (config.get("properties") or {}).get("enable_recording"))):
+        if value is not None:
+            if not isinstance(value, bool):
+                raise ConfigError(f"conversation config: {key}: {value!r} is not true or false",
+                                  hint="write true or false, without quotes")
+            return value
+    return env.flag("TUNE_AUTO_RECORDING")
 
 
 def storage_configured(properties: dict) -> bool:

@@ -81,6 +81,21 @@ def number(value, flag: str, default, *, whole: bool = True, low: float = 0, hig
     return result
 
 
+def json_object(value: str | None, flag: str) -> dict | None:
+    """A flag holding a JSON object (None when not given); anything else is a one-line ConfigError."""
+    if value is None:
+        return None
+    try:
+        data = json.loads(value)
+    except ValueError as exc:
+        raise ConfigError(f"--{flag}: not valid JSON ({exc.msg} at column {exc.colno})",
+                          hint=f"quote it for the shell, e.g. --{flag} '{{\"max_call_duration\": 600}}'") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--{flag}: must be a JSON object, not {type(data).__name__}",
+                          hint=f"e.g. --{flag} '{{\"max_call_duration\": 600}}'")
+    return data
+
+
 def not_help(value: str, name: str) -> str:
     """invoke hands a task's `--help` to its positional argument; point at the spelling that works."""
     if value in ("--help", "-h"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from invoke import task
 
 from ..errors import ConfigError
-from .base import HarnessTask, context, say, say_json, split_list
+from .base import HarnessTask, context, json_object, say, say_json, split_list
 
 CONVERSATION_HELP = {
     "config": "conversation config file (JSON or TOML), e.g. configs/conversation/facilitator_kickoff.json",
@@ -20,6 +20,7 @@ CONVERSATION_HELP = {
     "document_tags": "comma-separated document_tags",
     "document_retrieval_strategy": "speed, quality or balanced",
     "memory_stores": "comma-separated memory store keys",
+    "properties": 'JSON object merged into properties, e.g. \'{"max_call_duration": 600}\'',
     "language": "language name or two-letter code; sent as properties.language (en -> english)",
     "record": "enable recording with the S3 settings from .env (also TUNE_AUTO_RECORDING=true)",
     "test_mode": "create it ended: no replica joins, no callbacks, no cost",
@@ -39,7 +40,7 @@ def conversation(c, config=None, persona_id=None, persona_name=None, replica_id=
                  conversation_name=None, conversational_context=None, custom_greeting=None, audio_only=False,
                  document_ids=None, document_tags=None, document_retrieval_strategy=None, memory_stores=None,
                  language=None, record=False, test_mode=False, meeting_title=None, agenda=None, participants=None,
-                 duration_minutes=None, goals=None, decisions_needed=None, dry_run=False, json=False):
+                 duration_minutes=None, goals=None, decisions_needed=None, properties=None, dry_run=False, json=False):
     """Create a conversation from a config file and flags (precedence: flag > config > env/.env > default).
 
     callback_url falls back to WEBHOOK_URL and is left out when empty. Prints the id, status and
@@ -56,7 +57,7 @@ def conversation(c, config=None, persona_id=None, persona_name=None, replica_id=
                  document_ids=split_list(document_ids), document_tags=split_list(document_tags),
                  document_retrieval_strategy=document_retrieval_strategy, memory_stores=split_list(memory_stores),
                  language=language, enable_recording=record or None, test_mode=test_mode or None,
-                 meeting=meeting or None)
+                 meeting=meeting or None, properties=json_object(properties, "properties"))
     plan = build_conversation(ctx, flags, config)
     if dry_run:
         say_json(ctx, plan.payload)

@@ -130,7 +130,10 @@ def test_dry_run_prints_the_payload_and_sends_nothing(facilitator, sandbox):
 
 @pytest.mark.parametrize("args, needle", [
     (["--config", "bad.json"], "bad.json: invalid JSON at line 1 column 2"),
-    (["--config", "unknown_prop.json"], "properties.max_call_duraton: unknown key"),
+    (["--config", "unknown_prop.json"], "unknown_prop.json: properties.max_call_duraton: unknown key"),
+    (["--config", "recording_no.json"], "enable_recording: 'no' is not true or false"),
+    (["--config", "two_languages.json"], "'klingon' is not a language"),
+    (["--config", "languages_disagree.json"], "properties.language: 'french' disagrees with language 'english'"),
     (["--config", "unknown_key.json"], "unknown_key.json: langauge: unknown key"),
     (["--persona-name", "Nobody Here"], "no persona named 'Nobody Here'"),
     (["--config", "recorded.json"], "TAVUS_RECORDING_S3_BUCKET"),
@@ -141,12 +144,39 @@ def test_bad_input_is_one_line_nonzero_and_nothing_sent(facilitator, sandbox, pr
     (project / "unknown_prop.json").write_text(json.dumps({"replica_id": "r4317e64d25a", "properties": {"max_call_duraton": 60}}))
     (project / "unknown_key.json").write_text(json.dumps({"replica_id": "r4317e64d25a", "langauge": "en"}))
     (project / "recorded.json").write_text(json.dumps({"replica_id": "r4317e64d25a", "enable_recording": True}))
+    (project / "recording_no.json").write_text(json.dumps({"replica_id": "r4317e64d25a", "properties": {"enable_recording": "no"}}))
+    (project / "two_languages.json").write_text(json.dumps({"replica_id": "r4317e64d25a", "language": "french",
+                                                            "properties": {"language": "klingon"}}))
+    (project / "languages_disagree.json").write_text(json.dumps({"replica_id": "r4317e64d25a", "language": "en",
+                                                                 "properties": {"language": "french"}}))
     result = run_cli("conversation", *args)
     assert result.code != 0
     assert result.err.startswith("error: ") and result.err.count("\n") == 1 and needle in result.err, result.err
     if "unknown key" in needle and "properties" in needle:
         assert "max_call_duration" in result.err, "did-you-mean suggestion"
     assert posts(sandbox) == []
+
+
+def test_explicit_recording_false_beats_tune_auto_recording_and_language_flag_beats_config(project, sandbox, monkeypatch):
+    monkeypatch.setenv("TUNE_AUTO_RECORDING", "true")
+    (project / "quiet.json").write_text(json.dumps({"replica_id": "r4317e64d25a", "properties": {
+        "enable_recording": False, "language": "french"}}))
+    result = run_cli("conversation", "--config", "quiet.json", "--language", "de", "--dry-run")
+    assert result.code == 0, result.err
+    properties = json.loads(result.out)["properties"]
+    assert properties["enable_recording"] is False and "recording_storage" not in properties
+    assert properties["language"] == "german" and "replaces properties.language 'french'" in result.err
+
+
+def test_properties_flag_merges_over_the_config_per_key(project, sandbox):
+    (project / "timed.json").write_text(json.dumps({"replica_id": "r4317e64d25a", "properties": {
+        "max_call_duration": 60, "enable_closed_captions": True}}))
+    result = run_cli("conversation", "--config", "timed.json", "--properties", '{"max_call_duration": 600}')
+    assert result.code == 0, result.err
+    sent = sandbox.store.conversations[next(iter(sandbox.store.conversations))]["properties"]
+    assert sent["max_call_duration"] == 600 and sent["enable_closed_captions"] is True
+    bad = run_cli("conversation", "--config", "timed.json", "--properties", "[600]")
+    assert bad.code == 2 and bad.err.startswith("error: --properties: must be a JSON object")
 
 
 def test_no_stock_replica_available_is_a_clear_error(project, sandbox):
