@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from invoke import Exit, Task
@@ -38,19 +39,27 @@ def context(quiet: bool = False) -> RunContext:
     return make_context(quiet=quiet)
 
 
+def _emit(text: str, stream) -> None:
+    try:
+        print(text, file=stream, flush=True)
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as git and grep do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        raise Exit(code=141) from None
+
+
 def say(ctx: RunContext, text: str = "") -> None:
     """Print one line of normal output, with secrets removed."""
-    print(redact_text(text, ctx.secrets), flush=True)
+    _emit(redact_text(text, ctx.secrets), sys.stdout)
 
 
 def say_json(ctx: RunContext, data) -> None:
     """Print data as indented JSON, with secrets removed."""
-    print(json.dumps(redact(data, ctx.secrets), indent=2, ensure_ascii=False, default=str), flush=True)
+    _emit(json.dumps(redact(data, ctx.secrets), indent=2, ensure_ascii=False, default=str), sys.stdout)
 
 
 def warn(ctx: RunContext, text: str) -> None:
     """Print one line to stderr, with secrets removed."""
-    print(redact_text(text, ctx.secrets), file=sys.stderr, flush=True)
+    _emit(redact_text(text, ctx.secrets), sys.stderr)
 
 
 def split_list(value: str | None) -> list[str] | None:

@@ -156,3 +156,22 @@ def test_set_webhook_url_cli_writes_dotenv_and_hides_the_token(project):
     assert TOKEN not in result.out + result.err
     bad = run_cli("set-webhook-url", "https://example.ngrok-free.app")
     assert bad.code == 2 and "has no path" in bad.err
+
+
+def test_output_cut_short_by_head_is_a_quiet_exit_not_a_traceback(project):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (project / "logs" / "callbacks").mkdir(parents=True, exist_ok=True)
+    with open(project / "logs" / "callbacks" / "c1.jsonl", "w") as f:
+        for i in range(3000):
+            event = {"conversation_id": "c1", "event_type": "system.replica_joined", "message_type": "system",
+                     "timestamp": f"2026-11-24T00:00:00.{i:06d}Z", "properties": {"replica_id": "r1"}}
+            f.write(json.dumps({"ts": "2026-11-24T00:00:00Z", "type": "callback", "event": event}) + "\n")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "tune"), "events"], cwd=project,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().strip()
+    proc.stdout.close()  # what `| head -1` does after its line
+    err = proc.stderr.read().decode()
+    assert proc.wait(30) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
