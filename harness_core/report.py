@@ -17,7 +17,9 @@ def text_lines(result: RunResult) -> list[str]:
     if result.error:
         lines.append(f"  FAIL error                  {result.error}")
     if result.conversation_id:
-        lines.append(f"  cleanup: {'conversation ended' if result.cleaned_up else 'conversation kept (--keep)'}; artifacts in {result.run_dir}")
+        cleanup = ("conversation ended" if result.cleaned_up else
+                   "conversation left as it is (--keep)" if result.kept else "FAIL: conversation NOT ended")
+        lines.append(f"  cleanup: {cleanup}; artifacts in {result.run_dir}")
     return lines
 
 

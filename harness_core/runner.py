@@ -45,6 +45,7 @@ class RunResult:
     error: str | None = None
     seconds: float = 0.0
     cleaned_up: bool = False
+    kept: bool = False  # --keep: left running on purpose
 
     @property
     def passed(self) -> bool:
@@ -169,8 +170,12 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
     finally:
         if ender:
             ender.cancel()
+        result.kept = bool(result.conversation_id and keep)
         if result.conversation_id and not keep:
             result.cleaned_up = _quiet_end(ctx, result.conversation_id)
+            if not result.cleaned_up:  # a leaked conversation keeps billing: that fails the scenario
+                result.error = result.error or (f"could not end conversation {result.conversation_id}: it may still "
+                                                f"be active; run `invoke end --conversation-id {result.conversation_id}`")
         result.seconds = round(time.monotonic() - started, 3)
         if result.conversation_id:
             result.events = result.events or source.current(result.conversation_id)

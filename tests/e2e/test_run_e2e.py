@@ -86,7 +86,7 @@ def test_scripted_transcript_makes_content_assertions_meaningful(project, sandbo
 def test_keep_leaves_the_conversation_running(project, sandbox):
     write(project, "keep", '[[expect.events]]\ntype = "system.replica_joined"\nwithin_seconds = 10\n', end=30)
     result = run_cli("run", "scenarios/keep.toml", "--keep")
-    assert result.code == 0 and len(active(sandbox)) == 1 and "kept (--keep)" in result.out
+    assert result.code == 0 and len(active(sandbox)) == 1 and "left as it is (--keep)" in result.out
 
 
 def test_folder_runs_concurrently_and_junit_counts(project, sandbox):

@@ -40,3 +40,19 @@ def test_max_gap_uses_event_timestamps():
     v = check_max_gap({"from": "system.replica_joined", "to": "system.shutdown", "seconds": 2}, OBS)
     assert not v.passed and v.observed == 2.5
     assert check_max_gap({"from": "system.replica_joined", "to": "system.shutdown", "seconds": 3}, OBS).passed
+
+
+def test_report_tells_an_ended_a_kept_and_a_leaked_conversation_apart():
+    from pathlib import Path
+
+    from harness_core.report import text_lines
+    from harness_core.runner import RunResult
+    from harness_core.scenario import Scenario
+
+    sc = Scenario(path=Path("scenarios/s.toml"), name="s")
+    ended = RunResult(sc, "logs/runs/x", "c1", cleaned_up=True)
+    kept = RunResult(sc, "logs/runs/x", "c2", kept=True)
+    leaked = RunResult(sc, "logs/runs/x", "c3", error="could not end conversation c3")
+    assert "cleanup: conversation ended" in text_lines(ended)[-1] and ended.passed
+    assert "left as it is (--keep)" in text_lines(kept)[-1]
+    assert "FAIL: conversation NOT ended" in text_lines(leaked)[-1] and not leaked.passed
