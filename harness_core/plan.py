@@ -35,6 +35,7 @@ class PlanItem:
     remote_id: str | None = None
     body: dict = field(default_factory=dict)
     diff: list = field(default_factory=list)
+    was: dict = field(default_factory=dict)  # JSON pointer -> the remote value a diff op replaces/removes
     note: str = ""
 
 
@@ -97,7 +98,17 @@ def classify(ctx: RunContext, kind: str, path: Path, *, with_diff: bool = True) 
                    (True, True): "both-changed"}[(local, drift)]
     if with_diff and item.status != "unchanged":
         item.diff = diff_managed(remote, item.body)
+        item.was = {op["path"]: _at(remote, op["path"]) for op in item.diff if op["op"] in ("replace", "remove")}
     return item
+
+
+def _at(document, pointer: str):
+    """The value at a JSON pointer, or None."""
+    import jsonpointer
+    try:
+        return jsonpointer.resolve_pointer(document, pointer)
+    except jsonpointer.JsonPointerException:
+        return None
 
 
 def make_plan(ctx: RunContext, only: str | None = None, *, with_diff: bool = True) -> list[PlanItem]:
@@ -135,9 +146,10 @@ def apply_plan(ctx: RunContext, only: str | None = None, *, dry_run: bool = Fals
         elif item.status == "blocked":
             raise CheckFailed(f"{rel}: cannot apply: {item.note}")
         elif item.status in ("remote-changed", "both-changed") and not force:
+            take = ("`invoke pull` to take the remote version" if item.kind == "persona"
+                    else "edit the config to match the remote version")
             raise CheckFailed(f"{rel}: {item.kind} {item.name!r} ({item.remote_id}) was changed outside the harness",
-                              hint="review `invoke plan`, then `invoke apply --force` to overwrite it, or "
-                                   "`invoke pull` to take the remote version")
+                              hint=f"review `invoke plan`, then `invoke apply --force` to overwrite it, or {take}")
         elif item.status not in ("unchanged", "duplicate-config") and not dry_run:
             if item.status == "missing-remote":
                 state.forget(ctx, kind, item.name)
@@ -157,13 +169,20 @@ def write(ctx: RunContext, item: PlanItem, rel: str) -> None:
         apply_policy(ctx, item.kind, rel)
 
 
-def pull_persona(ctx: RunContext, persona_id: str, to: str) -> Path:
+def pull_persona(ctx: RunContext, persona_id: str | None, to: str | None, *, force: bool = False) -> Path:
     """Write a remote persona as a config file that applies unchanged, and adopt it in the state."""
+    if not persona_id:
+        raise ConfigError("pull: --persona-id is required", hint="e.g. invoke pull --persona-id p123 --to configs/persona/p123.json")
+    to = to or f"configs/persona/{persona_id}.json"
+    path = ctx.root / to if not Path(to).is_absolute() else Path(to)
+    if path.is_dir():
+        raise ConfigError(f"--to {to}: is a directory", hint=f"name a file, e.g. --to {Path(to) / (persona_id + '.json')}")
+    if path.exists() and not force:
+        raise ConfigError(f"--to {to}: already exists", hint="choose another file, or add --force to overwrite it")
     remote = fetch(ctx, "persona", persona_id)
     if remote is None:
         raise ConfigError(f"--persona-id {persona_id}: no such persona on {ctx.client().target.label}")
     config = {k: remote[k] for k in PERSONA_KEYS if remote.get(k) not in (None, "", [], {})}
-    path = ctx.root / to if not Path(to).is_absolute() else Path(to)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     name, body = desired(ctx, "persona", path)
@@ -171,12 +190,22 @@ def pull_persona(ctx: RunContext, persona_id: str, to: str) -> Path:
     return path
 
 
-def render(item: PlanItem, *, with_diff: bool = True) -> list[str]:
-    """Plan lines: `<status> <kind> <name> (<config>)` and the field-level diff under it."""
-    lines = [f"{item.status:<15} {item.kind:<10} {item.name!r:<32} {item.config}" + (f"  [{item.remote_id}]" if item.remote_id else "")]
+def render(item: PlanItem, *, with_diff: bool = True, width: int | None = 100) -> list[str]:
+    """Plan lines: `<status> <kind> <name> (<config>)` and the field-level diff under it.
+
+    Values are cut to `width` characters (None: in full); a replaced or removed value shows what
+    the remote side holds now.
+    """
+    def shown(value):
+        text = json.dumps(value, ensure_ascii=False)
+        return text if width is None or len(text) <= width else text[:width] + "..."
+
+    name = repr(item.name) if item.name else "-"
+    lines = [f"{item.status:<16} {item.kind:<10} {name:<32} {item.config}" + (f"  [{item.remote_id}]" if item.remote_id else "")]
     if item.note:
         lines.append(f"    {item.note}")
     for op in item.diff if with_diff else []:
-        value = "" if op["op"] == "remove" else " = " + json.dumps(op.get("value"), ensure_ascii=False)[:100]
-        lines.append(f"    {op['op']:<8} {op['path']}{value}")
+        value = "" if op["op"] == "remove" else " = " + shown(op.get("value"))
+        was = f"  (was {shown(item.was[op['path']])})" if op["path"] in item.was else ""
+        lines.append(f"    {op['op']:<8} {op['path']}{value}{was}")
     return lines

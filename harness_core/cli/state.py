@@ -5,6 +5,7 @@ import json as jsonlib
 
 from invoke import Exit, task
 
+from ..errors import HarnessError
 from ..state import LOCK_FILE
 from .base import HarnessTask, context, say, say_json
 
@@ -13,7 +14,9 @@ ONLY_HELP = "limit to one kind: personas, objectives or guardrails"
 
 @task(klass=HarnessTask, help={"only": ONLY_HELP, "json": "print as JSON"})
 def plan(c, only=None, json=False):
-    """Compare configs/ with tavus-harness.lock.toml and the remote side; exit 2 when changes are pending.
+    """Compare configs/ with tavus-harness.lock.toml and the remote side.
+
+    Exit 0 when everything matches, 2 when changes are pending (for CI), 1 when no plan could be made.
 
     Classes: create, update (with a field-level diff), unchanged, remote-changed (edited outside the
     harness), both-changed, missing-remote; `blocked` when a config cannot be built yet, and
@@ -21,7 +24,11 @@ def plan(c, only=None, json=False):
     """
     from ..plan import make_plan, pending, render
     ctx = context()
-    items = make_plan(ctx, only)
+    try:
+        items = make_plan(ctx, only)
+    except HarnessError as exc:  # 2 means "changes pending" here; a plan that cannot be made is 1
+        exc.exit_code = 1
+        raise
     if json:
         say_json(ctx, [i.__dict__ for i in items])
     else:
@@ -46,9 +53,9 @@ def apply(c, only=None, dry_run=False, force=False):
         say(ctx, f"{verb:<16} {item.kind:<10} {item.name!r} ({item.config})")
         if dry_run and item.status == "create":
             say(ctx, f"    POST {'/personas' if item.kind == 'persona' else '/' + item.kind} "
-                     f"{jsonlib.dumps(item.body, ensure_ascii=False)[:300]}")
+                     f"{jsonlib.dumps(item.body, ensure_ascii=False)}")
         elif dry_run:
-            for line in render(item)[1:]:
+            for line in render(item, width=None)[1:]:
                 say(ctx, line)
 
     apply_plan(ctx, only, dry_run=dry_run, force=force, on_step=step)
@@ -74,10 +81,12 @@ def explain(c, config=None):
         say(ctx, f"{path:<40} {jsonlib.dumps(value, ensure_ascii=False)[:50]:<52} {source}")
 
 
-@task(klass=HarnessTask, help={"persona_id": "the remote persona", "to": "config file to write"})
-def pull(c, persona_id=None, to=None):
+@task(klass=HarnessTask, help={"persona_id": "the remote persona (required)",
+                               "to": "config file to write (default configs/persona/<persona_id>.json)",
+                               "force": "overwrite the --to file if it exists"})
+def pull(c, persona_id=None, to=None, force=False):
     """Write a remote persona to a config file (applying it unchanged says "unchanged")."""
     from ..plan import pull_persona
     ctx = context()
-    path = pull_persona(ctx, persona_id, to or f"configs/persona/{persona_id}.json")
+    path = pull_persona(ctx, persona_id, to, force=force)
     say(ctx, f"wrote {path}; it is now managed in {LOCK_FILE}")

@@ -89,6 +89,7 @@ def test_plan_shows_update_remote_changed_both_changed_and_missing_remote(projec
     assert got["persona/assistant_modular.json"] == "remote-changed"
     assert got["objectives/facilitator_core.json"] == "missing-remote"
     assert "replace  /context = \"Edited in the repo.\"" in plan.out, "field-level diff"
+    assert '(was "Edited in the dashboard.")' in plan.out, "a remote-changed diff shows the dashboard's value"
     # both-changed
     mcfg = project / "configs/persona/assistant_modular.json"
     mdata = json.loads(mcfg.read_text())
@@ -114,10 +115,25 @@ def test_pull_then_apply_is_unchanged(project, sandbox):
     assert pulled.code == 0, pulled.err
     assert json.loads((project / "configs/persona/pulled.json").read_text())["persona_name"] == "Dashboard Persona"
     assert classes(run_cli("plan", "--only", "personas"))["persona/pulled.json"] == "unchanged"
+    again = run_cli("pull", "--persona-id", made, "--to", "configs/persona/pulled.json")
+    assert again.code == 2 and "already exists" in again.err and "--force" in again.err
+    assert run_cli("pull", "--to", "configs/persona/x.json").err.startswith("error: pull: --persona-id is required")
+    assert "is a directory" in run_cli("pull", "--persona-id", made, "--to", "configs").err
+    again = run_cli("pull", "--persona-id", made, "--to", "configs/persona/pulled.json")
+    assert again.code == 2 and "already exists" in again.err and "--force" in again.err
+    assert run_cli("pull", "--to", "configs/persona/x.json").err.startswith("error: pull: --persona-id is required")
+    assert "is a directory" in run_cli("pull", "--persona-id", made, "--to", "configs").err
     writes = [r for r in sandbox.requests if r[0] != "GET"]
     assert run_cli("apply").code == 0
     assert [r for r in sandbox.requests if r[0] != "GET" and r[1].startswith(f"/v2/personas/{made}")] == \
         [r for r in writes if r[1].startswith(f"/v2/personas/{made}")]
+
+
+def test_plan_exit_codes_tell_pending_changes_from_errors(project, sandbox):
+    assert run_cli("plan").code == 2, "changes pending"
+    assert run_cli("apply").code == 0 and run_cli("plan").code == 0, "nothing to do"
+    broken = run_cli("plan", "--only", "widgets")
+    assert broken.code == 1 and broken.err.startswith("error: ")
 
 
 def test_a_failure_half_way_leaves_a_state_that_matches_reality(project, sandbox):
