@@ -208,7 +208,9 @@ def summary_lines(response: dict, plan: ConversationPlan) -> list[str]:
     if plan.payload.get("replica_id"):
         lines.append(f"replica      {plan.payload['replica_id']}")
     lines.append(f"callbacks    {'-> ' + plan.payload['callback_url'] if plan.payload.get('callback_url') else 'none (no callback_url / WEBHOOK_URL)'}")
-    if response.get("conversation_url"):
+    if response.get("conversation_url") and plan.payload.get("test_mode"):
+        lines.append("test mode: created ended; nothing to join")
+    elif response.get("conversation_url"):
         lines.append("join at:")
         lines.append(response["conversation_url"])
     return lines

@@ -85,6 +85,7 @@ def test_test_mode_passes_through_and_says_what_it_means(facilitator, sandbox, c
     [conv] = stored_conversations(sandbox)
     assert conv["test_mode"] is True and conv["status"] == "ended"
     assert "no replica will join and no callbacks will arrive" in result.err
+    assert "join at" not in result.out and "nothing to join" in result.out
 
 
 def test_recording_uses_the_s3_settings_and_keeps_the_arn_out_of_output_and_logs(facilitator, sandbox, project, monkeypatch):
