@@ -29,8 +29,14 @@ def check_config_keys(kind: str, data: dict, where: str, api_keys, harness_keys,
 def assemble(kind: str, resolved: Resolved, api_keys, ctx: RunContext) -> dict:
     """The request body: API keys from the resolved config, then each plugin's fragment merged in."""
     payload = {k: copy.deepcopy(v) for k, v in resolved.values.items() if k in set(api_keys)}
-    fragments = ctx.hook.harness_build_payload(kind=kind, config=copy.deepcopy(resolved.values),
-                                               payload=copy.deepcopy(payload), context=ctx)
+    try:
+        fragments = ctx.hook.harness_build_payload(kind=kind, config=copy.deepcopy(resolved.values),
+                                                   payload=copy.deepcopy(payload), context=ctx)
+    except ConfigError as exc:  # a plugin names the field; we add the file (or flag) that set it
+        source = resolved.source(exc.message.split(":", 1)[0].strip())
+        if source != "unset" and not exc.message.startswith(source):
+            exc.message = f"{source}: {exc.message}"
+        raise
     # A plugin called earlier (tryfirst) wins: its fragment is merged last.
     for fragment in reversed(fragments):
         if fragment:

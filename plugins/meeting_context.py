@@ -4,6 +4,8 @@ An explicit conversational_context is kept; the meeting block is appended after 
 """
 from __future__ import annotations
 
+import difflib
+
 from harness_core import ConfigError, hookimpl
 
 FIELDS = ("title", "agenda", "participants", "duration_minutes", "goals", "decisions_needed")
@@ -25,7 +27,9 @@ def meeting_text(meeting: dict) -> str:
     """The meeting block, one fact per line, as the replica will read it."""
     unknown = sorted(set(meeting) - set(FIELDS))
     if unknown:
-        raise ConfigError(f"meeting.{unknown[0]}: unknown key", hint=f"known keys: {', '.join(FIELDS)}")
+        close = difflib.get_close_matches(str(unknown[0]), FIELDS, n=1, cutoff=0.6)
+        raise ConfigError(f"meeting.{unknown[0]}: unknown key",
+                          hint=f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(FIELDS)}")
     lines = ["Meeting details:"]
     if meeting.get("title"):
         lines.append(f"- Title: {meeting['title']}")

@@ -25,7 +25,7 @@ def wants_recording(config: dict, env) -> bool:
                        ("properties.enable_recording", (config.get("properties") or {}).get("enable_recording"))):
         if value is not None:
             if not isinstance(value, bool):
-                raise ConfigError(f"conversation config: {key}: {value!r} is not true or false",
+                raise ConfigError(f"{key}: {value!r} is not true or false",
                                   hint="write true or false, without quotes")
             return value
     return env.flag("TUNE_AUTO_RECORDING")

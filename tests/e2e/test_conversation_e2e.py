@@ -132,7 +132,8 @@ def test_dry_run_prints_the_payload_and_sends_nothing(facilitator, sandbox):
 @pytest.mark.parametrize("args, needle", [
     (["--config", "bad.json"], "bad.json: invalid JSON at line 1 column 2"),
     (["--config", "unknown_prop.json"], "unknown_prop.json: properties.max_call_duraton: unknown key"),
-    (["--config", "recording_no.json"], "enable_recording: 'no' is not true or false"),
+    (["--config", "recording_no.json"], "recording_no.json: properties.enable_recording: 'no' is not true or false"),
+    (["--config", "meeting_typo.json"], "meeting_typo.json: meeting.titel: unknown key. did you mean 'title'?"),
     (["--config", "two_languages.json"], "'klingon' is not a language"),
     (["--config", "languages_disagree.json"], "properties.language: 'french' disagrees with language 'english'"),
     (["--config", "unknown_key.json"], "unknown_key.json: langauge: unknown key"),
@@ -145,6 +146,7 @@ def test_bad_input_is_one_line_nonzero_and_nothing_sent(facilitator, sandbox, pr
     (project / "unknown_prop.json").write_text(json.dumps({"replica_id": "r4317e64d25a", "properties": {"max_call_duraton": 60}}))
     (project / "unknown_key.json").write_text(json.dumps({"replica_id": "r4317e64d25a", "langauge": "en"}))
     (project / "recorded.json").write_text(json.dumps({"replica_id": "r4317e64d25a", "enable_recording": True}))
+    (project / "meeting_typo.json").write_text(json.dumps({"replica_id": "r4317e64d25a", "meeting": {"titel": "Q3"}}))
     (project / "recording_no.json").write_text(json.dumps({"replica_id": "r4317e64d25a", "properties": {"enable_recording": "no"}}))
     (project / "two_languages.json").write_text(json.dumps({"replica_id": "r4317e64d25a", "language": "french",
                                                             "properties": {"language": "klingon"}}))
