@@ -29,6 +29,14 @@ def project_path(root: Path, value: str | Path) -> Path:
     return path if path.is_absolute() else Path(root) / path
 
 
+def listing(folder: Path, root: Path, names) -> str:
+    """`available in presets/...: a, b`, or why there is nothing to list (run from elsewhere)."""
+    if not Path(folder).is_dir():
+        return (f"there is no {show(folder, root)} folder in {Path(root).resolve()}; "
+                "run from your project root (the folder with presets/)")
+    return f"available in {show(folder, root)}: {', '.join(names) or 'none'}"
+
+
 def show(path: Path, root: Path) -> str:
     """A path as the user would type it (relative to the project root when inside it)."""
     try:
@@ -70,7 +78,7 @@ def load_layers_preset(name: str, layers_dir: Path, where: str, root: Path) -> t
     if not path.is_file():
         names = available(Path(layers_dir))
         close = suggest(name, names)
-        hint = (f"did you mean {close!r}? " if close else "") + f"available in {show(layers_dir, root)}: {', '.join(names) or 'none'}"
+        hint = (f"did you mean {close!r}? " if close else "") + listing(layers_dir, root, names)
         raise ConfigError(f"{where}: layers_preset: unknown layers preset {name!r}", hint=hint)
     label = show(path, root)
     data = load_file(path, what="layers preset")
@@ -91,7 +99,7 @@ def load_modular_layer(layer: str, value, layers_dir: Path, where: str, root: Pa
     if not path.is_file():
         names = available(folder)
         close = suggest(name, names)
-        hint = (f"did you mean {close!r}? " if close else "") + f"available in {show(folder, root)}: {', '.join(names) or 'none'}"
+        hint = (f"did you mean {close!r}? " if close else "") + listing(folder, root, names)
         raise ConfigError(f"{where}: {layer}: unknown {layer} preset {name!r}", hint=hint)
     label = show(path, root)
     data = load_file(path, what=f"{layer} preset")
@@ -211,8 +219,7 @@ def select_tools(names, tools_dir: Path, where: str, root: Path) -> list:
             if found is None:
                 known = sorted({p.stem for p in files} | set(index))
                 close = suggest(name, known)
-                hint = (f"did you mean {close!r}? " if close else "") + \
-                    f"available in {show(tools_dir, root)}: {', '.join(known) or 'none'}"
+                hint = (f"did you mean {close!r}? " if close else "") + listing(tools_dir, root, known)
                 raise ConfigError(f"{where}: tools: unknown tool {name!r}", hint=hint)
         chosen.extend(copy.deepcopy(found))
     return chosen
