@@ -378,3 +378,20 @@ def test_invoke_and_tune_binaries_create_personas(project, sandbox):
     bad = _run("tune", ["persona", "--config", FACILITATOR, "--tools", "nope"], project, env)
     assert bad.returncode == 2 and bad.stderr.startswith("error: flag --tools: tools: unknown tool 'nope'")
     assert "Traceback" not in bad.stderr and len(sandbox.store.personas) == 2
+
+
+def test_the_readme_persona_commands_run_as_written_in_order_on_one_api(project, sandbox):
+    import re
+    import shlex
+    block = (REPO / "README.md").read_text().split("## Personas", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line for line in block.splitlines() if line.startswith("invoke persona")]
+    assert len(commands) == 7
+    assert run_cli("objectives", "--config", "configs/objectives/facilitator_core.json").code == 0
+    assert run_cli("guardrails", "--config", "configs/guardrails/facilitator_safety.json").code == 0
+    ids = {"<OBJECTIVES_ID>": next(iter(sandbox.store.objectives)), "<GUARDRAILS_ID>": next(iter(sandbox.store.guardrails))}
+    for command in commands:
+        argv = shlex.split(re.sub(r"<[A-Z_]+>", lambda m: ids[m.group(0)], command))[1:]
+        result = run_cli(*argv)
+        assert result.code == 0, f"{command}\n{result.err}"
+    names = sorted(p["persona_name"] for p in sandbox.store.personas.values())
+    assert names == ["Assistant modular", "Assistant modular (from config)", "Assistant with Tools", "Meeting Facilitator"]

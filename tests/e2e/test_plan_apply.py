@@ -71,7 +71,7 @@ def test_apply_in_dependency_order_then_noop_is_byte_identical(project, sandbox)
 
 def test_plan_shows_update_remote_changed_both_changed_and_missing_remote(project, sandbox):
     assert run_cli("apply").code == 0
-    modular = persona_named(sandbox, "Assistant modular")
+    modular = persona_named(sandbox, "Assistant modular (from config)")
     # update: our config changed
     cfg = project / FACILITATOR
     data = json.loads(cfg.read_text())
