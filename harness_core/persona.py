@@ -181,23 +181,28 @@ def build_persona(ctx: RunContext, flags: dict, config_path: str | None, *, chec
 
 
 # --- JSON Patch limited to managed fields ------------------------------------------------
-def project(remote, desired):
+def project(remote, desired, sent=None):
     """`remote` cut down to the shape of `desired`: keys the config does not manage are dropped,
-    so the patch never removes fields set elsewhere."""
+    so the patch never removes fields set elsewhere. Keys in `sent` (what the same config sent
+    last time, see state.sent_before) are kept too, so one the config dropped is removed."""
+    sent = sent if isinstance(sent, dict) else {}
     if isinstance(remote, dict) and isinstance(desired, dict):
-        return {k: project(remote[k], v) for k, v in desired.items() if k in remote}
+        return {k: project(v, desired.get(k), sent.get(k)) for k, v in remote.items() if k in desired or k in sent}
     if isinstance(remote, list) and isinstance(desired, list):
-        return [project(r, d) for r, d in zip(remote, desired)] + copy.deepcopy(remote[len(desired):])
+        return ([project(r, d, sent.get(str(i))) for i, (r, d) in enumerate(zip(remote, desired))]
+                + copy.deepcopy(remote[len(desired):]))
     return copy.deepcopy(remote)
 
 
-def diff_managed(remote: dict, desired: dict) -> list[dict]:
+def diff_managed(remote: dict, desired: dict, sent: dict | None = None) -> list[dict]:
     """RFC 6902 operations (built with jsonpatch) turning `remote` into `desired` on managed fields.
+
+    `sent`: the shape this config sent last time; fields it sent then and no longer sets are removed.
 
     `move`/`copy` operations (which jsonpatch emits for reordered lists) are rewritten as a
     `replace` of the list that holds them, so only add/remove/replace are ever sent.
     """
-    before = project(remote, desired)
+    before = project(remote, desired, sent)
     ops = jsonpatch.make_patch(before, desired).patch
     odd = [op for op in ops if op["op"] in ("move", "copy")]
     if not odd:
@@ -278,7 +283,7 @@ def apply_persona(ctx: RunContext, flags: dict, config_path: str | None = None, 
         result.persona_name = body.get("persona_name") or remote.get("persona_name")
         result.replica = body.get("default_replica_id") or remote.get("default_replica_id")
         result.target = ctx.client().target.label
-        result.patch = diff_managed(remote, body)
+        result.patch = diff_managed(remote, body, state.sent_before(ctx, "persona", result.persona_name, pid, config_path))
         if not result.patch:
             result.action = "unchanged"
         elif dry_run:

@@ -97,7 +97,7 @@ def classify(ctx: RunContext, kind: str, path: Path, *, with_diff: bool = True) 
     item.status = {(False, False): "unchanged", (True, False): "update", (False, True): "remote-changed",
                    (True, True): "both-changed"}[(local, drift)]
     if with_diff and item.status != "unchanged":
-        item.diff = diff_managed(remote, item.body)
+        item.diff = diff_managed(remote, item.body, state.sent_before(ctx, kind, item.name, known["id"], item.config))
         item.was = {op["path"]: _at(remote, op["path"]) for op in item.diff if op["op"] in ("replace", "remove")}
     return item
 

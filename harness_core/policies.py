@@ -315,8 +315,9 @@ def apply_policy(ctx: RunContext, kind: str, config_path: str | None, *, dry_run
                 result.policy_id = result.response.get("guardrails_id") or result.response.get("objectives_id")
     else:
         result.policy_id = policy_id(kind, same[0])
+        from . import state
         remote = fetch_policy(ctx, kind, result.policy_id, where)
-        result.patch = diff_managed(remote, body)
+        result.patch = diff_managed(remote, body, state.sent_before(ctx, kind, name, result.policy_id, config_path))
         if not result.patch:
             result.action = "unchanged"
         elif dry_run:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tomllib
 from pathlib import Path
 
@@ -27,6 +28,40 @@ def canonical_hash(data) -> str:
     """sha256 of canonical JSON: key order and whitespace never change it."""
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def leaf_paths(data, prefix: str = "") -> list[str]:
+    """JSON pointers of every leaf of `data` (an empty object or list counts as a leaf)."""
+    if isinstance(data, dict) and data:
+        items = ((str(k).replace("~", "~0").replace("/", "~1"), v) for k, v in data.items())
+    elif isinstance(data, list) and data:
+        items = ((str(i), v) for i, v in enumerate(data))
+    else:
+        return [prefix] if prefix else []
+    return [path for token, value in items for path in leaf_paths(value, f"{prefix}/{token}")]
+
+
+def shape(paths) -> dict:
+    """The tree of keys those pointers walk through (list indices as "0", "1", ...)."""
+    tree: dict = {}
+    for path in paths:
+        node = tree
+        for token in path.split("/")[1:]:
+            node = node.setdefault(token.replace("~1", "/").replace("~0", "~"), {})
+    return tree
+
+
+def sent_before(ctx: RunContext, kind: str, name: str | None, remote_id: str, config) -> dict | None:
+    """The shape of what this config file last sent to this resource, or None.
+
+    An update may remove a field the config no longer sets only when the same file sent it
+    last time: fields set by flags, the dashboard or another config are never touched.
+    """
+    known = entry(ctx, kind, name) if name else None
+    if (not known or known.get("id") != remote_id or not config or not known.get("config")
+            or os.path.normpath(known["config"]) != os.path.normpath(str(config))):
+        return None
+    return shape(known.get("paths") or [])
 
 
 def lock_path(ctx: RunContext) -> Path:
@@ -89,7 +124,7 @@ def record(ctx: RunContext, kind: str, name: str, remote_id: str, sent: dict, re
     state = load(ctx)
     api = ctx.client().target.base_url
     old = state.get(api, {}).get(kind, {}).get(name, {})
-    new = {"id": remote_id, "sent_hash": canonical_hash(sent), "fields": sorted(sent),
+    new = {"id": remote_id, "sent_hash": canonical_hash(sent), "fields": sorted(sent), "paths": leaf_paths(sent),
            "remote_hash": canonical_hash(managed(remote, sent)),
            "config": str(config) if config else "", "kind": kind, "name": name}
     if {k: old.get(k) for k in new} != new:

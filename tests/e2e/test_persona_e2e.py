@@ -247,6 +247,21 @@ def test_update_changes_only_the_changed_field_and_keeps_fields_set_elsewhere(pr
     assert stored["document_tags"] == ["team-a"] and stored["system_prompt"] == "Be even briefer."
 
 
+def test_update_removes_what_the_same_config_sent_before_and_no_longer_sets(project, sandbox):
+    cfg = project / "configs" / "persona" / "voice.json"
+    cfg.write_text(json.dumps({"persona_name": "Voice", "system_prompt": "p", "tts": "elevenlabs"}))
+    rel = str(cfg.relative_to(project))
+    assert run_cli("persona", "--config", rel).code == 0
+    (pid,) = sandbox.store.personas
+    assert "voice_settings" in sandbox.store.personas[pid]["layers"]["tts"]
+    cfg.write_text(json.dumps({"persona_name": "Voice", "system_prompt": "p", "tts": "cartesia"}))
+    assert run_cli("persona", "--config", rel, "--update").code == 0
+    assert sandbox.store.personas[pid]["layers"]["tts"] == preset(project, "tts/cartesia.json"), "no ElevenLabs leftovers"
+    # A flags-only update never removes what the config sent: only the same file may take back its own fields.
+    assert run_cli("persona", "--persona-id", pid, "--update", "--context", "c").code == 0
+    assert sandbox.store.personas[pid]["layers"]["tts"] == preset(project, "tts/cartesia.json")
+
+
 def test_update_dry_run_prints_the_patch_and_sends_nothing(project, sandbox):
     create_facilitator(sandbox)
     before = len(sandbox.requests)

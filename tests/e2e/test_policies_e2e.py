@@ -41,6 +41,20 @@ def test_objectives_created_then_unchanged_then_patched_by_name(project, sandbox
                       "value": "Reach at most three decisions, each with an owner."}]
 
 
+def test_a_field_the_config_drops_is_removed_on_update(project, sandbox):
+    assert run_cli("objectives", "--config", OBJECTIVES).code == 0
+    (oid,) = sandbox.store.objectives
+    sent = json.loads((project / OBJECTIVES).read_text())
+    sent["data"] = sent["data"][:3]  # drop the last objective and the link to it
+    del sent["data"][2]["next_required_objective"]
+    (project / OBJECTIVES).write_text(json.dumps(sent))
+    changed = run_cli("objectives", "--config", OBJECTIVES)
+    assert changed.code == 0, changed.err
+    stored = sandbox.store.objectives[oid]["data"]
+    assert len(stored) == 3 and "next_required_objective" not in stored[2]
+    assert "unchanged" in run_cli("objectives", "--config", OBJECTIVES).out
+
+
 def test_guardrails_set_created_once(project, sandbox):
     result = run_cli("guardrails", "--config", GUARDRAILS)
     assert result.code == 0, result.err
