@@ -304,15 +304,21 @@ def apply_persona(ctx: RunContext, flags: dict, config_path: str | None = None, 
         result.action = "created"
     if not dry_run and result.persona_id and result.action in ("created", "updated", "unchanged"):
         remote = unwrap_one(ctx.client().get(f"/personas/{result.persona_id}"))
-        lost = sorted(k for k in body if k not in remote)
-        if lost:
-            ctx.note(f"warning: the API did not keep {', '.join(lost)} of persona {result.persona_id}")
+        warn_not_kept(ctx, f"persona {result.persona_id}", remote, body)
         state.record(ctx, "persona", result.persona_name or body.get("persona_name") or result.persona_id,
                      result.persona_id, body, remote, config_path)
     ctx.store.append("persona", {"type": "persona", "action": result.action, "persona_id": result.persona_id,
                                  "payload": body, "patch": result.patch, "response": result.response,
                                  "dry_run": dry_run})
     return result
+
+
+def warn_not_kept(ctx: RunContext, what: str, remote: dict, sent: dict) -> None:
+    """After a write: one warning naming every sent field the API dropped or changed (values unshown)."""
+    paths = sorted({op["path"] for op in diff_managed(remote, sent)})
+    if paths:
+        shown = ", ".join(paths[:6]) + (f" and {len(paths) - 6} more" if len(paths) > 6 else "")
+        ctx.note(f"warning: {what}: the API did not keep what was sent at {shown}")
 
 
 def _finder(client, name: str | None):

@@ -285,7 +285,7 @@ def _check_item(item: dict, where: str, at: str, single: str) -> None:
 def apply_policy(ctx: RunContext, kind: str, config_path: str | None, *, dry_run: bool = False) -> PolicyResult:
     """Create the objectives/guardrails in `config_path`, or update the one with the same name."""
     from .payload import validate_offline
-    from .persona import diff_managed
+    from .persona import diff_managed, warn_not_kept
 
     if not config_path:
         raise ConfigError("--config: required", hint=f"e.g. invoke {kind} --config configs/{kind}/...")
@@ -329,6 +329,7 @@ def apply_policy(ctx: RunContext, kind: str, config_path: str | None, *, dry_run
     if not dry_run and result.policy_id:
         from . import state
         remote = fetch_policy(ctx, kind, result.policy_id, where)
+        warn_not_kept(ctx, f"{kind} {result.policy_id}", remote, body)
         state.record(ctx, kind, name, result.policy_id, body, remote, config_path)
     ctx.store.append(kind, {"type": kind, "action": result.action, "id": result.policy_id, "name": name,
                             "payload": body, "patch": result.patch, "response": result.response, "dry_run": dry_run})

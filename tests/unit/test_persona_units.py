@@ -173,3 +173,19 @@ def test_flat_guardrail_config_is_recognised_and_checked():
     assert shape == "flat" and body["tags"] == ["facilitator"]
     with pytest.raises(ConfigError, match="guardrail_prompt: 1001 characters"):
         build_policy("guardrails", {"guardrail_name": "x", "guardrail_prompt": "p" * 1001}, "f")
+
+
+def test_read_back_warns_about_every_sent_field_the_api_dropped_or_changed(tmp_path):
+    from harness_core.context import make_context
+    from harness_core.persona import warn_not_kept
+
+    ctx = make_context(root=tmp_path, environ={}, quiet=True)
+    sent = {"persona_name": "P", "layers": {"tts": {"tts_engine": "cartesia", "voice_settings": {"speed": 1.0}}},
+            "document_tags": ["a"]}
+    kept = {"persona_name": "P", "layers": {"tts": {"tts_engine": "cartesia", "voice_settings": {"speed": 1.0},
+                                                    "added_by_server": 1}}, "document_tags": ["a"], "extra": True}
+    warn_not_kept(ctx, "persona p1", kept, sent)
+    assert ctx.notes == [], "server-side additions are not a loss"
+    warn_not_kept(ctx, "persona p1", {"persona_name": "P", "layers": {"tts": {"tts_engine": "elevenlabs"}}}, sent)
+    assert ctx.notes == ["warning: persona p1: the API did not keep what was sent at "
+                         "/document_tags, /layers/tts/tts_engine, /layers/tts/voice_settings"]
