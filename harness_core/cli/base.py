@@ -123,7 +123,12 @@ def writable(path: str, flag: str) -> None:
 
 
 def not_help(value: str, name: str) -> str:
-    """invoke hands a task's `--help` to its positional argument; point at the spelling that works."""
+    """invoke hands a task's `--help` to its positional argument: show that task's help instead."""
     if value in ("--help", "-h"):
-        raise ConfigError(f"`{name} --help` is read as {name}'s argument", hint=f"run `invoke --help {name}`")
+        from . import program
+        try:
+            program.run([os.path.basename(sys.argv[0]) or "tune", "--help", name], exit=False)
+        except BrokenPipeError:
+            _emit("", sys.stdout)  # the same quiet exit as any output cut short
+        raise Exit(code=0)
     return value

@@ -76,3 +76,12 @@ def test_invoke_and_tune_list_the_same_tasks(tmp_path):
     assert names(via_invoke.stdout) == names(via_tune.stdout)
     for task in ("demo", "doctor", "plugins", "sandbox", "persona", "webhook"):
         assert task in names(via_tune.stdout)
+
+
+@pytest.mark.parametrize("task", ["trigger", "run", "set-webhook-url"])
+def test_help_after_a_task_with_a_positional_argument_shows_that_tasks_help(tmp_path, task):
+    proc = subprocess.run([str(BIN / "tune"), task, "--help"], cwd=tmp_path, env=clean_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Usage: tune") and f" {task} " in proc.stdout.splitlines()[0]
+    assert "Docstring:" in proc.stdout and proc.stderr == ""
