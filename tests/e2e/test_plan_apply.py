@@ -107,6 +107,19 @@ def test_plan_shows_update_remote_changed_both_changed_and_missing_remote(projec
     assert run_cli("plan").code == 0
 
 
+def test_apply_attaches_policies_created_in_the_same_run_to_the_persona_that_names_them(project, sandbox):
+    coach = json.loads((project / "configs/persona/facilitator.with_policies.json").read_text())
+    coach["persona_name"] = "Policy Coach"  # its own persona, so it is not an overlay of another config
+    (project / "configs/persona/policy_coach.json").write_text(json.dumps(coach))
+    assert classes(run_cli("plan"))["persona/policy_coach.json"] == "blocked"
+    result = run_cli("apply")
+    assert result.code == 0, result.err
+    stored = sandbox.store.personas[persona_named(sandbox, "Policy Coach")]
+    assert stored["objectives_id"] in sandbox.store.objectives
+    assert stored["guardrails_id"] in sandbox.store.guardrails or stored.get("guardrail_ids")
+    assert classes(run_cli("plan"))["persona/policy_coach.json"] == "unchanged"
+
+
 def test_pull_then_apply_is_unchanged(project, sandbox):
     made = requests.post(f"{sandbox.url}/personas", headers=KEY, timeout=10, json={
         "persona_name": "Dashboard Persona", "system_prompt": "Made in the dashboard.", "default_replica_id": "r4317e64d25a",
