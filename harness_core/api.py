@@ -89,9 +89,9 @@ class TavusClient:
         self._log(method, url, params, json_body, resp.status_code, body, started)
         if resp.status_code == 304 or 200 <= resp.status_code < 300:
             return Reply(resp.status_code, body)
-        error = ApiError(f"{method} {path}: {resp.status_code} {error_message(body, resp)}",
-                         status=resp.status_code, method=method, url=url, body=body,
-                         hint=_hint_for(resp.status_code, self.target))
+        said = error_message(body, resp)
+        error = ApiError(f"{method} {path}: {resp.status_code} {said}", status=resp.status_code, method=method,
+                         url=url, body=body, hint=_hint_for(resp.status_code, self.target, said))
         error.retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         raise error
 
@@ -213,7 +213,20 @@ def unwrap_one(body) -> dict:
     return body if isinstance(body, dict) else {}
 
 
-def _hint_for(status: int, target: Target) -> str | None:
+# Tavus's words for an unknown id -> the field (and flag) the user should check.
+ID_FIELDS = {"invalid replica_uuid": "default_replica_id / --default-replica-id",
+             "invalid replica_id": "replica_id / --replica-id",
+             "invalid persona_id": "persona_id / --persona-id",
+             "invalid objectives_id": "objectives_id / --objectives-id",
+             "invalid guardrails_id": "guardrails_id / --guardrails-id",
+             "invalid guardrail_id": "guardrail_ids / --guardrails-id"}
+
+
+def _hint_for(status: int, target: Target, message: str = "") -> str | None:
+    if status == 400:
+        for words, field in ID_FIELDS.items():
+            if message.lower().startswith(words):
+                return f"check {field}: no such id on {target.label}"
     if status == 401:
         return ("check TAVUS_API_KEY (and the sandbox's --api-key)" if target.is_sandbox
                 else "check TAVUS_API_KEY in .env or the environment")

@@ -153,7 +153,7 @@ def test_a_failure_half_way_leaves_a_state_that_matches_reality(project, sandbox
     bad = project / "configs/persona/zz_broken.json"
     bad.write_text(json.dumps({"persona_name": "Broken", "system_prompt": "x", "default_replica_id": "rdoesnotexist"}))
     failed = run_cli("apply")
-    assert failed.code == 3 and "Invalid replica_uuid" in failed.err
+    assert failed.code == 3 and "Invalid replica_uuid" in failed.err and "check default_replica_id" in failed.err
     lock = (project / LOCK_FILE).read_text()
     for name, pid in ((p["persona_name"], i) for i, p in sandbox.store.personas.items()):
         assert pid in lock, f"{name} was created and is recorded"
