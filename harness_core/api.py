@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -43,10 +44,11 @@ class BoundedRetry(Retry):
         return None if value is None else min(value, MAX_RETRY_AFTER)
 
 
-def build_session(retries: int = 4) -> requests.Session:
+def build_session(retries: int = 4, connect_retries: int | None = None) -> requests.Session:
     """A Session whose adapter retries idempotent requests with backoff and (bounded) Retry-After."""
     session = requests.Session()
-    retry = BoundedRetry(total=retries, connect=retries, read=retries, status=retries,
+    connect = retries if connect_retries is None else connect_retries
+    retry = BoundedRetry(total=retries, connect=connect, read=retries, status=retries,
                   backoff_factor=0.3, status_forcelist=RETRY_STATUSES,
                   allowed_methods=IDEMPOTENT,
                   respect_retry_after_header=True, raise_on_status=False)
@@ -64,7 +66,8 @@ class TavusClient:
         self.store = store
         self.timeout = timeout
         self.retries = retries
-        self.session = build_session(retries)
+        # A local sandbox that refuses the connection is not running: say so now, not in 4 s.
+        self.session = build_session(retries, connect_retries=1 if target.is_sandbox else None)
         self.session.headers.update({
             "x-api-key": target.api_key,
             "User-Agent": f"tavus-harness/{__version__}",
@@ -96,13 +99,16 @@ class TavusClient:
         raise error
 
     def _send(self, method: str, url: str, json_body, params) -> requests.Response:
-        """One request; a read that breaks mid-answer (which urllib3 does not retry) is tried again."""
+        """One request; a read that breaks mid-answer (which urllib3 does not retry) is tried again.
+
+        A connection that cannot be made at all was already retried by urllib3: it fails now.
+        """
         attempts = self.retries + 1 if method in IDEMPOTENT else 1
         for attempt in range(1, attempts + 1):
             try:
                 return self.session.request(method, url, json=json_body, params=params, timeout=self.timeout)
-            except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError):
-                if attempt == attempts:
+            except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError) as exc:
+                if attempt == attempts or not broke_mid_answer(exc):
                     raise
                 time.sleep(min(0.2 * attempt, 1.0))
         raise AssertionError("unreachable")
@@ -187,6 +193,14 @@ def decode_body(resp: requests.Response):
         return resp.json()
     except ValueError:
         return resp.text[:2000]
+
+
+def broke_mid_answer(exc: requests.RequestException) -> bool:
+    """True when the server was reached and the answer broke off (reset, truncated body)."""
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return True
+    reason = exc.args[0] if exc.args else None
+    return isinstance(reason, urllib3.exceptions.ProtocolError)
 
 
 def error_message(body, resp=None) -> str:

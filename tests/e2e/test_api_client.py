@@ -121,6 +121,36 @@ def test_unreachable_api_is_one_clear_error(tmp_path):
     assert "cannot reach local sandbox" in err.value.message and "invoke sandbox" in err.value.hint
 
 
+def test_only_answers_that_broke_off_are_retried_not_connections_that_never_opened():
+    import socket
+
+    import requests
+
+    from harness_core.api import broke_mid_answer
+    from tests.conftest import closed_port_url
+
+    with pytest.raises(requests.ConnectionError) as refused:
+        requests.get(closed_port_url(), timeout=2)
+    assert not broke_mid_answer(refused.value), "nothing listens: urllib3 already retried the connect"
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def hang_up():
+        conn, _ = listener.accept()
+        conn.recv(1024)
+        conn.close()  # reached, then the answer never comes
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    try:
+        with pytest.raises(requests.ConnectionError) as dropped:
+            requests.get(f"http://127.0.0.1:{listener.getsockname()[1]}/v2/personas", timeout=5)
+    finally:
+        listener.close()
+    assert broke_mid_answer(dropped.value)
+
+
 def test_reads_honour_retry_after_but_never_wait_longer_than_the_bound(server_for, tmp_path, monkeypatch):
     import harness_core.api as api
 
