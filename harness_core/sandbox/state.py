@@ -4,11 +4,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sys
 import tempfile
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..errors import ConfigError
 from .stock import stock_documents, stock_personas, stock_replicas
 
 COLLECTIONS = ("personas", "conversations", "objectives", "guardrails", "documents", "replicas")
@@ -38,14 +40,36 @@ class SandboxState:
         self.documents: dict[str, dict] = stock_documents()
         self.replicas: dict[str, dict] = stock_replicas()
         self.scripts: dict[str, dict] = {}  # "conversation:<id>" or "persona:<id>" -> script
+        if self.state_file:
+            self._check_state_file()
         if self.state_file and self.state_file.is_file():
             self.load()
+
+    def _check_state_file(self) -> None:
+        """Refuse at start-up a state file that could never be saved (rather than losing writes later)."""
+        if self.state_file.is_dir():
+            raise ConfigError(f"--state {self.state_file}: is a directory", hint="name a file, e.g. --state tavus-sandbox-state.json")
+        try:
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=self.state_file.parent, prefix=".sandbox-", suffix=".probe")
+            os.close(fd)
+            os.remove(probe)
+        except OSError as exc:
+            raise ConfigError(f"--state {self.state_file}: cannot write there ({exc.strerror})",
+                              hint="pick a writable path, e.g. --state tavus-sandbox-state.json") from None
 
     def snapshot(self) -> dict:
         return {name: getattr(self, name) for name in (*COLLECTIONS, "scripts")}
 
     def load(self) -> None:
-        data = json.loads(self.state_file.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(self.state_file.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+            raise ConfigError(f"--state {self.state_file}: not a sandbox state file ({exc})",
+                              hint="fix it, or move it away to start from the seeded state") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"--state {self.state_file}: not a sandbox state file (top level is not an object)",
+                              hint="fix it, or move it away to start from the seeded state")
         for name in (*COLLECTIONS, "scripts"):
             if isinstance(data.get(name), dict):
                 getattr(self, name).update(data[name])
@@ -56,11 +80,14 @@ class SandboxState:
             return
         with self.lock:
             text = json.dumps(self.snapshot(), indent=1, sort_keys=True)
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.state_file.parent, prefix=".sandbox-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, self.state_file)
+        try:
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.state_file.parent, prefix=".sandbox-", suffix=".json")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, self.state_file)
+        except OSError as exc:  # the request still succeeds: the state lives on in memory
+            print(f"sandbox: could not save state to {self.state_file}: {exc.strerror}", file=sys.stderr, flush=True)
 
     def reset(self) -> None:
         """Back to the seeded state (the state file is kept as the place to save to)."""

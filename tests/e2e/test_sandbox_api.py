@@ -299,3 +299,20 @@ def test_state_file_keeps_resources_between_runs(tmp_path):
         pid = make_persona(first)
     with Sandbox(SandboxSettings(state_file=str(path))) as second:
         assert call(second, "GET", f"/personas/{pid}").json()["persona_name"] == "Tester"
+
+
+@pytest.mark.parametrize("content, needle", [("{bad", "not a sandbox state file"), ("[1]", "top level is not an object"),
+                                             (None, "is a directory")])
+def test_a_state_file_that_cannot_be_used_is_one_error_at_start(tmp_path, content, needle):
+    from harness_core.errors import ConfigError
+    from harness_core.sandbox import Sandbox, SandboxSettings
+    path = tmp_path / "state.json"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_text(content)
+    with pytest.raises(ConfigError, match=needle) as caught:
+        Sandbox(SandboxSettings(state_file=str(path)))
+    assert str(path) in caught.value.render() and "\n" not in caught.value.render()
+    if content is not None:
+        assert path.read_text() == content, "the broken file is left as it was"
