@@ -54,8 +54,8 @@ class SandboxApp:
             r("POST", rf"/v2/{base}", lambda req, pal=pal: self.create_persona(req, pal))
             r("GET", rf"/v2/{base}", lambda req, pal=pal: self.list_personas(req, pal))
             r("GET", rf"/v2/{base}/(?P<id>[^/]+)", lambda req, id, pal=pal: self.get_persona(req, id, pal))
-            r("PATCH", rf"/v2/{base}/(?P<id>[^/]+)", lambda req, id: self.patch_persona(req, id))
-            r("DELETE", rf"/v2/{base}/(?P<id>[^/]+)", lambda req, id: self.delete_persona(id))
+            r("PATCH", rf"/v2/{base}/(?P<id>[^/]+)", lambda req, id, pal=pal: self.patch_persona(req, id, pal))
+            r("DELETE", rf"/v2/{base}/(?P<id>[^/]+)", lambda req, id, pal=pal: self.delete_persona(id, pal))
         for base, face in (("replicas", False), ("faces", True)):
             r("GET", rf"/v2/{base}", lambda req, face=face: self.list_replicas(req, face))
             r("GET", rf"/v2/{base}/(?P<id>[^/]+)", lambda req, id, face=face: self.get_replica(req, id, face))
@@ -182,26 +182,28 @@ class SandboxApp:
             rows = [to_pal(p) if pal else copy.deepcopy(p) for p in rows]
         return Reply(200, page(rows, req))  # the CLI sends page=0 for PALs: read as the first page
 
-    def find_persona(self, pid, *, writable: bool = False) -> dict:
+    def find_persona(self, pid, *, writable: bool = False, pal: bool = False) -> dict:
         persona = self.sb.state.personas.get(pid) if writable else self.sb.state.persona(pid)
-        if persona is None:
-            raise error(400, "Invalid persona_id")
+        if persona is None:  # legacy route: 400 as Tavus answers; /v2/pals: 404 (CONTRACT §1)
+            raise error(404, "PAL not found") if pal else error(400, "Invalid persona_id")
         return persona
 
     def get_persona(self, req, pid, pal: bool):
         with self.sb.state.lock:
-            persona = copy.deepcopy(self.find_persona(pid))
+            persona = copy.deepcopy(self.find_persona(pid, pal=pal))
         if pal:
             return Reply(200, to_pal(persona))
         # CONTRACT §2.1: docs wrap GET one in {"data":[...]}, the official CLI reads it flat: a setting.
         return Reply(200, {"data": [persona]} if self.sb.settings.persona_get_shape == "wrapped" else persona)
 
-    def patch_persona(self, req, pid):
+    def patch_persona(self, req, pid, pal: bool = False):
         ops = req.json_any()
         if not isinstance(ops, list) or not all(isinstance(o, dict) and "op" in o and "path" in o for o in ops):
             raise error(422, "Invalid JSON patch format", "message")
+        if pal:  # PAL paths name the same stored fields: /pal_name, /default_face_id
+            ops = [{**op, **{k: pal_path(op[k]) for k in ("path", "from") if isinstance(op.get(k), str)}} for op in ops]
         with self.sb.state.lock:
-            current = self.find_persona(pid, writable=True)
+            current = self.find_persona(pid, writable=True, pal=pal)
             document = {k: v for k, v in current.items() if k not in SERVER_FIELDS}
             patched = apply_patch(document, ops)
             if patched == document:
@@ -214,11 +216,12 @@ class SandboxApp:
                                            "created_at": current["created_at"], "updated_at": now_iso()}
             updated = copy.deepcopy(self.sb.state.personas[pid])
         self.sb.save()
-        return Reply(200, updated)  # body undocumented (CONTRACT §3); we answer with the updated persona
+        # body undocumented (CONTRACT §3); we answer with the updated persona, in the route's names
+        return Reply(200, to_pal(updated) if pal else updated)
 
-    def delete_persona(self, pid):
+    def delete_persona(self, pid, pal: bool = False):
         with self.sb.state.lock:
-            self.find_persona(pid, writable=True)
+            self.find_persona(pid, writable=True, pal=pal)
             del self.sb.state.personas[pid]
         self.sb.save()
         return Reply(204)
@@ -238,8 +241,8 @@ class SandboxApp:
     def get_replica(self, req, rid, face: bool):
         with self.sb.state.lock:
             replica = self.sb.state.replicas.get(rid)
-            if replica is None:
-                raise error(400, "Invalid replica_id")
+            if replica is None:  # legacy route: 400; /v2/faces: 404 (CONTRACT §1)
+                raise error(404, "Face not found") if face else error(400, "Invalid replica_id")
             return Reply(200, shape_replica(replica, face, req.arg("verbose") in ("true", "1")))
 
     # -- conversations ---------------------------------------------------------------------------
@@ -519,6 +522,15 @@ def from_pal(body: dict) -> dict:
     if "default_face_id" in doc:
         doc["default_replica_id"] = doc.pop("default_face_id")
     return doc
+
+
+PAL_PATHS = {"pal_name": "persona_name", "default_face_id": "default_replica_id"}
+
+
+def pal_path(pointer: str) -> str:
+    """A PATCH path in PAL names (/pal_name) as the stored persona field (/persona_name)."""
+    head, sep, rest = pointer[1:].partition("/")
+    return "/" + PAL_PATHS.get(head, head) + sep + rest
 
 
 def to_pal(persona: dict) -> dict:

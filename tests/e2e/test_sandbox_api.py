@@ -104,6 +104,16 @@ def test_wrapped_get_shape_is_a_setting_and_pals_are_always_flat():
         assert pal["pal_id"] == pid and pal["default_face_id"] == STOCK and "persona_id" not in pal
 
 
+def test_pal_patches_use_pal_names_and_unknown_pals_and_faces_are_404(sb):
+    pid = call(sb, "POST", "/pals", {"pal_name": "P", "system_prompt": "x", "default_face_id": STOCK}).json()["pal_id"]
+    patched = call(sb, "PATCH", f"/pals/{pid}", [{"op": "replace", "path": "/pal_name", "value": "Q"}])
+    assert patched.status_code == 200 and patched.json()["pal_name"] == "Q" and "persona_name" not in patched.json()
+    assert sb.store.personas[pid]["persona_name"] == "Q"
+    assert call(sb, "PATCH", f"/pals/{pid}", [{"op": "replace", "path": "/default_face_id", "value": STOCK}]).status_code == 304
+    assert call(sb, "GET", "/pals/pnope").status_code == 404 and call(sb, "GET", "/faces/rnope").status_code == 404
+    assert call(sb, "GET", "/personas/pnope").status_code == 400 and call(sb, "GET", "/replicas/rnope").status_code == 400
+
+
 def test_pals_use_current_names_and_require_a_face(sb):
     assert call(sb, "POST", "/pals", {"pal_name": "P", "system_prompt": "x"}).status_code == 400
     body = call(sb, "POST", "/pals", {"pal_name": "P", "system_prompt": "x", "default_face_id": STOCK}).json()
