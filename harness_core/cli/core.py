@@ -25,17 +25,18 @@ def doctor(c, json=False):
                           hint="see the fixes above")
 
 
-@task(klass=HarnessTask, name="plugins", help={"all": "include the built-in plugins", "json": "print as JSON"})
-def plugins_(c, all=False, json=False):
-    """List the loaded plugins: name, distribution, version and the hooks each implements."""
+@task(klass=HarnessTask, name="plugins", help={"third_party": "only the plugins installed by other packages",
+                                               "json": "print as JSON"})
+def plugins_(c, third_party=False, json=False):
+    """List the loaded plugins: name, where it came from (built-in or its package), version, hooks."""
     ctx = context()
-    ctx.hook
-    rows = [r for r in describe_plugins(ctx.pm) if all or not r["builtin"]]
+    ctx.hook  # loads the plugins
+    rows = [r for r in describe_plugins(ctx.pm) if not (third_party and r["builtin"])]
     if json:
         say_json(ctx, rows)
         return
     if not rows:
-        say(ctx, "no third-party plugins loaded (use --all to see the built-ins)")
+        say(ctx, "no third-party plugins loaded")
     for r in rows:
         origin = "built-in" if r["builtin"] else f"{r['distribution'] or 'registered'} {r['version'] or ''}".strip()
         say(ctx, f"{r['name']:<16} {origin:<22} {', '.join(r['hooks'])}")

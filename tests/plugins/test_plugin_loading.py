@@ -48,16 +48,18 @@ def run_tune(args, cwd, env_extra):
 
 def test_third_party_plugin_is_listed_with_its_distribution_and_hooks(tmp_path):
     site = install_third_party(tmp_path)
-    proc = run_tune(["plugins", "--json"], tmp_path, {"PYTHONPATH": str(site)})
+    proc = run_tune(["plugins", "--third-party", "--json"], tmp_path, {"PYTHONPATH": str(site)})
     assert proc.returncode == 0, proc.stderr
     rows = {r["name"]: r for r in json.loads(proc.stdout)}
-    assert set(rows) == {"hx_demo"}, "built-ins are hidden without --all"
+    assert set(rows) == {"hx_demo"}, "--third-party leaves the built-ins out"
+    listed = run_tune(["plugins"], tmp_path, {"PYTHONPATH": str(site)}).stdout
+    assert "hx_demo" in listed and "hx-demo 0.1" in listed and "built-in" in listed
     assert rows["hx_demo"]["distribution"] == "hx-demo" and rows["hx_demo"]["version"] == "0.1"
     assert rows["hx_demo"]["hooks"] == ["harness_build_payload", "harness_config_keys"]
 
 
-def test_plugins_all_lists_builtins_as_entry_points_of_this_distribution(tmp_path):
-    proc = run_tune(["plugins", "--all", "--json"], tmp_path, {})
+def test_plugins_lists_builtins_as_entry_points_of_this_distribution(tmp_path):
+    proc = run_tune(["plugins", "--json"], tmp_path, {})
     rows = {r["name"]: r for r in json.loads(proc.stdout)}
     assert set(plugins.BUILTINS) <= set(rows)
     assert all(rows[n]["builtin"] and rows[n]["distribution"] == "tavus-harness" for n in plugins.BUILTINS)
@@ -72,7 +74,7 @@ def test_third_party_plugin_changes_a_real_persona_payload(tmp_path):
 
 
 def test_block_list_keeps_a_builtin_out(tmp_path):
-    proc = run_tune(["plugins", "--all", "--json"], tmp_path, {"TAVUS_HARNESS_DISABLE_PLUGINS": "transcript"})
+    proc = run_tune(["plugins", "--json"], tmp_path, {"TAVUS_HARNESS_DISABLE_PLUGINS": "transcript"})
     assert proc.returncode == 0, proc.stderr
     assert "transcript" not in {r["name"] for r in json.loads(proc.stdout)}
 
