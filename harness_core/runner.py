@@ -80,7 +80,7 @@ class ReceiverEvents:
 def run_environment(ctx: RunContext):
     """Yield (context to use, callback URL, event source, label) for the target this run talks to."""
     from .sandbox import Sandbox, SandboxSettings
-    from .webhook import Receiver
+    from .webhook import Receiver, receiver_answers
 
     embedded = not ctx.env.get("TAVUS_API_KEY") and not ctx.env.get("TAVUS_API_URL") and not ctx.env.get("TAVUS_PUBLIC_API_BASE_URL")
     with contextlib.ExitStack() as stack:
@@ -100,6 +100,9 @@ def run_environment(ctx: RunContext):
         if not hook or is_loopback(hook):
             raise ConfigError("WEBHOOK_URL: the real Tavus API needs a public callback URL to report to",
                               hint="run `invoke webhook --tunnel` in another terminal first")
+        up, detail = receiver_answers(hook)
+        if not up:  # otherwise every expected event would just time out, on a billed conversation
+            raise ConfigError(f"WEBHOOK_URL: {detail}", hint="run `invoke webhook --tunnel` in another terminal first")
         yield ctx, hook, LogEvents(ctx), label
 
 

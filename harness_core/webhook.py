@@ -524,6 +524,20 @@ def check_reachable(base_url: str, instance: str) -> tuple[bool, str]:
     return False, f"{url} answered {resp.status_code}, but not from this receiver"
 
 
+def receiver_answers(webhook_url: str) -> tuple[bool, str]:
+    """Whether some `invoke webhook` receiver answers /healthz at the origin of `webhook_url`."""
+    parts = urlsplit(webhook_url)
+    url = f"{parts.scheme}://{parts.netloc}/healthz"
+    try:
+        resp = requests.get(url, timeout=PING_TIMEOUT, headers={"ngrok-skip-browser-warning": "1"})
+        answer = resp.json()
+    except (requests.RequestException, ValueError) as exc:
+        return False, f"nothing that looks like a receiver answered at {url} ({type(exc).__name__})"
+    if isinstance(answer, dict) and answer.get("receiver"):
+        return True, f"a receiver answered at {url}"
+    return False, f"{url} answered {resp.status_code}, but not as a callback receiver"
+
+
 # -- the long-running command -------------------------------------------------------------------
 @dataclass
 class ServeSummary:

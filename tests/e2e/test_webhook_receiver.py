@@ -317,3 +317,17 @@ def test_a_failed_write_is_a_500_that_is_logged_and_the_receiver_keeps_running(r
     (project / "logs" / "callbacks").unlink()
     assert requests.post(url(rx), json=envelope(), timeout=T).status_code == 200
     rx.wait_for(lambda evs: len(evs) == 1, T)
+
+
+def test_a_run_on_the_real_api_can_tell_whether_a_receiver_answers_at_webhook_url(project, collector):
+    from harness_core.context import make_context
+    from harness_core.webhook import Receiver, receiver_answers
+    from tests.conftest import closed_port_url
+
+    with Receiver(make_context(quiet=True), token="t0ken-123") as rx:
+        up, detail = receiver_answers(rx.callback_url)
+    assert up, detail
+    down, detail = receiver_answers(closed_port_url() + "/tavus/callback?token=x")
+    assert not down and "nothing that looks like a receiver answered" in detail
+    other, detail = receiver_answers(collector.url)  # something answers, but it is not our receiver
+    assert not other, detail
