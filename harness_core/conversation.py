@@ -164,14 +164,16 @@ def end_conversation(ctx: RunContext, conversation_id: str) -> dict:
     """End one conversation (idempotent on the API side) and note it in the ledger."""
     client = ctx.client()
     try:
-        client.request("POST", f"/conversations/{conversation_id}/end")
+        live = unwrap_one(client.get(f"/conversations/{conversation_id}"))
+        if live.get("status") != "ended":
+            client.request("POST", f"/conversations/{conversation_id}/end")
     except ApiError as exc:
-        if exc.status == 400:
+        if exc.status in (400, 404):
             raise ConfigError(f"--conversation-id {conversation_id}: {exc.message.split(': ', 1)[-1]}",
                               hint="list yours with `invoke conversations`") from None
         raise
     ledger.record_ended(ctx, conversation_id, client.target.base_url)
-    return {"conversation_id": conversation_id, "status": "ended"}
+    return {"conversation_id": conversation_id, "status": "already ended" if live.get("status") == "ended" else "ended"}
 
 
 def list_mine(ctx: RunContext) -> list[dict]:

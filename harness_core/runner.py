@@ -114,10 +114,11 @@ def run_scenarios(ctx: RunContext, paths, *, keep: bool = False, max_concurrent:
     cancel = threading.Event()
     with run_environment(ctx) as (rctx, callback_url, source, label):
         pool = ThreadPoolExecutor(max_workers=max(1, min(max_concurrent, len(scenarios))))
-        futures = [pool.submit(run_one, rctx, sc, callback_url, source, kinds, run_id, keep, cancel) for sc in scenarios]
-        results = []
+        futures, results = [], []
         try:
             with stop_on_signals():  # a cancelled CI job (SIGTERM) still ends the conversations
+                futures += [pool.submit(run_one, rctx, sc, callback_url, source, kinds, run_id, keep, cancel)
+                            for sc in scenarios]
                 for future in futures:
                     results.append(future.result())
                     if on_result:

@@ -87,7 +87,7 @@ def end(c, conversation_id=None, all_mine=False, json=False):
     elif not rows:
         say(ctx, "no active conversation created by this harness on this API")
     for row in [] if json else rows:
-        say(ctx, f"ended {row['conversation_id']}" + (f"  {row.get('conversation_name')!r}" if row.get("conversation_name") else ""))
+        say(ctx, f"{row['status']} {row['conversation_id']}" + (f"  {row.get('conversation_name')!r}" if row.get("conversation_name") else ""))
 
 
 @task(klass=HarnessTask, help={"json": "print as JSON"})

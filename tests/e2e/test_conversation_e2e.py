@@ -206,6 +206,9 @@ def test_end_one_and_end_all_mine_never_touch_others(facilitator, sandbox):
     assert sandbox.store.conversations[foreign]["status"] == "active", "not ours: never ended"
     ends = [r for r in sandbox.requests if r[0] == "POST" and r[1].endswith("/end")]
     assert len(ends) == 3
+    again = run_cli("end", "--conversation-id", mine[0])
+    assert again.code == 0 and again.out.startswith(f"already ended {mine[0]}")
+    assert len([r for r in sandbox.requests if r[0] == "POST" and r[1].endswith("/end")]) == 3
 
 
 def test_end_needs_exactly_one_target_and_reports_unknown_ids(project, sandbox):
