@@ -109,6 +109,9 @@ def build_conversation(ctx: RunContext, flags: dict, config_path: str | None = N
     payload = assemble("conversation", resolved, API_KEYS, ctx)
     if "callback_url" in payload and not payload["callback_url"]:
         del payload["callback_url"]
+    if payload.get("persona_id") and values.get("persona_name"):
+        notes.append(f"persona_name {values['persona_name']!r} ({resolved.source('persona_name')}) not looked up: "
+                     f"persona_id {payload['persona_id']} ({resolved.source('persona_id')}) is used")
     if not payload.get("persona_id") and values.get("persona_name"):
         payload["persona_id"] = persona_id_for(ctx.client(), values["persona_name"], resolved.source("persona_name"))
     if not payload.get("persona_id") and not payload.get("replica_id"):

@@ -57,11 +57,13 @@ def set_webhook_url(c, url, as_is=False):
 })
 def events(c, conversation_id=None, type=None, json=False):
     """List the callbacks stored in logs/callbacks/, oldest first: time, conversation, event type, detail."""
-    from ..events import format_event_line, read_events
+    from ..events import EVENT_SHAPES, format_event_line, read_events
     ctx = context()
     records = read_events(ctx, conversation_id=conversation_id, event_type=type)
     if json:
         return say_json(ctx, records)
+    if not records and type and type not in (*EVENT_SHAPES, "system", "application"):
+        warn(ctx, f"note: {type!r} is not an event type Tavus documents; known: {', '.join(EVENT_SHAPES)}")
     if not records:
         say(ctx, "no stored events match (the receiver, `invoke webhook`, writes them to logs/callbacks/)")
     for record in records:

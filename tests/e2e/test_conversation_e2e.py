@@ -224,3 +224,10 @@ def test_tune_binary_runs_the_same_conversation_command(facilitator, sandbox, pr
                           cwd=project, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["conversation_id"] in sandbox.store.conversations
+
+
+def test_persona_name_next_to_a_persona_id_is_not_looked_up_and_says_so(facilitator, sandbox):
+    result = run_cli("conversation", "--persona-id", facilitator, "--persona-name", "Nobody", "--dry-run")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["persona_id"] == facilitator
+    assert "persona_name 'Nobody' (flag --persona-name) not looked up" in result.err

@@ -175,3 +175,8 @@ def test_output_cut_short_by_head_is_a_quiet_exit_not_a_traceback(project):
     proc.stdout.close()  # what `| head -1` does after its line
     err = proc.stderr.read().decode()
     assert proc.wait(30) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_events_with_a_type_tavus_does_not_document_says_so(project):
+    result = run_cli("events", "--type", "system.shutdwon")
+    assert result.code == 0 and "is not an event type Tavus documents" in result.err and "system.shutdown" in result.err
