@@ -113,6 +113,8 @@ def run_scenarios(ctx: RunContext, paths, *, keep: bool = False, max_concurrent:
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     cancel = threading.Event()
     with run_environment(ctx) as (rctx, callback_url, source, label):
+        if keep and rctx.env.flag("TAVUS_HARNESS_EPHEMERAL"):
+            rctx.note("note: --keep has no effect here: the embedded sandbox stops when this run ends")
         pool = ThreadPoolExecutor(max_workers=max(1, min(max_concurrent, len(scenarios))))
         futures, results = [], []
         try:

@@ -106,6 +106,7 @@ def test_folder_runs_concurrently_and_junit_counts(project, sandbox):
     cases = suite.findall("testcase")
     assert int(suite.get("tests")) == len(cases) and int(suite.get("failures")) == 1
     assert [c.get("name") for c in cases if c.find("failure") is not None] == ["recording_ready"]
+    assert abs(sum(float(c.get("time")) for c in cases) - float(suite.get("time"))) < 0.01, "case times add up"
     assert active(sandbox) == []
 
 
