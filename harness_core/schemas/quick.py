@@ -150,24 +150,12 @@ def _items(v, item_schema, instance, schema, path):
             yield from v._descend(item, item_schema, (*path, index))
 
 
-def _min_items(v, limit, instance, schema, path):
-    if isinstance(instance, list) and len(instance) < limit:
-        yield f"{instance!r} {_too_few(limit)}"
-
-
-def _max_items(v, limit, instance, schema, path):
-    if isinstance(instance, list) and len(instance) > limit:
-        yield f"{instance!r} {_too_many(limit)}"
-
-
-def _min_length(v, limit, instance, schema, path):
-    if isinstance(instance, str) and len(instance) < limit:
-        yield f"{instance!r} {_too_few(limit)}"
-
-
-def _max_length(v, limit, instance, schema, path):
-    if isinstance(instance, str) and len(instance) > limit:
-        yield f"{instance!r} {_too_many(limit)}"
+def _size(kind: type, most: bool):
+    """minItems/maxItems (kind=list) and minLength/maxLength (kind=str): a rule on len()."""
+    def rule(v, limit, instance, schema, path):
+        if isinstance(instance, kind) and (len(instance) > limit if most else len(instance) < limit):
+            yield f"{instance!r} {_too_many(limit) if most else _too_few(limit)}"
+    return rule
 
 
 def _pattern(v, pattern, instance, schema, path):
@@ -207,7 +195,8 @@ def _not(v, forbidden, instance, schema, path):
 
 RULES = {"type": _type, "enum": _enum, "const": _const, "properties": _properties,
          "additionalProperties": _additional, "required": _required, "items": _items,
-         "minItems": _min_items, "maxItems": _max_items, "minLength": _min_length, "maxLength": _max_length,
+         "minItems": _size(list, most=False), "maxItems": _size(list, most=True),
+         "minLength": _size(str, most=False), "maxLength": _size(str, most=True),
          "pattern": _pattern, "minimum": _minimum, "maximum": _maximum, "$ref": _ref, "allOf": _all_of,
          "if": _if, "not": _not}
 KNOWN = set(RULES) | ANNOTATIONS | {"then", "else"}
