@@ -36,7 +36,7 @@ SHUTDOWN_REASONS = (
 )
 DEFAULT_REASON = "end_conversation_endpoint_hit"
 STOCK_REPLICA = "r90bbd427f71"
-CONVERSATION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+CONVERSATION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # always used with fullmatch
 POST_TIMEOUT = (3.0, 10.0)
 
 
@@ -106,7 +106,7 @@ def build_event(event_type: str, *, conversation_id: str | None = None, reason: 
     if conversation_id is None:
         conversation_id = new_conversation_id()
         notes.append(f"no --conversation-id given; using {conversation_id}")
-    elif not CONVERSATION_ID.match(conversation_id):
+    elif not CONVERSATION_ID.fullmatch(conversation_id):
         raise ConfigError(f"--conversation-id: {conversation_id!r} is not a conversation id",
                           hint="use letters, digits, - and _ only, e.g. c0eaa60a267274af")
     message_type, build = EVENT_SHAPES[event_type]
@@ -151,8 +151,14 @@ def format_event_line(record: dict, *, with_date: bool = False) -> str:
     clock = ts[11:23] if len(ts) >= 23 and ts[10] == "T" else ts
     if with_date and len(ts) >= 23:
         clock = f"{ts[:10]} {clock}"
-    return (f"{clock:<12}  {event.get('conversation_id', '?'):<18}  {event.get('event_type', '?'):<34}  "
+    line = (f"{clock:<12}  {event.get('conversation_id', '?'):<18}  {event.get('event_type', '?'):<34}  "
             f"{describe_event(event)}").rstrip()
+    return printable(line)
+
+
+def printable(text: str) -> str:
+    """Control characters from a sender (terminal escape codes, newlines) shown escaped, never obeyed."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def callbacks_dir(ctx: RunContext) -> Path:
@@ -168,7 +174,7 @@ def read_events(ctx: RunContext, *, conversation_id: str | None = None,
     """
     folder = callbacks_dir(ctx)
     if conversation_id is not None:
-        if not CONVERSATION_ID.match(conversation_id):
+        if not CONVERSATION_ID.fullmatch(conversation_id):
             raise ConfigError(f"--conversation-id: {conversation_id!r} is not a conversation id",
                               hint="copy the id from `invoke events`")
         files = [folder / f"{conversation_id}.jsonl"]

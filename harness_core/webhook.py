@@ -21,6 +21,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
@@ -63,14 +64,30 @@ def validate_envelope(data) -> list[str]:
             problems.append(f"missing required field `{name}`" if value in (None, "")
                             else f"`{name}` must be a non-empty string")
     cid = data.get("conversation_id")
-    if isinstance(cid, str) and cid and not CONVERSATION_ID.match(cid):
+    if isinstance(cid, str) and cid and not CONVERSATION_ID.fullmatch(cid):
         problems.append("`conversation_id` may only hold letters, digits, `-` and `_` (at most 128)")
     if "properties" in data and not isinstance(data["properties"], dict):
         problems.append("`properties` must be an object")
     for name in OPTIONAL_STRING_FIELDS:
         if data.get(name) is not None and not isinstance(data[name], str):
             problems.append(f"`{name}` must be a string")
+    if nesting(data) > MAX_NESTING:
+        problems.append(f"the body is nested deeper than {MAX_NESTING} levels")
     return problems
+
+
+MAX_NESTING = 64  # real callbacks are 4 or 5 levels deep; deeper ones would only strain the redactor
+
+
+def nesting(value) -> int:
+    """How deep lists and objects go in `value` (iterative: a hostile body cannot overflow the stack)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def normalise_path(path: str | None) -> str:
@@ -122,7 +139,7 @@ class _DurableFile:
                 self._pending = []
             try:
                 self._write("".join(batch))
-            except OSError:
+            except BaseException:  # none of this batch is stored, and every thread waiting on it hears so
                 with self._state:
                     self._failed.append((after, upto))
                     self._done = upto
@@ -155,6 +172,14 @@ class _DurableFile:
                 pass
             self._fd = None
 
+    def release(self) -> None:
+        """Close the descriptor between writes (it is opened again by the next one)."""
+        with self._io:
+            self.close()
+
+
+MAX_OPEN_FILES = 64  # descriptors kept open at once; the least recently written is closed first
+
 
 class CallbackLog:
     """logs/callbacks/<conversation_id>.jsonl: one redacted record per accepted callback, durable.
@@ -171,6 +196,7 @@ class CallbackLog:
         self.secrets = list(secrets)
         self._files: dict[str, _DurableFile] = {}
         self._seen: dict[str, set] = {}
+        self._open: OrderedDict[str, None] = OrderedDict()  # conversations whose file is open, oldest first
         self._lock = threading.Lock()
 
     def path(self, conversation_id: str) -> Path:
@@ -183,6 +209,10 @@ class CallbackLog:
         record = redact({"ts": received_at or utc_now(), "run_id": RUN_ID, "type": "callback", "event": event},
                         self.secrets)
         line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from the sender: keep it as a JSON escape
+            line = json.dumps(record, ensure_ascii=True, default=str) + "\n"
         with self._lock:
             durable = self._files.get(cid)
             if durable is None:
@@ -192,6 +222,13 @@ class CallbackLog:
                 if key in self._seen[cid]:
                     return None
                 self._seen[cid].add(key)
+            self._open[cid] = None
+            self._open.move_to_end(cid)
+            stale = [self._files[c] for c in list(self._open)[:max(0, len(self._open) - MAX_OPEN_FILES)]]
+            for _ in stale:
+                self._open.popitem(last=False)
+        for old in stale:  # bounded descriptors however many conversations a long session sees
+            old.release()
         try:
             durable.append(line)
         except BaseException:
@@ -367,8 +404,8 @@ class Receiver:
             return self._refuse(environ, 413, f"body is over the {MAX_BODY}-byte limit")
         try:
             event = json.loads(raw)
-        except ValueError as exc:
-            return self._refuse(environ, 400, f"body is not JSON ({str(exc)[:80]})", preview=raw)
+        except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." deeper than the parser goes
+            return self._refuse(environ, 400, f"body is not JSON we can read ({str(exc)[:80]})", preview=raw)
         problems = validate_envelope(event)
         if problems:
             return self._refuse(environ, 422, "; ".join(problems), preview=raw, problems=problems)

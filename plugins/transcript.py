@@ -6,6 +6,7 @@ shortened to its first words; other roles are printed in full.
 from __future__ import annotations
 
 from harness_core import hookimpl
+from harness_core.events import printable
 
 SYSTEM_PREVIEW = 60
 
@@ -24,7 +25,7 @@ def transcript_lines(event: dict) -> list[str]:
         content = " ".join(str(entry.get("content") or "").split())
         if role == "system" and len(content) > SYSTEM_PREVIEW:
             content = f"{content[:SYSTEM_PREVIEW]}... ({len(content)} chars)"
-        lines.append(f"  {role:>9}: {content}")
+        lines.append(printable(f"  {role:>9}: {content}"))
     return lines
 
 

@@ -34,6 +34,13 @@ def envelope(cid="c0eaa60a267274af", kind="system.replica_joined", **props):
             "message_type": kind.split(".")[0], "timestamp": f"2025-07-11T06:45:47.{next(_STAMPS):06d}Z"}
 
 
+def deep(levels: int) -> dict:
+    node: dict = {}
+    for _ in range(levels):
+        node = {"x": node}
+    return node
+
+
 class Seen:
     """A throwaway plugin that records every event it is handed."""
 
@@ -124,6 +131,10 @@ def test_healthz_answers_liveness_without_a_token(rx):
         url(rx), json={k: v for k, v in envelope().items() if k != "conversation_id"}, timeout=T), 422),
     ("a JSON list", lambda rx: requests.post(url(rx), json=[envelope()], timeout=T), 422),
     ("path-like conversation id", lambda rx: requests.post(url(rx), json=envelope(cid="../x"), timeout=T), 422),
+    ("conversation id with a newline", lambda rx: requests.post(url(rx), json=envelope(cid="abc\n"), timeout=T), 422),
+    ("JSON nested past the parser", lambda rx: requests.post(url(rx), data=b"[" * 200_000, timeout=T), 400),
+    ("properties nested 100 deep", lambda rx: requests.post(url(rx), json={**envelope(), "properties": deep(100)},
+                                                            timeout=T), 422),
 ])
 def test_bad_requests_are_refused_logged_and_never_stop_the_receiver(rx, project, seen, name, send, status):
     resp = send(rx)

@@ -147,3 +147,11 @@ def test_target_url_defaults_to_webhook_url_and_reuses_its_token(tmp_path):
         resolve_target_url(_ctx(tmp_path / "other"), None)
     with pytest.raises(ConfigError, match="not an absolute"):
         resolve_target_url(ctx, "127.0.0.1:8000/tavus/callback")
+
+
+def test_event_lines_show_control_characters_escaped_never_obeyed():
+    from harness_core.events import format_event_line
+    line = format_event_line({"ts": "2026-11-24T00:00:00.000Z", "event": {
+        "conversation_id": "c1", "event_type": "system.shutdown\x1b[2J",
+        "properties": {"shutdown_reason": "bye\nerror: fake"}}})
+    assert "\x1b" not in line and "\\x1b[2J" in line and "\n" not in line
