@@ -306,11 +306,19 @@ def apply_persona(ctx: RunContext, flags: dict, config_path: str | None = None, 
         remote = unwrap_one(ctx.client().get(f"/personas/{result.persona_id}"))
         warn_not_kept(ctx, f"persona {result.persona_id}", remote, body)
         state.record(ctx, "persona", result.persona_name or body.get("persona_name") or result.persona_id,
-                     result.persona_id, body, remote, config_path)
+                     result.persona_id, body, remote, config_path, from_config_only=not value_flags(flags))
     ctx.store.append("persona", {"type": "persona", "action": result.action, "persona_id": result.persona_id,
                                  "payload": body, "patch": result.patch, "response": result.response,
                                  "dry_run": dry_run})
     return result
+
+
+NEUTRAL_FLAGS = ("persona_id", "layers_dir", "tools_dir")  # pick a persona or a folder, set no field
+
+
+def value_flags(flags: dict) -> list[str]:
+    """The flags that set a field of the persona (not the ones that only pick what to update)."""
+    return [k for k, v in flags.items() if k not in NEUTRAL_FLAGS and v not in (None, False, [], "")]
 
 
 def warn_not_kept(ctx: RunContext, what: str, remote: dict, sent: dict) -> None:

@@ -21,6 +21,7 @@ from .context import RunContext
 from .errors import ApiError, CheckFailed, ConfigError, HarnessError
 from .persona import API_KEYS as PERSONA_KEYS, apply_persona, build_persona, diff_managed
 from .policies import apply_policy, build_policy, unwrap_policy
+from .redact import REDACTED, is_secret_key, redact
 
 FOLDERS = {"objectives": "configs/objectives", "guardrails": "configs/guardrails", "persona": "configs/persona"}
 ONLY = {"objectives": "objectives", "guardrails": "guardrails", "personas": "persona", "persona": "persona"}
@@ -196,8 +197,10 @@ def render(item: PlanItem, *, with_diff: bool = True, width: int | None = 100) -
     Values are cut to `width` characters (None: in full); a replaced or removed value shows what
     the remote side holds now.
     """
-    def shown(value):
-        text = json.dumps(value, ensure_ascii=False)
+    def shown(value, pointer: str):
+        if is_secret_key(pointer.rpartition("/")[2]) and not isinstance(value, (dict, list)):
+            return REDACTED
+        text = json.dumps(redact(value), ensure_ascii=False)
         return text if width is None or len(text) <= width else text[:width] + "..."
 
     name = repr(item.name) if item.name else "-"
@@ -205,7 +208,7 @@ def render(item: PlanItem, *, with_diff: bool = True, width: int | None = 100) -
     if item.note:
         lines.append(f"    {item.note}")
     for op in item.diff if with_diff else []:
-        value = "" if op["op"] == "remove" else " = " + shown(op.get("value"))
-        was = f"  (was {shown(item.was[op['path']])})" if op["path"] in item.was else ""
+        value = "" if op["op"] == "remove" else " = " + shown(op.get("value"), op["path"])
+        was = f"  (was {shown(item.was[op['path']], op['path'])})" if op["path"] in item.was else ""
         lines.append(f"    {op['op']:<8} {op['path']}{value}{was}")
     return lines

@@ -7,10 +7,12 @@ from collections.abc import Iterable
 
 REDACTED = "[redacted]"
 
-# Key names whose values are secrets wherever they appear (case-insensitive, substring match
-# on the normalised name, so `recording_aws_assume_role_arn` and `X-Api-Key` are caught).
-SECRET_KEY_PARTS = ("api_key", "apikey", "x-api-key", "authorization", "token", "secret",
-                    "password", "assume_role_arn", "role_arn")
+# Key names whose values are secrets wherever they appear (case-insensitive). A name is split
+# at `_`, `-` and `.`; it is secret when one of its words is in SECRET_WORDS, or when it holds
+# one of SECRET_PHRASES, so `WEBHOOK_TOKEN`, `X-Api-Key` and `recording_aws_assume_role_arn` are
+# caught and `max_tokens` is not.
+SECRET_WORDS = ("token", "secret", "password", "authorization", "apikey", "passphrase", "credentials")
+SECRET_PHRASES = ("api_key", "role_arn", "access_key", "private_key")
 
 _ARN = re.compile(r"arn:aws:iam::\d{12}:role/[\w+=,.@/-]+")
 _TOKEN_QUERY = re.compile(r"([?&](?:token|key|api_key)=)[^&#\s\"']+", re.IGNORECASE)
@@ -19,8 +21,8 @@ _TOKEN_QUERY = re.compile(r"([?&](?:token|key|api_key)=)[^&#\s\"']+", re.IGNOREC
 @functools.lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
     """True when values stored under `key` must never be shown."""
-    k = str(key).lower().replace("-", "_")
-    return any(part.replace("-", "_") in k for part in SECRET_KEY_PARTS)
+    k = str(key).lower().replace("-", "_").replace(".", "_")
+    return any(word in SECRET_WORDS for word in k.split("_")) or any(phrase in k for phrase in SECRET_PHRASES)
 
 
 def redact(obj, secrets: Iterable[str] = ()):
@@ -33,6 +35,11 @@ def redact(obj, secrets: Iterable[str] = ()):
 
 
 def _redact(obj, known):
+    if isinstance(obj, dict) and isinstance(obj.get("path"), str) and "op" in obj and "value" in obj:
+        # a JSON Patch operation: its value is secret when the field it writes is
+        field = obj["path"].rstrip("/").rpartition("/")[2]
+        if is_secret_key(field) and not isinstance(obj["value"], (dict, list)):
+            return {**_redact({k: v for k, v in obj.items() if k != "value"}, known), "value": REDACTED}
     if isinstance(obj, dict):
         out = {}
         for key, value in obj.items():

@@ -59,9 +59,18 @@ def sent_before(ctx: RunContext, kind: str, name: str | None, remote_id: str, co
     """
     known = entry(ctx, kind, name) if name else None
     if (not known or known.get("id") != remote_id or not config or not known.get("config")
-            or os.path.normpath(known["config"]) != os.path.normpath(str(config))):
+            or config_id(known["config"]) != config_id(config)):
         return None
     return shape(known.get("paths") or [])
+
+
+def config_id(config) -> str:
+    """A config path as one spelling: relative to the current directory when inside it, else absolute."""
+    path = Path(os.path.abspath(str(config)))
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def lock_path(ctx: RunContext) -> Path:
@@ -117,16 +126,22 @@ def managed(remote: dict, fields) -> dict:
 
 
 def record(ctx: RunContext, kind: str, name: str, remote_id: str, sent: dict, remote: dict,
-           config: str | None) -> None:
-    """Remember a write and the remote as read back; the timestamp only moves when something did."""
+           config: str | None, *, from_config_only: bool = True) -> None:
+    """Remember a write and the remote as read back; the timestamp only moves when something did.
+
+    `paths` (what an update from the same config may later remove) is only taken from a write
+    made from the config file alone; a write with value flags keeps the paths recorded before.
+    """
     if not tracked(ctx):
         return
     state = load(ctx)
     api = ctx.client().target.base_url
     old = state.get(api, {}).get(kind, {}).get(name, {})
-    new = {"id": remote_id, "sent_hash": canonical_hash(sent), "fields": sorted(sent), "paths": leaf_paths(sent),
+    owned = bool(config) and from_config_only
+    new = {"id": remote_id, "sent_hash": canonical_hash(sent), "fields": sorted(sent),
+           "paths": leaf_paths(sent) if owned else old.get("paths", []),
            "remote_hash": canonical_hash(managed(remote, sent)),
-           "config": str(config) if config else "", "kind": kind, "name": name}
+           "config": config_id(config) if config else old.get("config", ""), "kind": kind, "name": name}
     if {k: old.get(k) for k in new} != new:
         new["written_at"] = utc_now()
     else:

@@ -6,6 +6,7 @@ import json as jsonlib
 from invoke import Exit, task
 
 from ..errors import HarnessError
+from ..redact import is_secret_key, redact
 from ..state import LOCK_FILE
 from .base import HarnessTask, context, say, say_json
 
@@ -53,7 +54,7 @@ def apply(c, only=None, dry_run=False, force=False):
         say(ctx, f"{verb:<16} {item.kind:<10} {item.name!r} ({item.config})")
         if dry_run and item.status == "create":
             say(ctx, f"    POST {'/personas' if item.kind == 'persona' else '/' + item.kind} "
-                     f"{jsonlib.dumps(item.body, ensure_ascii=False)}")
+                     f"{jsonlib.dumps(redact(item.body), ensure_ascii=False)}")
         elif dry_run:
             for line in render(item, width=None)[1:]:
                 say(ctx, line)
@@ -78,7 +79,8 @@ def explain(c, config=None):
     from ..explain import explain_persona
     ctx = context()
     for path, value, source in explain_persona(ctx, config):
-        say(ctx, f"{path:<40} {jsonlib.dumps(value, ensure_ascii=False)[:50]:<52} {source}")
+        shown = "[redacted]" if is_secret_key(path.rpartition(".")[2]) else jsonlib.dumps(value, ensure_ascii=False)[:50]
+        say(ctx, f"{path:<40} {shown:<52} {source}")
 
 
 @task(klass=HarnessTask, help={"persona_id": "the remote persona (required)",

@@ -260,6 +260,10 @@ def test_update_removes_what_the_same_config_sent_before_and_no_longer_sets(proj
     # A flags-only update never removes what the config sent: only the same file may take back its own fields.
     assert run_cli("persona", "--persona-id", pid, "--update", "--context", "c").code == 0
     assert sandbox.store.personas[pid]["layers"]["tts"] == preset(project, "tts/cartesia.json")
+    # ...and what a flag set alongside the config is not the config's to take back either.
+    assert run_cli("persona", "--config", rel, "--update", "--document-tags", "flagged").code == 0
+    assert run_cli("persona", "--config", str(cfg), "--update").code == 0  # the same file, spelled absolute
+    assert sandbox.store.personas[pid]["document_tags"] == ["flagged"] and sandbox.store.personas[pid]["context"] == "c"
 
 
 def test_update_dry_run_prints_the_patch_and_sends_nothing(project, sandbox):

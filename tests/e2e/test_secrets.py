@@ -54,3 +54,28 @@ def test_dotenv_written_by_the_harness_is_private(project):
                   TAVUS_HARNESS_DOTENV=str(project / ".env"))
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE((project / ".env").stat().st_mode) == 0o600
+
+
+def test_a_custom_llm_key_from_the_environment_stays_out_of_every_view(project, sandbox):
+    import json
+    llm_key = "sk-custom-llm-0a1b2c3d4e5f"
+    cfg = project / "configs" / "persona" / "custom_llm.json"
+    cfg.write_text(json.dumps({"persona_name": "Custom LLM", "system_prompt": "p", "layers": {"llm": {
+        "model": "my-model", "base_url": "http://127.0.0.1:9/v1", "api_key": {"$env": "MY_LLM_API_KEY"},
+        "extra_body": {"max_tokens": 256}}}}))
+    rel = str(cfg.relative_to(project))
+    env = {"TAVUS_API_URL": sandbox.url, "MY_LLM_API_KEY": llm_key, "TAVUS_HARNESS_DOTENV": str(project / ".env")}
+    runs = [tune(project, "explain", "--config", rel, **env), tune(project, "persona", "--config", rel, "--dry-run", **env),
+            tune(project, "persona", "--config", rel, **env), tune(project, "plan", **env),
+            tune(project, "apply", "--dry-run", **env)]
+    cfg.write_text(cfg.read_text().replace("MY_LLM_API_KEY", "MY_OTHER_LLM_KEY"))
+    other = {**env, "MY_OTHER_LLM_KEY": "sk-custom-llm-9z8y7x6w5v4u"}
+    runs += [tune(project, "persona", "--config", rel, "--update", "--dry-run", **other),
+             tune(project, "persona", "--config", rel, "--update", **other), tune(project, "plan", **other)]
+    assert runs[2].returncode == 0, runs[2].stderr
+    assert '"max_tokens": 256' in runs[1].stdout, "a look-alike key is not redacted"
+    artifacts = "".join(p.read_text(errors="replace") for p in (project / "logs").rglob("*") if p.is_file())
+    artifacts += (project / "tavus-harness.lock.toml").read_text()
+    for secret in (llm_key, "sk-custom-llm-9z8y7x6w5v4u"):
+        assert secret not in artifacts
+        assert not [r.args for r in runs if secret in r.stdout + r.stderr]

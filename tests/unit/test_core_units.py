@@ -161,3 +161,14 @@ def test_output_paths_are_checked_before_any_work(tmp_path):
     for bad, needle in [(tmp_path, "is a directory"), (tmp_path / "afile" / "junit.xml", "cannot write there")]:
         with pytest.raises(ConfigError, match=needle):
             writable(str(bad), "junit")
+
+
+def test_redaction_covers_patch_operations_and_spares_lookalike_keys():
+    from harness_core.redact import redact
+    ops = [{"op": "replace", "path": "/layers/llm/api_key", "value": "sk-live-123456"},
+           {"op": "add", "path": "/layers/llm", "value": {"api_key": "sk-live-123456", "model": "m"}},
+           {"op": "replace", "path": "/context", "value": "plain"}]
+    shown = redact(ops)
+    assert "sk-live-123456" not in str(shown) and shown[2]["value"] == "plain" and shown[1]["value"]["model"] == "m"
+    kept = {"extra_body": {"max_tokens": 512}, "tokenizer": "t", "WEBHOOK_TOKEN": "abcdef12"}
+    assert redact(kept) == {"extra_body": {"max_tokens": 512}, "tokenizer": "t", "WEBHOOK_TOKEN": "[redacted]"}
