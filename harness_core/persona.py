@@ -9,9 +9,6 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-import jsonpatch
-import jsonpointer
-
 from .api import unwrap_one
 from .config import Resolved, gather
 from .context import RunContext
@@ -195,34 +192,39 @@ def project(remote, desired, sent=None):
 
 
 def diff_managed(remote: dict, desired: dict, sent: dict | None = None) -> list[dict]:
-    """RFC 6902 operations (built with jsonpatch) turning `remote` into `desired` on managed fields.
+    """RFC 6902 operations turning `remote` into `desired` on managed fields (add/remove/replace only).
 
     `sent`: the shape this config sent last time; fields it sent then and no longer sets are removed.
-
-    `move`/`copy` operations (which jsonpatch emits for reordered lists) are rewritten as a
-    `replace` of the list that holds them, so only add/remove/replace are ever sent.
     """
-    before = project(remote, desired, sent)
-    ops = jsonpatch.make_patch(before, desired).patch
-    odd = [op for op in ops if op["op"] in ("move", "copy")]
-    if not odd:
+    return json_diff(project(remote, desired, sent), desired)
+
+
+def json_diff(before, after, pointer: str = "") -> list[dict]:
+    """The smallest add/remove/replace patch from `before` to `after`.
+
+    Objects are compared key by key and lists index by index (extra items removed from the end,
+    new ones added), so a patch never moves or copies and never touches what did not change.
+    """
+    if isinstance(before, dict) and isinstance(after, dict):
+        ops = [{"op": "remove", "path": f"{pointer}/{_token(k)}"} for k in before if k not in after]
+        for key, value in after.items():
+            here = f"{pointer}/{_token(key)}"
+            ops += (json_diff(before[key], value, here) if key in before
+                    else [{"op": "add", "path": here, "value": copy.deepcopy(value)}])
         return ops
-    containers = set()
-    for op in odd:
-        for pointer in (op["path"], op.get("from", op["path"])):
-            containers.add(pointer.rpartition("/")[0])
-    containers = {c for c in containers if not any(c != o and c.startswith(o + "/") for o in containers)}
+    if isinstance(before, list) and isinstance(after, list):
+        ops = [op for i, (b, a) in enumerate(zip(before, after)) for op in json_diff(b, a, f"{pointer}/{i}")]
+        ops += [{"op": "remove", "path": f"{pointer}/{i}"} for i in range(len(before) - 1, len(after) - 1, -1)]
+        ops += [{"op": "add", "path": f"{pointer}/{i}", "value": copy.deepcopy(after[i])}
+                for i in range(len(before), len(after))]
+        return ops
+    if before == after and isinstance(before, bool) == isinstance(after, bool):
+        return []
+    return [{"op": "replace", "path": pointer, "value": copy.deepcopy(after)}]
 
-    def inside(pointer: str) -> bool:
-        return any(pointer == c or pointer.startswith(c + "/") for c in containers)
 
-    kept = [op for op in ops if not inside(op["path"]) and not inside(op.get("from", "/-none-"))]
-    for container in sorted(containers):
-        if container == "":
-            return [{"op": "replace", "path": "/" + k, "value": v} for k, v in desired.items()
-                    if before.get(k) != v]
-        kept.append({"op": "replace", "path": container, "value": jsonpointer.resolve_pointer(desired, container)})
-    return kept
+def _token(key) -> str:
+    return str(key).replace("~", "~0").replace("/", "~1")
 
 
 # --- create / update ---------------------------------------------------------------------

@@ -189,3 +189,15 @@ def test_read_back_warns_about_every_sent_field_the_api_dropped_or_changed(tmp_p
     warn_not_kept(ctx, "persona p1", {"persona_name": "P", "layers": {"tts": {"tts_engine": "elevenlabs"}}}, sent)
     assert ctx.notes == ["warning: persona p1: the API did not keep what was sent at "
                          "/document_tags, /layers/tts/tts_engine, /layers/tts/voice_settings"]
+
+
+def test_a_value_that_changes_key_is_removed_and_added_never_moved_over_fields_set_elsewhere():
+    remote = {"layers": {"tts": {"tts_engine": "cartesia", "external_voice_id": "v1", "tts_model_name": "sonic"}},
+              "document_tags": ["t"]}
+    desired = {"layers": {"tts": {"tts_engine": "cartesia", "voice_id": "v1"}}, "guardrail_tags": ["t"]}
+    sent = {"layers": {"tts": {"external_voice_id": {}}}, "document_tags": {}}
+    ops = diff_managed(remote, desired, sent)
+    assert {o["op"] for o in ops} <= {"add", "remove", "replace"}
+    after = jsonpatch.apply_patch(remote, ops)
+    assert after == {"layers": {"tts": {"tts_engine": "cartesia", "voice_id": "v1", "tts_model_name": "sonic"}},
+                     "guardrail_tags": ["t"]}
