@@ -173,6 +173,8 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
         result.error = exc.render()
     except (KeyboardInterrupt, Interrupted):
         result.error = "interrupted"
+    except Exception as exc:  # noqa: BLE001 - one scenario's surprise must not skip the cleanup of the others
+        result.error = f"{type(exc).__name__}: {exc}"
     finally:
         if ender:
             ender.cancel()
@@ -199,7 +201,8 @@ def upsert_persona(ctx: RunContext, sc: Scenario) -> str:
         from .config import load_file
         name = load_file(sc.persona_config).get("persona_name")
         with _UPSERT:
-            exists = bool(name) and len(personas_named(ctx.client(), name)) == 1
+            # two or more of that name: the update reports the ambiguity instead of making a third
+            exists = bool(name) and bool(personas_named(ctx.client(), name))
             return apply_persona(ctx, {}, sc.persona_config, update=exists).persona_id
     return persona_id_for(ctx.client(), sc.persona_name, f"{sc.path}: scenario.persona_name")
 
@@ -268,13 +271,16 @@ def status_of(ctx: RunContext, cid: str) -> str | None:
 
 
 def _quiet_end(ctx: RunContext, cid: str) -> bool:
-    """End if still active; True when the conversation is no longer active afterwards."""
+    """End it (nothing is sent when it already ended); True only when the API then reports it not active.
+
+    An API that cannot be asked gives False: a conversation that may still bill is never called ended.
+    """
     try:
-        if status_of(ctx, cid) == "active":
-            end_conversation(ctx, cid)
-        return status_of(ctx, cid) != "active"
+        end_conversation(ctx, cid)
     except HarnessError:
-        return False
+        pass
+    status = status_of(ctx, cid)
+    return status is not None and status != "active"
 
 
 def save(run_dir, name: str, data, secrets=()) -> None:

@@ -156,3 +156,11 @@ def test_hook_harness_expectation_kinds(project, sandbox):
         plugins.get_plugin_manager = context_module_pm
     assert result.code == 0, result.out + result.err
     assert "ok   event_count_at_least" in result.out
+
+
+def test_a_conversation_is_never_reported_ended_when_the_api_cannot_be_asked(project):
+    from harness_core.context import make_context
+    from harness_core.runner import _quiet_end
+    from tests.conftest import closed_port_url
+    ctx = make_context(project, {"TAVUS_API_URL": closed_port_url()}, quiet=True)
+    assert _quiet_end(ctx, "c123") is False
