@@ -13,7 +13,7 @@ from .api import unwrap_one
 from .config import Resolved, gather
 from .context import RunContext
 from .env import api_configured
-from .errors import ApiError, ConfigError
+from .errors import ApiError, ConfigError, HarnessError
 from .layers import (DEFAULT_LAYERS_DIR, MODULAR_LAYERS, check_layer_names, check_tools, load_layers_preset,
                      load_modular_layer, project_path, select_tools)
 from .lookup import persona_id_for, personas_named
@@ -305,8 +305,8 @@ def apply_persona(ctx: RunContext, flags: dict, config_path: str | None = None, 
         result.persona_name = response.get("persona_name") or result.persona_name
         result.action = "created"
     if not dry_run and result.persona_id and result.action in ("created", "updated", "unchanged"):
-        remote = unwrap_one(ctx.client().get(f"/personas/{result.persona_id}"))
-        warn_not_kept(ctx, f"persona {result.persona_id}", remote, body)
+        remote = read_back(ctx, f"persona {result.persona_id}",
+                           lambda: unwrap_one(ctx.client().get(f"/personas/{result.persona_id}")), body)
         state.record(ctx, "persona", result.persona_name or body.get("persona_name") or result.persona_id,
                      result.persona_id, body, remote, config_path, from_config_only=not value_flags(flags))
     ctx.store.append("persona", {"type": "persona", "action": result.action, "persona_id": result.persona_id,
@@ -321,6 +321,22 @@ NEUTRAL_FLAGS = ("persona_id", "layers_dir", "tools_dir")  # pick a persona or a
 def value_flags(flags: dict) -> list[str]:
     """The flags that set a field of the persona (not the ones that only pick what to update)."""
     return [k for k, v in flags.items() if k not in NEUTRAL_FLAGS and v not in (None, False, [], "")]
+
+
+def read_back(ctx: RunContext, what: str, fetch, sent: dict) -> dict:
+    """The resource as the API returns it after a write, with a warning for fields it did not keep.
+
+    If it cannot be read, say so and go on with what was sent: the write happened, and the
+    state file must remember it (or the next run would create a duplicate).
+    """
+    try:
+        remote = fetch()
+    except HarnessError as exc:
+        ctx.note(f"warning: {what} was written but could not be read back ({exc.render()}); "
+                 "recording what was sent")
+        return copy.deepcopy(sent)
+    warn_not_kept(ctx, what, remote, sent)
+    return remote
 
 
 def warn_not_kept(ctx: RunContext, what: str, remote: dict, sent: dict) -> None:

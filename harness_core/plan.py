@@ -185,8 +185,14 @@ def pull_persona(ctx: RunContext, persona_id: str | None, to: str | None, *, for
         raise ConfigError(f"--persona-id {persona_id}: no such persona on {ctx.client().target.label}")
     config = {k: remote[k] for k in PERSONA_KEYS if remote.get(k) not in (None, "", [], {})}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    name, body = desired(ctx, "persona", path)
+    draft = path.with_name(f".{path.name}.pulling")  # checked before it takes the file's place
+    draft.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    try:
+        name, body = desired(ctx, "persona", draft)
+    except BaseException:
+        draft.unlink()
+        raise
+    draft.replace(path)
     state.record(ctx, "persona", name, persona_id, body, remote, to)
     return path
 

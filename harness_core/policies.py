@@ -252,7 +252,15 @@ def build_policy(kind: str, data: dict, where: str) -> tuple[dict, str]:
         seen.add(item[f"{single}_name"])
     if kind == "objectives":
         for i, item in enumerate(items):
-            targets = list((item.get("next_conditional_objectives") or {}).keys())
+            conditional, required = item.get("next_conditional_objectives"), item.get("next_required_objective")
+            if conditional is not None and not (isinstance(conditional, dict)
+                                                and all(isinstance(v, str) for v in conditional.values())):
+                raise ConfigError(f"{where}: data[{i}].next_conditional_objectives: must map objective names to conditions",
+                                  hint='write e.g. {"wrap_up": "when every item is covered"}')
+            if required is not None and not isinstance(required, str):
+                raise ConfigError(f"{where}: data[{i}].next_required_objective: must be one objective name",
+                                  hint='write e.g. "wrap_up"')
+            targets = list((conditional or {}).keys())
             if item.get("next_required_objective"):
                 if targets:
                     raise ConfigError(f"{where}: data[{i}].next_required_objective: cannot be set together with "
@@ -285,7 +293,7 @@ def _check_item(item: dict, where: str, at: str, single: str) -> None:
 def apply_policy(ctx: RunContext, kind: str, config_path: str | None, *, dry_run: bool = False) -> PolicyResult:
     """Create the objectives/guardrails in `config_path`, or update the one with the same name."""
     from .payload import validate_offline
-    from .persona import diff_managed, warn_not_kept
+    from .persona import diff_managed, read_back
 
     if not config_path:
         raise ConfigError("--config: required", hint=f"e.g. invoke {kind} --config configs/{kind}/...")
@@ -328,8 +336,7 @@ def apply_policy(ctx: RunContext, kind: str, config_path: str | None, *, dry_run
             result.action = "unchanged" if reply.status == 304 else "updated"
     if not dry_run and result.policy_id:
         from . import state
-        remote = fetch_policy(ctx, kind, result.policy_id, where)
-        warn_not_kept(ctx, f"{kind} {result.policy_id}", remote, body)
+        remote = read_back(ctx, f"{kind} {result.policy_id}", lambda: fetch_policy(ctx, kind, result.policy_id, where), body)
         state.record(ctx, kind, name, result.policy_id, body, remote, config_path)
     ctx.store.append(kind, {"type": kind, "action": result.action, "id": result.policy_id, "name": name,
                             "payload": body, "patch": result.patch, "response": result.response, "dry_run": dry_run})

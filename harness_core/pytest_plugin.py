@@ -32,20 +32,25 @@ class ScenarioItem(pytest.Item):
     def runtest(self):
         from .context import make_context
         from .errors import HarnessError
+        from .redact import redact_text
         from .report import text_lines
         from .runner import run_scenarios
 
         ctx = make_context(quiet=True)
+
+        def shown(lines):
+            return [redact_text(line, ctx.secrets) for line in lines]
+
         try:
             [result], _label = run_scenarios(ctx, [self.path])
         except HarnessError as exc:
-            raise ScenarioFailed([f"error: {exc.render()}"]) from None
+            raise ScenarioFailed(shown([f"error: {exc.render()}"])) from None
         if result.scenario.expected_to_fail:
             if result.passed:
                 raise ScenarioFailed(["marked expected_to_fail, but every expectation passed"])
-            pytest.xfail("\n".join(text_lines(result)))
+            pytest.xfail("\n".join(shown(text_lines(result))))
         if not result.passed:
-            raise ScenarioFailed(text_lines(result))
+            raise ScenarioFailed(shown(text_lines(result)))
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, ScenarioFailed):

@@ -30,7 +30,7 @@ def run(c, target=None, junit=None, json=False, keep=False, max_concurrent=None)
     results, label = run_scenarios(ctx, paths, keep=keep, max_concurrent=number(max_concurrent, "max-concurrent", 2, low=1),
                                    on_result=None if json else lambda r: [say(ctx, line) for line in text_lines(r)])
     if junit:
-        write_junit(results, junit)
+        write_junit(results, junit, ctx.secrets)
     if json:
         say_json(ctx, as_json(results, label))
     else:

@@ -81,4 +81,10 @@ def test_bad_policy_config_is_one_line_and_nothing_is_sent(project, sandbox):
     assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1
     missing = run_cli("objectives")
     assert missing.code == 2 and missing.err.startswith("error: --config: required")
+    links = project / "configs" / "objectives" / "links.json"
+    for field, value in (("next_conditional_objectives", ["b"]), ("next_required_objective", ["b"])):
+        links.write_text(json.dumps({"name": "L", "data": [{"objective_name": "a", "objective_prompt": "p", field: value},
+                                                          {"objective_name": "b", "objective_prompt": "q"}]}))
+        wrong = run_cli("objectives", "--config", "configs/objectives/links.json")
+        assert wrong.code == 2 and wrong.err.startswith(f"error: configs/objectives/links.json: data[0].{field}:")
     assert non_get(sandbox) == []

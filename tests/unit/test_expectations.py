@@ -26,6 +26,9 @@ def test_shutdown_reason_matches_the_bare_and_the_reached_forms():
     assert check_shutdown_reason("max_call_duration", OBS).passed
     assert check_shutdown_reason("max_call_duration reached", OBS).passed
     assert not check_shutdown_reason("participant_left_timeout", OBS).passed
+    assert not check_shutdown_reason("max_call", OBS).passed, "a cut-short reason is not a match"
+    empty = Observed([{"event_type": "system.shutdown", "properties": {"shutdown_reason": ""}}], "ended")
+    assert not check_shutdown_reason("max_call_duration", empty).passed
 
 
 def test_transcript_rules_by_role_text_and_regex():
@@ -56,3 +59,22 @@ def test_report_tells_an_ended_a_kept_and_a_leaked_conversation_apart():
     assert "cleanup: conversation ended" in text_lines(ended)[-1] and ended.passed
     assert "left as it is (--keep)" in text_lines(kept)[-1]
     assert "FAIL: conversation NOT ended" in text_lines(leaked)[-1] and not leaked.passed
+
+
+def test_a_scenario_marked_expected_to_fail_that_passes_fails_the_run(tmp_path):
+    import xml.etree.ElementTree as ET
+    from pathlib import Path
+
+    from harness_core.report import ok, summary, text_lines, write_junit
+    from harness_core.runner import RunResult
+    from harness_core.scenario import Scenario
+
+    marked = Scenario(path=Path("scenarios/x.toml"), name="x", expected_to_fail=True)
+    passed = RunResult(marked, "logs/runs/x", "c1", cleaned_up=True)
+    assert not ok([passed]) and text_lines(passed)[0].startswith("XPASS")
+    assert "1 passed though marked expected_to_fail" in summary([passed])
+    suite = ET.parse(write_junit([passed], tmp_path / "j.xml")).getroot()
+    assert suite.get("failures") == "1"
+    leaked = RunResult(Scenario(path=Path("s.toml"), name="s"), "d", "c2", error="token=abc123secret in a URL")
+    suite = ET.parse(write_junit([leaked], tmp_path / "k.xml", ["abc123secret"])).getroot()
+    assert "abc123secret" not in (tmp_path / "k.xml").read_text() and suite.get("errors") == "1"

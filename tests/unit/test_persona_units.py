@@ -201,3 +201,18 @@ def test_a_value_that_changes_key_is_removed_and_added_never_moved_over_fields_s
     after = jsonpatch.apply_patch(remote, ops)
     assert after == {"layers": {"tts": {"tts_engine": "cartesia", "voice_id": "v1", "tts_model_name": "sonic"}},
                      "guardrail_tags": ["t"]}
+
+
+def test_a_write_that_cannot_be_read_back_is_still_remembered_with_what_was_sent(tmp_path):
+    from harness_core.context import make_context
+    from harness_core.errors import ApiError
+    from harness_core.persona import read_back
+
+    ctx = make_context(root=tmp_path, environ={}, quiet=True)
+    sent = {"persona_name": "P", "system_prompt": "s"}
+
+    def unreachable():
+        raise ApiError("GET /personas/p1: cannot reach the API")
+
+    assert read_back(ctx, "persona p1", unreachable, sent) == sent
+    assert list(ctx.notes) and "could not be read back" in list(ctx.notes)[-1]
