@@ -304,8 +304,11 @@ def apply_policy(ctx: RunContext, kind: str, config_path: str | None, *, dry_run
     validate_offline(schema, body, where, ctx)
     name = body.get("name") if shape == "set" else body["guardrail_name"]
     client = ctx.client()
-    same = [r for r in list_policies(client, kind)
-            if policy_name(kind, r) == name and (kind == "objectives" or is_guardrail_set(r) == (shape == "set"))]
+    def named(rows):
+        return [r for r in rows if policy_name(kind, r) == name
+                and (kind == "objectives" or is_guardrail_set(r) == (shape == "set"))]
+
+    same = named(list_policies(client, kind))
     if len(same) > 1:
         ids = ", ".join(policy_id(kind, r) or "?" for r in same)
         raise ConfigError(f"{where}: name: {len(same)} {kind} are already named {name!r} ({ids})",
@@ -315,7 +318,7 @@ def apply_policy(ctx: RunContext, kind: str, config_path: str | None, *, dry_run
         result.action = "would create" if dry_run else "created"
         if not dry_run:
             def find_existing():
-                found = [r for r in list_policies(client, kind) if policy_name(kind, r) == name]
+                found = named(list_policies(client, kind))
                 return found[0] if len(found) == 1 else None
             result.response = client.create(f"/{kind}", body, find_existing=find_existing)
             result.policy_id = policy_id(kind, result.response if isinstance(result.response, dict) else {})
