@@ -19,19 +19,14 @@ def record_created(ctx: RunContext, conversation: dict, api_url: str) -> None:
 
 
 def record_ended(ctx: RunContext, conversation_id: str, api_url: str) -> None:
-    """Remember that we ended one (so later runs need not ask again)."""
+    """Remember that we ended one (the audit trail; live status is always asked of the API)."""
     ctx.store.append(STREAM, {"type": "ended", "conversation_id": conversation_id, "api_url": api_url})
 
 
 def mine(ctx: RunContext, api_url: str) -> list[dict]:
-    """Conversations created by this harness against `api_url`, oldest first, with `ended_here`."""
+    """Conversations created by this harness against `api_url`, oldest first."""
     rows: dict[str, dict] = {}
     for record in ctx.store.read(STREAM):
-        if record.get("api_url") != api_url or not record.get("conversation_id"):
-            continue
-        cid = record["conversation_id"]
-        if record.get("type") == "created":
-            rows[cid] = {**record, "ended_here": bool(record.get("test_mode"))}
-        elif record.get("type") == "ended" and cid in rows:
-            rows[cid]["ended_here"] = True
+        if record.get("api_url") == api_url and record.get("conversation_id") and record.get("type") == "created":
+            rows[record["conversation_id"]] = record
     return list(rows.values())
