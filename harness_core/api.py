@@ -7,6 +7,7 @@ logs/api.jsonl, redacted; request headers are never logged.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 
@@ -151,9 +152,6 @@ class TavusClient:
     def patch(self, path: str, ops: list) -> Reply:
         return self.request("PATCH", path, json_body=ops)
 
-    def delete(self, path: str) -> Reply:
-        return self.request("DELETE", path)
-
     def list_all(self, path: str, *, limit: int = 100, max_pages: int = 50, **params) -> list[dict]:
         """Every row of a `{data, total_count}` list endpoint, page by page (1-based pages)."""
         rows: list[dict] = []
@@ -178,11 +176,14 @@ class TavusClient:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds form), capped at 30; None if absent or a date."""
+    """Seconds from a Retry-After header (delta-seconds form), capped at 30; None if absent, a date or not finite."""
     try:
-        return min(max(float(value), 0.0), MAX_RETRY_AFTER) if value else None
+        seconds = float(value) if value else None
     except ValueError:
         return None
+    if seconds is None or not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def decode_body(resp: requests.Response):

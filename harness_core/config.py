@@ -27,12 +27,16 @@ class Layer:
     kind: str
     label: str
     values: dict
-    key_labels: dict = field(default_factory=dict)  # top-level key -> label (e.g. "flag --persona-name")
+    key_labels: dict = field(default_factory=dict)  # key or dotted path -> label (e.g. "flag --persona-name")
 
     def label_for(self, path: str) -> str:
+        """The label of `path`: its own key_labels entry, else its top-level key's, else the layer's."""
+        probe = path
+        while probe:
+            if probe in self.key_labels:
+                return self.key_labels[probe]
+            probe = probe.rpartition(".")[0]
         top = path.split(".", 1)[0]
-        if top in self.key_labels:
-            return self.key_labels[top]
         if self.kind == "flag":
             return f"flag --{top.replace('_', '-')}"
         return self.label
@@ -144,6 +148,10 @@ def expand_env_refs(data, env_get, where: str, _path: str = ""):
     if isinstance(data, dict):
         if set(data) == {"$env"}:
             name = data["$env"]
+            if not isinstance(name, str) or not name.strip():
+                got = "an empty name" if isinstance(name, str) else f"a {type(name).__name__}"
+                raise ConfigError(f"{where}: {_path or '$env'}: $env must be the name of an environment variable, not {got}",
+                                  hint='write {"$env": "NAME"} with the name in quotes')
             value = env_get(name)
             if value is None:
                 raise ConfigError(f"{where}: {_path}: environment variable {name} is not set",
@@ -166,7 +174,8 @@ def gather(*, flags: dict, config_path: str | None, env, env_map: dict[str, str]
            defaults: dict | None = None, preset: dict | None = None, preset_label: str = "preset") -> tuple[Resolved, dict]:
     """Build the layers of one command and resolve them. Returns (resolved, raw config file data).
 
-    `flags` are the task's options (None = not given); `env_map` maps config keys to the
+    `flags` are the task's options (None = not given; a `key_labels` attribute names the real flag
+    of a path, e.g. enable_recording -> "flag --record"); `env_map` maps config keys to the
     environment variable that can set them (e.g. callback_url -> WEBHOOK_URL). The config
     file's `{"$env": NAME}` references are expanded here.
     """
@@ -188,5 +197,6 @@ def gather(*, flags: dict, config_path: str | None, env, env_map: dict[str, str]
     if config_path:
         file_data = load_file(config_path)
         layers.append(Layer("config", str(config_path), expand_env_refs(file_data, env.get, str(config_path))))
-    layers.append(Layer("flag", "flags", {k: v for k, v in flags.items() if v is not None}))
+    layers.append(Layer("flag", "flags", {k: v for k, v in flags.items() if v is not None},
+                        key_labels=dict(getattr(flags, "key_labels", None) or {})))
     return resolve(layers), file_data

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,13 +11,16 @@ from .redact import redact_text
 from .store import Store
 
 
+MAX_NOTES = 200  # a long `invoke webhook` session keeps only the latest notes
+
+
 @dataclass
 class RunContext:
     """The environment, the project root, the log store, the plugin manager and user notes."""
 
     env: Environment
     pm: object = None  # pluggy.PluginManager, built lazily by `plugins`
-    notes: list[str] = field(default_factory=list)
+    notes: deque = field(default_factory=lambda: deque(maxlen=MAX_NOTES))
     quiet: bool = False
 
     @property

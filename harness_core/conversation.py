@@ -186,7 +186,7 @@ def list_mine(ctx: RunContext) -> list[dict]:
     for row in ledger.mine(ctx, client.target.base_url):
         try:
             live = unwrap_one(client.get(f"/conversations/{row['conversation_id']}"))
-            status = live.get("status", "?")
+            status = live.get("status") or "?"  # the API may answer null
         except ApiError as exc:
             status = "gone" if exc.status in (400, 404) else f"unknown ({exc.status})"
         rows.append({"conversation_id": row["conversation_id"], "conversation_name": row.get("conversation_name"),

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .context import RunContext, make_context
+from .context import RunContext
+from .env import Environment
 from .errors import CheckFailed
 from .events import describe_event
 
@@ -41,28 +42,43 @@ def run_demo(ctx: RunContext, *, timeout: float = 20.0, time_scale: float = 0.02
         environ = {k: v for k, v in ctx.env.values.items() if k not in ("TAVUS_API_KEY", "WEBHOOK_URL")}
         environ["TAVUS_API_URL"] = sandbox.url
         environ["TAVUS_HARNESS_EPHEMERAL"] = "1"  # nothing to record in tavus-harness.lock.toml
-        local = make_context(ctx.root, environ, quiet=ctx.quiet)
+        # Built from the values already read, not by make_context(): that would read .env again,
+        # and send the TAVUS_API_KEY in it to the sandbox.
+        local = RunContext(env=Environment(values=environ, sources={k: ctx.env.sources.get(k, "env") for k in environ},
+                                           root=ctx.root, dotenv_path=ctx.env.dotenv_path), quiet=ctx.quiet)
         local.pm = ctx.pm
         with Receiver(local, path="/tavus/callback") as receiver:
             persona = apply_persona(local, {}, PERSONA_CONFIG)
             plan = build_conversation(local, {"callback_url": receiver.callback_url}, CONVERSATION_CONFIG)
             conversation = create_conversation(local, plan.payload)
             cid = conversation["conversation_id"]
-            receiver.wait_for(lambda evs: _has(evs, cid, "system.replica_joined"), timeout)
+            _wait(lambda: receiver.wait_for(lambda evs: _has(evs, cid, "system.replica_joined"), timeout),
+                  "the sandbox sent no system.replica_joined callback", timeout)
             end_conversation(local, cid)
-            try:
-                receiver.wait_for(lambda evs: _has(evs, cid, FINAL_EVENT), timeout)
-            except (TimeoutError, AssertionError):
-                raise CheckFailed(f"the sandbox sent no {FINAL_EVENT} callback within {timeout:.0f}s",
-                                  hint="run `invoke doctor` and report this as a bug") from None
-            sandbox.wait_idle(timeout)  # every callback the sandbox sent has been answered...
+            _wait(lambda: receiver.wait_for(lambda evs: _has(evs, cid, FINAL_EVENT), timeout),
+                  f"the sandbox sent no {FINAL_EVENT} callback", timeout)
+            # every callback the sandbox sent has been answered...
+            _wait(lambda: sandbox.wait_idle(timeout), "the sandbox's callbacks were not all answered", timeout)
             sent = sum(1 for d in sandbox.deliveries if d["conversation_id"] == cid and d.get("status") == 200)
             # ...and handed to the plugins, which happens just after the answer
-            events = [e for e in receiver.wait_for(lambda evs: _count(evs, cid) >= sent, timeout)
+            events = [e for e in _wait(lambda: receiver.wait_for(lambda evs: _count(evs, cid) >= sent, timeout),
+                                       "the receiver did not hand every callback to the plugins", timeout)
                       if e.get("conversation_id") == cid]
             status = local.client().get(f"/conversations/{cid}").get("status", "?")
     return DemoResult(sandbox.url, persona.persona_id, persona.persona_name, cid,
                       conversation.get("conversation_url", ""), status, events, key_was_set)
+
+
+def _wait(wait, problem: str, timeout: float):
+    """Run one bounded wait; running out of time is a one-line CheckFailed naming `problem`, not a traceback."""
+    try:
+        result = wait()
+    except (TimeoutError, AssertionError):
+        result = False
+    if result is False:  # Sandbox.wait_idle answers False instead of raising
+        raise CheckFailed(f"demo: {problem} within {timeout:g}s",
+                          hint="give it more time, e.g. --timeout 60; if that fails too, run `invoke doctor`")
+    return result
 
 
 def _count(events: list[dict], cid: str) -> int:

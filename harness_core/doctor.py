@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import requests
-
 from .api import TavusClient
 from .context import RunContext
 from .env import is_loopback, resolve_target
@@ -61,13 +59,10 @@ def _check_webhook(url: str, target) -> Finding:
     if target and not target.is_sandbox and is_loopback(url):
         return Finding(False, "webhook", "WEBHOOK_URL points at this machine, which the real Tavus API cannot reach",
                        "start a tunnel with `invoke webhook --tunnel`")
-    base = url.split("?", 1)[0].rstrip("/")
-    health = base.rsplit("/", 1)[0] + "/healthz" if "/" in base.split("://", 1)[-1] else base + "/healthz"
-    try:
-        resp = requests.get(health, timeout=3)
-        if resp.status_code < 500:
-            return Finding(True, "webhook", f"WEBHOOK_URL is reachable ({resp.status_code} from its /healthz)")
-        return Finding(False, "webhook", f"WEBHOOK_URL answered {resp.status_code}", "is `invoke webhook` running?")
-    except requests.RequestException as exc:
-        return Finding(False, "webhook", f"WEBHOOK_URL is not reachable ({type(exc).__name__})",
-                       "start the receiver with `invoke webhook` (and a tunnel for the real API)")
+    from .webhook import receiver_answers
+
+    up, detail = receiver_answers(url)  # only a real `invoke webhook` receiver passes, not any web server
+    if up:
+        return Finding(True, "webhook", f"WEBHOOK_URL reaches a callback receiver ({detail})")
+    return Finding(False, "webhook", f"WEBHOOK_URL: {detail}",
+                   "start the receiver with `invoke webhook` (and a tunnel for the real API)")

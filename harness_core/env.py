@@ -18,6 +18,10 @@ from .errors import ConfigError
 DEFAULT_API_URL = "https://tavusapi.com/v2"
 # Names of variables whose values are secrets (redacted everywhere).
 SECRET_VARS = ("TAVUS_API_KEY", "WEBHOOK_TOKEN", "TAVUS_RECORDING_ROLE_ARN", "NGROK_AUTHTOKEN")
+# Other names that hold secrets (e.g. OPENAI_API_KEY named by {"$env": ...}): only values this long
+# count, so a short setting such as FEATURE_TOKEN=true is never scrubbed from text.
+SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD")
+MIN_GUESSED_SECRET = 8
 SANDBOX_PLACEHOLDER_KEY = "sandbox-local-key"
 
 
@@ -45,13 +49,22 @@ class Environment:
 
     def secrets(self) -> list[str]:
         """Literal secret values to scrub from anything printed or stored."""
-        return [v for k, v in self.values.items() if (k in SECRET_VARS or k.endswith("_ROLE_ARN")) and v]
+        return [v for k, v in self.values.items() if v and is_secret_var(k, v)]
+
+
+def is_secret_var(name: str, value: str) -> bool:
+    """Whether the variable `name` holds a secret: a known name, or a secret-looking one with a value of 8+ characters."""
+    upper = name.upper()
+    if upper in SECRET_VARS or upper.endswith("_ROLE_ARN"):
+        return True
+    guessed = upper.endswith(SECRET_SUFFIXES) or "API_KEY" in upper
+    return guessed and len(value) >= MIN_GUESSED_SECRET
 
 
 def load_environment(root: Path | None = None, environ: dict[str, str] | None = None) -> Environment:
     """Read `.env` under `root` (default: the current directory) and overlay the real environment."""
     root = Path(root or os.getcwd())
-    dotenv_path = Path((environ or os.environ).get("TAVUS_HARNESS_DOTENV") or root / ".env")
+    dotenv_path = Path((os.environ if environ is None else environ).get("TAVUS_HARNESS_DOTENV") or root / ".env")
     values: dict[str, str] = {}
     sources: dict[str, str] = {}
     if dotenv_path.is_file():

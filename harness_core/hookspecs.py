@@ -18,7 +18,7 @@ hookspec = pluggy.HookspecMarker("tavus_harness")
 def harness_config_keys(kind: str) -> list[str] | None:
     """Declare harness-only config keys this plugin consumes for a resource `kind`.
 
-    Called by config.allowed_keys() before a config file or flag set is checked, with `kind`
+    Called by payload.allowed_keys() before a config file or flag set is checked, with `kind`
     one of "persona", "conversation". Returns a list of top-level key names (or None). Keys
     declared here are accepted in config files, handed to harness_build_payload in `config`,
     and never sent to the API.
@@ -101,7 +101,8 @@ def harness_public_url(port: int, path: str, context) -> str | None:
 def harness_expectation_kinds() -> dict | None:
     """Register extra expectation kinds that scenario files may use under `[expect]`.
 
-    Called by expectations.all_kinds() once per scenario run, before the scenario is checked.
+    Called by expectations.all_kinds() once per `invoke run` (not per scenario; under the pytest
+    plugin, once per scenario item), before the scenario files are loaded and checked.
     Takes no arguments. Returns a dict mapping a kind name to a checker
     `checker(value, observed) -> harness_core.expectations.Verdict` (observed has `.events` in
     arrival order and `.final_status`), or None. A plugin's kind replaces a built-in of the

@@ -5,13 +5,26 @@ import threading
 
 from waitress.server import create_server
 
+from .errors import ConfigError
+
 
 class BackgroundServer:
     """A waitress server on host:port (0 = a free port), served from a daemon thread."""
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, threads: int = 8, **options):
-        self.server = create_server(app, host=host, port=port, threads=threads,
-                                    clear_untrusted_proxy_headers=True, **options)
+        # "localhost" can resolve to both ::1 and 127.0.0.1, and waitress would then listen on two
+        # sockets with no single port: serve the IPv4 loopback, which every client here uses.
+        host = "127.0.0.1" if (host or "").strip().lower() == "localhost" else host
+        try:
+            self.server = create_server(app, host=host, port=port, threads=threads,
+                                        clear_untrusted_proxy_headers=True, **options)
+        except ValueError as exc:  # waitress: a host name that does not resolve, a port out of range
+            raise ConfigError(f"--host {host} --port {port}: cannot listen there ({str(exc).rstrip('.')})",
+                              hint="use an address of this machine, e.g. --host 127.0.0.1") from None
+        if not hasattr(self.server, "effective_port"):  # a name with several addresses
+            self.server.close()
+            raise ConfigError(f"--host {host}: resolves to several addresses; one server listens on one",
+                              hint="give one address, e.g. --host 127.0.0.1")
         self.host = host
         self.port = int(self.server.effective_port)  # waitress may report a string
         self._thread = threading.Thread(target=self._run, name=f"waitress:{self.port}", daemon=True)

@@ -44,17 +44,28 @@ def pick_tunnel(tunnels: list, port: int) -> dict | None:
     return (https or ours or [None])[0]
 
 
-def _start_with_pyngrok(port: int) -> str | None:
+def pyngrok_settings(env) -> dict:
+    """Keyword arguments for pyngrok's PyngrokConfig: NGROK_AUTHTOKEN (environment or .env) when set.
+
+    pyngrok only reads its own config file, never the project's .env, so the token is passed here.
+    """
+    token = env.get("NGROK_AUTHTOKEN")
+    return {"auth_token": token.strip()} if token and token.strip() else {}
+
+
+def _start_with_pyngrok(port: int, env) -> str | None:
     try:
-        from pyngrok import ngrok  # optional
+        from pyngrok import conf, ngrok  # optional
     except ImportError:
         return None
+    settings = pyngrok_settings(env)
     try:
-        return ngrok.connect(port, "http").public_url
+        options = {"pyngrok_config": conf.PyngrokConfig(**settings)} if settings else {}
+        return ngrok.connect(port, "http", **options).public_url
     except Exception as exc:  # noqa: BLE001 - pyngrok raises its own types; all mean "no tunnel"
         raise PluginError(f"pyngrok could not start an ngrok tunnel to port {port}: {exc}",
-                          hint="run `ngrok config add-authtoken <token>` once, or start `ngrok http "
-                               f"{port}` yourself") from None
+                          hint="set NGROK_AUTHTOKEN in .env (or run `ngrok config add-authtoken <token>` once), "
+                               f"or start `ngrok http {port}` yourself") from None
 
 
 @hookimpl(trylast=True)
@@ -65,7 +76,7 @@ def harness_public_url(port, path, context):
     try:
         resp = requests.get(api, timeout=TIMEOUT, headers={"Accept": "application/json"})
     except requests.RequestException:
-        started = _start_with_pyngrok(port)
+        started = _start_with_pyngrok(port, context.env)
         if started:
             context.note(f"started an ngrok tunnel with pyngrok: {started} -> port {port}")
             return started

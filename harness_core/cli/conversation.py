@@ -35,6 +35,19 @@ CONVERSATION_HELP = {
 }
 
 
+# Config paths set by a flag of another name, so messages name the flag the user typed.
+FLAG_LABELS = {"enable_recording": "flag --record", "meeting.title": "flag --meeting-title",
+               "meeting.agenda": "flag --agenda", "meeting.participants": "flag --participants",
+               "meeting.duration_minutes": "flag --duration-minutes", "meeting.goals": "flag --goals",
+               "meeting.decisions_needed": "flag --decisions-needed"}
+
+
+class Flags(dict):
+    """The flag values of one command, labelled for config.gather() with FLAG_LABELS."""
+
+    key_labels = FLAG_LABELS
+
+
 @task(klass=HarnessTask, help=CONVERSATION_HELP)
 def conversation(c, config=None, persona_id=None, persona_name=None, replica_id=None, callback_url=None,
                  conversation_name=None, conversational_context=None, custom_greeting=None, audio_only=False,
@@ -51,13 +64,13 @@ def conversation(c, config=None, persona_id=None, persona_name=None, replica_id=
     meeting = {k: v for k, v in dict(title=meeting_title, agenda=agenda, participants=participants,
                                       duration_minutes=duration_minutes, goals=goals,
                                       decisions_needed=decisions_needed).items() if v is not None}
-    flags = dict(persona_id=persona_id, persona_name=persona_name, replica_id=replica_id, callback_url=callback_url,
-                 conversation_name=conversation_name, conversational_context=conversational_context,
-                 custom_greeting=custom_greeting, audio_only=audio_only or None,
-                 document_ids=split_list(document_ids), document_tags=split_list(document_tags),
-                 document_retrieval_strategy=document_retrieval_strategy, memory_stores=split_list(memory_stores),
-                 language=language, enable_recording=record or None, test_mode=test_mode or None,
-                 meeting=meeting or None, properties=json_object(properties, "properties"))
+    flags = Flags(persona_id=persona_id, persona_name=persona_name, replica_id=replica_id, callback_url=callback_url,
+                   conversation_name=conversation_name, conversational_context=conversational_context,
+                   custom_greeting=custom_greeting, audio_only=audio_only or None,
+                   document_ids=split_list(document_ids), document_tags=split_list(document_tags),
+                   document_retrieval_strategy=document_retrieval_strategy, memory_stores=split_list(memory_stores),
+                   language=language, enable_recording=record or None, test_mode=test_mode or None,
+                   meeting=meeting or None, properties=json_object(properties, "properties"))
     plan = build_conversation(ctx, flags, config)
     if dry_run:
         say_json(ctx, plan.payload)
@@ -102,4 +115,5 @@ def conversations(c, json=False):
     if not rows:
         say(ctx, "no conversation created by this harness on this API yet")
     for row in rows:
-        say(ctx, f"{row['conversation_id']}  {row['status']:<8} {row.get('created_at') or '':<28} {row.get('conversation_name') or ''}")
+        say(ctx, f"{row['conversation_id']}  {str(row.get('status') or '?'):<8} {row.get('created_at') or '':<28} "
+                 f"{row.get('conversation_name') or ''}")

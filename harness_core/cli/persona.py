@@ -1,10 +1,8 @@
-"""Tasks: persona, objectives, guardrails."""
+"""Tasks: persona, objectives, guardrails (each imports its area when it runs, to keep start-up short)."""
 from __future__ import annotations
 
 from invoke import task
 
-from ..persona import apply_persona, summary_lines
-from ..policies import apply_policy, policy_summary
 from .base import HarnessTask, say, say_json, split_list
 from .base import context as run_context
 
@@ -52,6 +50,7 @@ def persona(c, config=None, update=False, persona_id=None, persona_name=None, sy
     presets merge field by field; tools are appended by function name. Payloads and responses
     are logged to logs/.
     """
+    from ..persona import apply_persona, summary_lines
     ctx = run_context()
     flags = dict(persona_id=persona_id, persona_name=persona_name, system_prompt=system_prompt, context=context,
                  pipeline_mode=pipeline_mode, default_replica_id=default_replica_id, layers_preset=layers_preset,
@@ -81,6 +80,7 @@ POLICY_HELP = {
 @task(klass=HarnessTask, help={**POLICY_HELP, "config": "objectives config, e.g. configs/objectives/facilitator_core.json"})
 def objectives(c, config=None, dry_run=False, json=False):
     """Create the objectives set in --config, or update the one with the same `name` (JSON Patch)."""
+    from ..policies import apply_policy
     ctx = run_context()
     result = apply_policy(ctx, "objectives", config, dry_run=dry_run)
     _show_policy(ctx, result, dry_run, json)
@@ -93,12 +93,14 @@ def guardrails(c, config=None, dry_run=False, json=False):
     A config with `name` and `data` is a guardrails set (attached with guardrails_id); one with
     a top-level `guardrail_name` is a single flat guardrail (attached with guardrail_ids).
     """
+    from ..policies import apply_policy
     ctx = run_context()
     result = apply_policy(ctx, "guardrails", config, dry_run=dry_run)
     _show_policy(ctx, result, dry_run, json)
 
 
 def _show_policy(ctx, result, dry_run, json):
+    from ..policies import policy_summary
     if dry_run:
         say_json(ctx, result.sent)
         ctx.note(f"dry run: {result.action} {result.kind} {result.name!r} (nothing sent)")

@@ -85,3 +85,17 @@ def test_help_after_a_task_with_a_positional_argument_shows_that_tasks_help(tmp_
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("Usage: tune") and f" {task} " in proc.stdout.splitlines()[0]
     assert "Docstring:" in proc.stdout and proc.stderr == ""
+
+
+def test_doctor_passes_webhook_url_only_when_a_real_receiver_answers(project, sandbox, collector, monkeypatch):
+    from harness_core.context import make_context
+    from harness_core.webhook import Receiver
+
+    monkeypatch.setenv("WEBHOOK_URL", collector.url + "?token=abc")  # a web server answering 200, not a receiver
+    result = run_cli("doctor")
+    assert result.code == 5 and "BAD webhook" in result.out and "invoke webhook" in result.out, result.out
+    with Receiver(make_context(quiet=True), token="t0ken-123") as rx:
+        monkeypatch.setenv("WEBHOOK_URL", rx.callback_url)
+        result = run_cli("doctor")
+    assert result.code == 0, result.out + result.err
+    assert "ok  webhook" in result.out and "t0ken-123" not in result.out

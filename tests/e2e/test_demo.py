@@ -46,3 +46,32 @@ def test_demo_leaves_no_state_file_behind(project):
     (project / "tasks.py").write_text("from harness_core.cli import ns  # noqa: F401\n")
     assert run_demo(project).returncode == 0
     assert not (project / "tavus-harness.lock.toml").exists(), "an embedded sandbox dies with the demo"
+
+
+def test_demo_that_runs_out_of_time_is_one_error_line(project):
+    (project / "tasks.py").write_text("from harness_core.cli import ns  # noqa: F401\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAVUS_", "WEBHOOK_"))}
+    proc = subprocess.run([str(BIN / "invoke"), "demo", "--timeout", "0.01"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 5, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: demo: the sandbox sent no ") and "--timeout" in errors[0]
+
+
+def test_the_embedded_sandbox_never_sees_the_key_from_dotenv(project, monkeypatch):
+    """The sandbox is made to accept only the placeholder key: a key read from .env would be a 401."""
+    import functools
+
+    from harness_core import sandbox
+    from harness_core.env import SANDBOX_PLACEHOLDER_KEY
+    from tests.helpers import run_cli
+
+    monkeypatch.setattr(sandbox, "SandboxSettings", functools.partial(sandbox.SandboxSettings,
+                                                                      api_key=SANDBOX_PLACEHOLDER_KEY))
+    (project / ".env").write_text(f"TAVUS_API_KEY={SECRET}\n")
+    result = run_cli("demo")
+    assert result.code == 0, result.err
+    assert "TAVUS_API_KEY is set, but the demo always uses the embedded sandbox" in result.out
+    artifacts = result.out + result.err + "".join(p.read_text() for p in (project / "logs").rglob("*") if p.is_file())
+    assert SECRET not in artifacts

@@ -221,3 +221,29 @@ def test_the_one_terminal_flow_command_as_written(agent, project):
     assert "Checked end to end" in out and "Ready!" in out, out + err
     assert "cone" in out and "reason: participant_left_timeout" in out
     assert TOKEN not in out + err
+
+
+def test_pyngrok_is_given_the_ngrok_authtoken_from_dotenv(project, monkeypatch):
+    """pyngrok is not a dependency: a stand-in module with its API shows what the plugin hands it."""
+    import types
+    seen = {}
+
+    class PyngrokConfig:
+        def __init__(self, auth_token=None, **other):
+            self.auth_token = auth_token
+
+    def connect(addr=None, proto=None, pyngrok_config=None, **options):
+        seen.update(addr=addr, proto=proto, auth_token=getattr(pyngrok_config, "auth_token", None))
+        return types.SimpleNamespace(public_url="https://from-pyngrok.ngrok-free.app")
+
+    package = types.ModuleType("pyngrok")
+    package.conf = types.SimpleNamespace(PyngrokConfig=PyngrokConfig)
+    package.ngrok = types.SimpleNamespace(connect=connect)
+    monkeypatch.setitem(sys.modules, "pyngrok", package)
+    monkeypatch.setenv("NGROK_API_URL", closed_port_url().replace("/v2", "/api/tunnels"))
+    (project / ".env").write_text(f"WEBHOOK_TOKEN={TOKEN}\nNGROK_AUTHTOKEN=2ngrok-auth-token-from-dotenv\n")
+    result = run_cli("webhook", "--print-url", "--tunnel", "--port", "8123")
+    assert result.code == 0, result.err
+    assert result.out == f"https://from-pyngrok.ngrok-free.app/tavus/callback?token={TOKEN}\n"
+    assert seen == {"addr": 8123, "proto": "http", "auth_token": "2ngrok-auth-token-from-dotenv"}
+    assert "2ngrok-auth-token-from-dotenv" not in result.out + result.err

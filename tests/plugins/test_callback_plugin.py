@@ -66,7 +66,7 @@ def test_transcript_plugin_can_be_blocked(tmp_path):
     c = make_context(tmp_path, {"TAVUS_HARNESS_DOTENV": str(tmp_path / ".env"),
                                 "TAVUS_HARNESS_DISABLE_PLUGINS": "transcript"}, quiet=True)
     c.pm = get_plugin_manager(c.env)
-    assert dispatch(c, EVENT) == [] and c.notes == []
+    assert dispatch(c, EVENT) == [] and list(c.notes) == []
 
 
 def test_hook_harness_public_url(ctx):

@@ -102,3 +102,23 @@ def test_trace_prints_hook_calls_with_secrets_redacted(tmp_path):
                      "TAVUS_API_URL": "http://127.0.0.1:9/v2", "TAVUS_API_KEY": "tk-very-secret-1"})
     assert "hook harness_build_payload" in proc.stderr
     assert "tk-very-secret-1" not in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("body", ["raise RuntimeError('no config for hx_demo\\nsee its README')",
+                                  "raise ValueError('bad value')", "import json; json.loads('{')"])
+def test_a_third_party_plugin_failing_at_import_in_any_way_is_one_error_line(tmp_path, body):
+    site = install_third_party(tmp_path)
+    (site / "hx_demo.py").write_text(body + "\n")
+    proc = run_tune(["plugins"], tmp_path, {"PYTHONPATH": str(site)})
+    assert proc.returncode == PluginError.exit_code, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("error: a `tavus_harness` entry point failed to load: ")
+    assert "TAVUS_HARNESS_DISABLE_PLUGINS" in proc.stderr
+
+
+@pytest.mark.parametrize("value, traced", [("yes", True), ("on", True), ("TRUE", True), ("0", False), ("no", False)])
+def test_trace_plugins_reads_the_flag_like_every_other_flag(tmp_path, value, traced):
+    proc = run_tune(["persona", "--persona-name", "P", "--system-prompt", "hello", "--dry-run"], tmp_path,
+                    {"TAVUS_HARNESS_TRACE_PLUGINS": value, "TAVUS_API_URL": "http://127.0.0.1:9/v2"})
+    assert proc.returncode == 0, proc.stderr
+    assert ("hook harness_build_payload" in proc.stderr) is traced

@@ -172,3 +172,81 @@ def test_redaction_covers_patch_operations_and_spares_lookalike_keys():
     assert "sk-live-123456" not in str(shown) and shown[2]["value"] == "plain" and shown[1]["value"]["model"] == "m"
     kept = {"extra_body": {"max_tokens": 512}, "tokenizer": "t", "WEBHOOK_TOKEN": "abcdef12"}
     assert redact(kept) == {"extra_body": {"max_tokens": 512}, "tokenizer": "t", "WEBHOOK_TOKEN": "[redacted]"}
+
+
+# --- review fixes ---------------------------------------------------------------------------
+def test_secrets_include_secret_looking_names_but_never_short_values():
+    env = env_of({"OPENAI_API_KEY": "sk-openai-0123456789", "MY_SERVICE_TOKEN": "tok-abcdefgh",
+                  "DB_PASSWORD": "hunter2-hunter2", "STRIPE_SECRET": "whsec_12345678", "OPENAI_API_KEY_ID": "kid-00000000",
+                  "FEATURE_TOKEN": "true", "SHORT_KEY": "1234567", "HOME": "/home/someone-long", "TAVUS_API_KEY": "k1"})
+    found = set(env.secrets())
+    assert {"sk-openai-0123456789", "tok-abcdefgh", "hunter2-hunter2", "whsec_12345678", "kid-00000000", "k1"} <= found
+    assert not {"true", "1234567", "/home/someone-long"} & found
+    assert redact_text("enabled: true, key sk-openai-0123456789", env.secrets()) == "enabled: true, key [redacted]"
+
+
+def test_expand_env_refs_refuses_a_name_that_is_not_a_string_naming_file_and_field():
+    for bad in (["A"], 3, None, "", {"x": 1}):
+        with pytest.raises(ConfigError) as err:
+            expand_env_refs({"layers": {"llm": {"api_key": {"$env": bad}}}}, {"A": "v"}.get, "c.json")
+        assert err.value.message.startswith("c.json: layers.llm.api_key: $env must be the name of an environment variable")
+        assert '{"$env": "NAME"}' in err.value.hint
+
+
+def test_label_for_prefers_a_dotted_path_label_then_the_top_key():
+    layer = Layer("flag", "flags", {"meeting": {"duration_minutes": "abc", "title": "t"}, "enable_recording": True},
+                  key_labels={"meeting.duration_minutes": "flag --duration-minutes", "enable_recording": "flag --record"})
+    r = resolve([layer])
+    assert r.source("meeting.duration_minutes") == "flag --duration-minutes"
+    assert r.source("enable_recording") == "flag --record"
+    assert r.source("meeting.title") == "flag --meeting", "no label: the generic flag name"
+
+
+def test_retry_after_that_is_not_a_finite_number_is_ignored():
+    from harness_core.api import parse_retry_after
+    assert [parse_retry_after(v) for v in ("nan", "NaN", "inf", "-inf", "Wed, 21 Oct 2015 07:28:00 GMT", "", None)] == [None] * 7
+    assert parse_retry_after("2.5") == 2.5 and parse_retry_after("-3") == 0.0 and parse_retry_after("1e9") == 30.0
+
+
+def test_load_environment_with_an_empty_environ_ignores_the_process_dotenv_setting(tmp_path, monkeypatch):
+    from harness_core.env import load_environment
+    elsewhere = tmp_path / "elsewhere.env"
+    elsewhere.write_text("FROM_ELSEWHERE=1\n")
+    (tmp_path / ".env").write_text("FROM_ROOT=1\n")
+    monkeypatch.setenv("TAVUS_HARNESS_DOTENV", str(elsewhere))
+    env = load_environment(tmp_path, {})
+    assert env.dotenv_path == tmp_path / ".env" and env.get("FROM_ROOT") == "1" and env.get("FROM_ELSEWHERE") is None
+
+
+def test_run_context_keeps_only_the_last_200_notes(tmp_path):
+    from harness_core.context import make_context
+    ctx = make_context(tmp_path, {}, quiet=True)
+    assert list(ctx.notes) == []
+    for i in range(250):
+        ctx.note(f"note {i}")
+    assert len(ctx.notes) == 200 and ctx.notes[0] == "note 50" and ctx.notes[-1] == "note 249"
+    assert list(ctx.notes) == [f"note {i}" for i in range(50, 250)]
+
+
+def test_hook_docstrings_name_functions_that_exist():
+    import importlib
+    import re
+
+    from harness_core import hookspecs
+    named = re.findall(r"Called by (\w+)\.(\w+)\(\)", "\n".join(
+        fn.__doc__ or "" for name, fn in vars(hookspecs).items() if name.startswith("harness_")))
+    assert len(named) >= 7
+    missing = [f"{mod}.{fn}" for mod, fn in named if not hasattr(importlib.import_module(f"harness_core.{mod}"), fn)]
+    assert missing == []
+
+
+def test_api_client_has_no_unused_delete_method():
+    from harness_core.api import TavusClient
+    assert not hasattr(TavusClient, "delete"), "nothing calls it: end_conversation POSTs /end"
+
+
+def test_pyngrok_gets_the_ngrok_authtoken_from_the_environment_or_dotenv():
+    from harness_plugins.tunnel import pyngrok_settings
+    assert pyngrok_settings(env_of({"NGROK_AUTHTOKEN": "2abcDEFghij_token"}, {"NGROK_AUTHTOKEN": ".env"})) == \
+        {"auth_token": "2abcDEFghij_token"}
+    assert pyngrok_settings(env_of({})) == {} and pyngrok_settings(env_of({"NGROK_AUTHTOKEN": ""})) == {}

@@ -66,7 +66,7 @@ def test_merge_layers_hook_appends_tools_and_warns_on_replacement(ctx):
     assert [t["function"]["name"] for t in out["llm"]["tools"]] == ["schedule_meeting", "x"]
     assert out["llm"]["tools"][0]["function"]["description"] == "v2"
     assert out["tts"] == {"tts_engine": "cartesia"} and out["stt"] == {"stt_engine": "tavus-auto"}
-    assert ctx.notes == ["warning: c.json: layers.llm.tools: tool 'schedule_meeting' replaces the one from an earlier layer"]
+    assert list(ctx.notes) == ["warning: c.json: layers.llm.tools: tool 'schedule_meeting' replaces the one from an earlier layer"]
 
 
 # --- JSON Patch limited to managed fields ------------------------------------------------
@@ -185,9 +185,9 @@ def test_read_back_warns_about_every_sent_field_the_api_dropped_or_changed(tmp_p
     kept = {"persona_name": "P", "layers": {"tts": {"tts_engine": "cartesia", "voice_settings": {"speed": 1.0},
                                                     "added_by_server": 1}}, "document_tags": ["a"], "extra": True}
     warn_not_kept(ctx, "persona p1", kept, sent)
-    assert ctx.notes == [], "server-side additions are not a loss"
+    assert list(ctx.notes) == [], "server-side additions are not a loss"
     warn_not_kept(ctx, "persona p1", {"persona_name": "P", "layers": {"tts": {"tts_engine": "elevenlabs"}}}, sent)
-    assert ctx.notes == ["warning: persona p1: the API did not keep what was sent at "
+    assert list(ctx.notes) == ["warning: persona p1: the API did not keep what was sent at "
                          "/document_tags, /layers/tts/tts_engine, /layers/tts/voice_settings"]
 
 
