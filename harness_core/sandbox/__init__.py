@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..serving import BackgroundServer
 from .faults import CALLBACK_KINDS, FaultPlan, FaultSpecError, parse_faults
-from .app import REASONS, SandboxApp
+from .app import SandboxApp
 from .lifecycle import DEFAULT_MAX_CALL, JOIN_DELAY, Deliverer, Scheduler, build_transcript, envelope, \
     perception_analysis, recording_event
 from .state import SandboxState, now_iso
 
-__all__ = ["Sandbox", "SandboxSettings", "serve_forever", "REASONS"]
+__all__ = ["Sandbox", "SandboxSettings", "serve_forever"]
 
 
 @dataclass
@@ -31,7 +31,7 @@ class SandboxSettings:
     max_concurrent: int = 3             # active non-test conversations before the limit error
     time_scale: float = 1.0             # 0.01 makes a 60 s call last 0.6 s
     persona_get_shape: str = "flat"     # "flat" or "wrapped" ({"data": [persona]}) for GET /v2/personas/{id}
-    test_mode_callbacks: bool = False   # whether test_mode conversations send callbacks (undocumented)
+    test_mode_callbacks: bool = False   # test_mode conversations send shutdown + transcript at once (undocumented)
     state_file: str | None = None       # JSON file: loaded at start, saved after every write
     send_pal_joined: bool = False       # also send system.pal_joined after replica_joined
     callback_timeout: float = 5.0
@@ -118,6 +118,14 @@ class Sandbox:
     def save(self) -> None:
         self.state.save()
 
+    def reset(self) -> None:
+        """Start fresh: no timers, the seeded state (saved), no recorded deliveries or requests."""
+        self.scheduler.cancel_prefix("")
+        self.state.reset()
+        self.deliverer.clear()
+        with self._requests_lock:
+            self.requests.clear()
+
     # -- scripted content --------------------------------------------------------------------------
     def script(self, conversation_id: str | None = None, persona_id: str | None = None, **script) -> None:
         """Control transcript/perception output (and end_after_seconds) of a conversation or a persona's next ones."""
@@ -179,21 +187,39 @@ class Sandbox:
                 return
             conv["status"] = "ended"
             conv["updated_at"] = now_iso()
-            persona = self.state.persona(conv.get("persona_id") or "")
-            script = self.script_for(conv)
-            rid = conv["replica_id"]
-            events = [envelope(conv, "system.shutdown", {"replica_id": rid, "shutdown_reason": reason}),
-                      envelope(conv, "application.transcription_ready",
-                               {"replica_id": rid, "transcript": build_transcript(persona, conv, script)})]
-            analysis = perception_analysis(persona, script)
-            if analysis:
-                events.append(envelope(conv, "application.perception_analysis", {"analysis": analysis}))
+            events = self._end_events(conv, reason)
             recording = recording_event(conv)
             if recording:
                 events.append(envelope(conv, "application.recording_ready", recording))
             self._emit(conv, events)
         self.scheduler.cancel_prefix(f"{cid}:")
         self.save()
+
+    def test_mode_ended(self, cid: str) -> None:
+        """With test_mode_callbacks: a test_mode conversation (created ended, nobody joined) reports its end.
+
+        Whether Tavus sends anything in test mode is undocumented (CONTRACT §5); by default nothing is sent.
+        Invented: system.shutdown (end_conversation_endpoint_hit) and the end-of-call application events,
+        no replica_joined and no recording.
+        """
+        with self.state.lock:
+            conv = self.state.conversations.get(cid)
+            if conv is None or not conv.get("test_mode") or not self.settings.test_mode_callbacks:
+                return
+            self._emit(conv, self._end_events(conv, "end_conversation_endpoint_hit"))
+
+    def _end_events(self, conv: dict, reason: str) -> list[dict]:
+        """system.shutdown, application.transcription_ready and perception analysis (caller holds the lock)."""
+        persona = self.state.persona(conv.get("persona_id") or "")
+        script = self.script_for(conv)
+        rid = conv["replica_id"]
+        events = [envelope(conv, "system.shutdown", {"replica_id": rid, "shutdown_reason": reason}),
+                  envelope(conv, "application.transcription_ready",
+                           {"replica_id": rid, "transcript": build_transcript(persona, conv, script)})]
+        analysis = perception_analysis(persona, script)
+        if analysis:
+            events.append(envelope(conv, "application.perception_analysis", {"analysis": analysis}))
+        return events
 
     def _emit(self, conv: dict, events: list[dict]) -> None:
         """Record events for verbose GET and deliver them to callback_url (caller holds the lock)."""

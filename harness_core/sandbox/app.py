@@ -6,6 +6,7 @@ choice is marked "invented" in a comment.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 import time
@@ -13,16 +14,14 @@ from urllib.parse import parse_qs
 
 import jsonpatch
 
+from ..events import SHUTDOWN_REASONS
 from ..schemas import check
 from .state import new_id, now_iso
 
 MAX_BODY = 1024 * 1024
 SERVER_FIELDS = ("persona_id", "created_at", "updated_at", "persona_type")
 CONCURRENCY_MESSAGE = "User has reached maximum concurrent conversations"
-REASONS = ("max_call_duration reached", "participant_left_timeout reached", "participant_absent_timeout reached",
-           "bot_could_not_join_meeting_it_was_probably_ended", "daily_room_has_been_deleted",
-           "exception_encountered_during_conversation_startup", "end_conversation_endpoint_hit",
-           "internal error occurred at step x")
+PATCH_OPS = {"add": ("value",), "replace": ("value",), "test": ("value",), "remove": (), "move": ("from",), "copy": ("from",)}
 
 
 class Reply(Exception):
@@ -156,20 +155,23 @@ class SandboxApp:
             return Reply(200, {"pal_id": pid, "pal_name": stored.get("persona_name"), "created_at": stamp})
         return Reply(200, {"persona_id": pid, "persona_name": stored.get("persona_name"), "created_at": stamp})
 
-    def check_persona_rules(self, doc: dict):
+    def check_persona_rules(self, doc: dict, before: dict | None = None):
+        """Persona rules; on PATCH (`before` given) only the ids the patch changed are looked up."""
         mode = doc.get("pipeline_mode", "full")
         if mode == "full" and not doc.get("system_prompt"):
             raise error(400, "system_prompt is required when pipeline_mode is full")
-        state = self.sb.state
+        state, before = self.sb.state, before or {}
+        new = functools.partial(changed, doc, before)
         rid = doc.get("default_replica_id")
-        if rid and rid not in state.replicas:
+        if new("default_replica_id") and rid not in state.replicas:
             raise error(400, "Invalid replica_uuid")
-        if doc.get("objectives_id") and doc["objectives_id"] not in state.objectives:
+        if new("objectives_id") and doc["objectives_id"] not in state.objectives:
             raise error(400, "Invalid objectives_id")
-        if doc.get("guardrails_id") and doc["guardrails_id"] not in state.guardrails:
+        # one store, two kinds (CONTRACT §2.5): a legacy set has "guardrails_id", a flat guardrail "uuid"
+        if new("guardrails_id") and "guardrails_id" not in state.guardrails.get(doc["guardrails_id"], {}):
             raise error(400, "Invalid guardrails_id")
         for gid in doc.get("guardrail_ids") or []:
-            if gid not in state.guardrails:
+            if gid not in (before.get("guardrail_ids") or []) and "uuid" not in state.guardrails.get(gid, {}):
                 raise error(400, f"Invalid guardrail_id: {gid}")
         if (doc.get("layers") or {}).get("conferencing") and not rid:
             raise error(400, "layers.conferencing requires default_face_id")
@@ -197,8 +199,8 @@ class SandboxApp:
         return Reply(200, {"data": [persona]} if self.sb.settings.persona_get_shape == "wrapped" else persona)
 
     def patch_persona(self, req, pid, pal: bool = False):
-        ops = req.json_any()
-        if not isinstance(ops, list) or not all(isinstance(o, dict) and "op" in o and "path" in o for o in ops):
+        ops = req.json_patch()
+        if ops is None:  # not JSON, not an array, or an op without what it needs (CONTRACT §3, A.7)
             raise error(422, "Invalid JSON patch format", "message")
         if pal:  # PAL paths name the same stored fields: /pal_name, /default_face_id
             ops = [{**op, **{k: pal_path(op[k]) for k in ("path", "from") if isinstance(op.get(k), str)}} for op in ops]
@@ -211,7 +213,7 @@ class SandboxApp:
             problems = check("persona", patched)
             if problems:
                 raise error(400, f"Invalid request: {problems[0].path}: {problems[0].message}")
-            self.check_persona_rules(patched)
+            self.check_persona_rules(patched, document)
             self.sb.state.personas[pid] = {"persona_id": pid, **patched, "persona_type": current.get("persona_type", "user"),
                                            "created_at": current["created_at"], "updated_at": now_iso()}
             updated = copy.deepcopy(self.sb.state.personas[pid])
@@ -293,7 +295,9 @@ class SandboxApp:
                 if conv.get(key):
                     response[key] = conv[key]
         self.sb.save()
-        if not test_mode or settings.test_mode_callbacks:
+        if test_mode:
+            self.sb.test_mode_ended(cid)  # sends nothing unless the test_mode_callbacks setting is on
+        else:
             self.sb.schedule_conversation(cid)
         return Reply(200, response)
 
@@ -353,7 +357,7 @@ class SandboxApp:
             problems, prefix, id_key = check("guardrails_set", body), "g", "guardrails_id"
         if problems:
             raise error(400, f"{problems[0].path}: {problems[0].message}", "message")
-        broken = objective_links(body) if kind == "objectives" else None
+        broken = objective_problem(body) if kind == "objectives" else None
         if broken:
             raise error(400, broken, "message")
         with self.sb.state.lock:
@@ -407,7 +411,7 @@ class SandboxApp:
             problems = check(schema, patched)
             if problems:
                 raise error(400, f"{problems[0].path}: {problems[0].message}")
-            if kind == "objectives" and objective_links(patched):
+            if kind == "objectives" and objective_problem(patched):
                 raise error(400, "Invalid patch operation")
             getattr(self.sb.state, kind)[pid] = {**fixed, **patched, "updated_at": now_iso()}
         self.sb.save()
@@ -417,10 +421,8 @@ class SandboxApp:
         with self.sb.state.lock:
             record = self.find_policy(pid, kind)
             del getattr(self.sb.state, kind)[pid]
-            if "uuid" in record:  # deleting a flat guardrail detaches it from personas (CONTRACT §2.5)
-                for persona in self.sb.state.personas.values():
-                    if pid in (persona.get("guardrail_ids") or []):
-                        persona["guardrail_ids"] = [g for g in persona["guardrail_ids"] if g != pid]
+            for persona in self.sb.state.personas.values():
+                detach(persona, pid, record)
         self.sb.save()
         return Reply(204)
 
@@ -444,19 +446,24 @@ class SandboxApp:
         target = body.get("conversation_id") and f"conversation:{body['conversation_id']}" or \
             body.get("persona_id") and f"persona:{body['persona_id']}" or "default"
         script = {k: body[k] for k in ("transcript", "perception_analysis", "end_after_seconds") if k in body}
+        seconds = script.get("end_after_seconds")
+        if seconds is not None and not (is_number(seconds) and seconds >= 0):
+            raise error(400, "end_after_seconds must be a number of seconds (0 or more)")  # control route: invented
         self.sb.set_script(target, script)
         return Reply(200, {"scripted": target, **script})
 
     def control_end(self, req, cid):
         body = req.json_object() if req.raw else {}
         reason = body.get("reason") or "end_conversation_endpoint_hit"
+        if reason not in SHUTDOWN_REASONS:
+            raise error(400, f"unknown reason {reason!r}; use one of: {', '.join(SHUTDOWN_REASONS)}")
         with self.sb.state.lock:
             self.find_conversation(cid)
         self.sb.finish(cid, reason)
         return Reply(200, {"conversation_id": cid, "shutdown_reason": reason})
 
     def reset(self, req):
-        self.sb.state.reset()
+        self.sb.reset()
         return Reply(200, {"reset": True})
 
 
@@ -480,11 +487,46 @@ class Request:
         except ValueError:
             raise error(400, "Invalid JSON body") from None
 
+    def json_patch(self) -> list | None:
+        """The body as a list of well-formed RFC 6902 operations, or None when it is not one."""
+        try:
+            ops = json.loads(self.raw or b"null")
+        except ValueError:
+            return None
+        if not isinstance(ops, list) or not all(well_formed(op) for op in ops):
+            return None
+        return ops
+
     def json_object(self) -> dict:
         data = self.json_any()
         if not isinstance(data, dict):
             raise error(400, "Invalid JSON body: expected an object")
         return data
+
+
+def well_formed(op) -> bool:
+    """One JSON Patch operation with a known op, a path and what the op needs (value / from)."""
+    if not isinstance(op, dict) or op.get("op") not in PATCH_OPS or not isinstance(op.get("path"), str):
+        return False
+    return all(key in op for key in PATCH_OPS[op["op"]]) and isinstance(op.get("from", ""), str)
+
+
+def changed(doc: dict, before: dict, key: str) -> bool:
+    """A set id field that differs from its value before the patch (always, on create)."""
+    return bool(doc.get(key)) and doc[key] != before.get(key)
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def detach(persona: dict, pid: str, record: dict) -> None:
+    """Remove a deleted objectives set or guardrail (flat or legacy set) from a persona (CONTRACT §2.5)."""
+    if "uuid" in record and pid in (persona.get("guardrail_ids") or []):
+        persona["guardrail_ids"] = [g for g in persona["guardrail_ids"] if g != pid]
+    for key in ("objectives_id", "guardrails_id"):
+        if key in record and persona.get(key) == pid:
+            persona[key] = None
 
 
 def apply_patch(document: dict, ops: list) -> dict:
@@ -551,10 +593,13 @@ def shape_replica(replica: dict, face: bool, verbose: bool) -> dict:
     return out
 
 
-def objective_links(body: dict) -> str | None:
-    """What is wrong with the links between the objectives of a set, or None (contract §2.4)."""
+def objective_problem(body: dict) -> str | None:
+    """What is wrong with the names or links of the objectives of a set, or None (contract §2.4)."""
     items = body.get("data") or []
-    names = {item.get("objective_name") for item in items}
+    names = [item.get("objective_name") for item in items]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            return f"data[{i}]: objective_name {name!r} is already used in this set"
     for i, item in enumerate(items):
         conditional = item.get("next_conditional_objectives") or {}
         required = item.get("next_required_objective")

@@ -18,6 +18,7 @@ from .state import now_iso
 
 JOIN_DELAY = 2.0            # seconds after create until the replica joins (simulated, scaled)
 DEFAULT_MAX_CALL = 3600     # properties.max_call_duration default
+DEFAULT_PERCEPTION = "raven-1"  # layers.perception.perception_model default (CONTRACT §4.4)
 
 
 class Scheduler:
@@ -86,27 +87,41 @@ class Deliverer:
         self._thread.start()
 
     def send(self, url: str, event: dict) -> None:
-        """Queue one callback; injected callback faults may delay, duplicate or reorder it."""
-        copies = 2 if self.faults and self.faults.callback_fault("dup") else 1
-        with self._cond:
-            self._pending += copies
+        """Queue one callback; injected callback faults may delay, duplicate or reorder it.
+
+        A held-back ("reorder") callback goes out right after the next one, whatever that one draws.
+        """
+        items = [(url, event)] * (2 if self._fault("dup") else 1)
+        late = self._fault("late")
+        with self._cond:  # take and set `_held` in one step: no held callback is dropped or overwritten
+            self._pending += len(items)
             held, self._held = self._held, None
-        items = [(url, event)] * copies
-        if self.faults and self.faults.callback_fault("late"):
-            threading.Timer(self.delay, lambda: [self._queue.put(i) for i in items]).start()
-        elif held is None and self.faults and self.faults.callback_fault("reorder"):
-            with self._cond:
+            hold = not late and held is None and self._fault("reorder")
+            if hold:
                 self._held = items
+        if hold:
             threading.Timer(self.delay, self._release_held).start()
+        elif late:
+            threading.Timer(self.delay, self._put, (items + (held or []),)).start()
         else:
-            for item in items + (held or []):
-                self._queue.put(item)
+            self._put(items + (held or []))
+
+    def _fault(self, kind: str) -> bool:
+        return bool(self.faults and self.faults.callback_fault(kind))
+
+    def _put(self, items: list) -> None:
+        for item in items:
+            self._queue.put(item)
 
     def _release_held(self):
         with self._cond:
             held, self._held = self._held, None
-        for item in held or []:
-            self._queue.put(item)
+        self._put(held or [])
+
+    def clear(self) -> None:
+        """Forget the record of past deliveries (the sandbox's reset)."""
+        with self._cond:
+            self.deliveries.clear()
 
     def wait_idle(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -178,10 +193,9 @@ def build_transcript(persona: dict | None, conversation: dict, script: dict | No
 
 
 def perception_analysis(persona: dict | None, script: dict | None) -> str | None:
-    """The end-of-call visual summary, when the persona's perception layer asks for it."""
+    """The end-of-call visual summary, unless the persona's perception_model is "off" (raven-1 by default)."""
     perception = ((persona or {}).get("layers") or {}).get("perception") or {}
-    model = perception.get("perception_model")
-    if not model or model == "off":
+    if perception.get("perception_model", DEFAULT_PERCEPTION) == "off":
         return None
     if script and script.get("perception_analysis"):
         return str(script["perception_analysis"])

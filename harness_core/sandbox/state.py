@@ -1,6 +1,7 @@
 """The sandbox's memory: every resource by id, behind one lock, optionally persisted to a JSON file."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -31,15 +32,17 @@ class SandboxState:
 
     def __init__(self, state_file: str | os.PathLike | None = None):
         self.lock = threading.RLock()
+        self._save_lock = threading.Lock()
         self.state_file = Path(state_file) if state_file else None
         self.personas: dict[str, dict] = {}  # the account's own personas
-        self.stock_personas: dict[str, dict] = stock_personas()  # persona_type system, read-only
+        self.stock_personas: dict[str, dict] = {}  # persona_type system, read-only
         self.conversations: dict[str, dict] = {}
         self.objectives: dict[str, dict] = {}
         self.guardrails: dict[str, dict] = {}
-        self.documents: dict[str, dict] = stock_documents()
-        self.replicas: dict[str, dict] = stock_replicas()
+        self.documents: dict[str, dict] = {}
+        self.replicas: dict[str, dict] = {}
         self.scripts: dict[str, dict] = {}  # "conversation:<id>" or "persona:<id>" -> script
+        self._seed()
         if self.state_file:
             self._check_state_file()
         if self.state_file and self.state_file.is_file():
@@ -75,26 +78,46 @@ class SandboxState:
                 getattr(self, name).update(data[name])
 
     def save(self) -> None:
-        """Write the state file atomically (temp file + replace) when one is configured."""
+        """Write the state file atomically (temp file + replace) when one is configured.
+
+        One save at a time, from snapshot to replace, so an older snapshot never lands after a newer
+        one. Never call it with `lock` held (the save lock is always taken first).
+        """
         if not self.state_file:
             return
-        with self.lock:
-            text = json.dumps(self.snapshot(), indent=1, sort_keys=True)
+        with self._save_lock:
+            with self.lock:
+                text = json.dumps(self.snapshot(), indent=1, sort_keys=True)
+            try:
+                self._write(text)
+            except OSError as exc:  # the request still succeeds: the state lives on in memory
+                print(f"sandbox: could not save state to {self.state_file}: {exc.strerror}", file=sys.stderr, flush=True)
+
+    def _write(self, text: str) -> None:
+        """Temp file beside the state file, then replace; the temp file is removed if anything fails."""
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.state_file.parent, prefix=".sandbox-", suffix=".json")
         try:
-            self.state_file.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.state_file.parent, prefix=".sandbox-", suffix=".json")
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
             os.replace(tmp, self.state_file)
-        except OSError as exc:  # the request still succeeds: the state lives on in memory
-            print(f"sandbox: could not save state to {self.state_file}: {exc.strerror}", file=sys.stderr, flush=True)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise
 
     def reset(self) -> None:
-        """Back to the seeded state (the state file is kept as the place to save to)."""
+        """Back to the seeded state, in place under the same lock, then saved (the state file is kept)."""
         with self.lock:
-            keep = self.state_file
-            self.__init__(None)
-            self.state_file = keep
+            for name in (*COLLECTIONS, "stock_personas", "scripts"):
+                getattr(self, name).clear()
+            self._seed()
+        self.save()
+
+    def _seed(self) -> None:
+        self.stock_personas.update(stock_personas())
+        self.documents.update(stock_documents())
+        self.replicas.update(stock_replicas())
 
     def persona(self, pid: str) -> dict | None:
         """A user or stock persona by id."""

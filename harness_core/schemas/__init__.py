@@ -53,9 +53,6 @@ def _validator(kind: str, engine: str):
     return Draft202012Validator(schema(kind))
 
 
-SCHEMAS = {kind: None for kind in KINDS}  # filled lazily by schema(); kept for discoverability
-
-
 def check(kind: str, body, *, strict: bool = True, engine: str = "jsonschema") -> list[Problem]:
     """Every rule of `kind` that `body` breaks, as Problems (empty list when it is valid).
 

@@ -85,8 +85,9 @@ def test_duplicated_and_reordered_callbacks_are_stored_once_in_arrival_order(pro
             lines = (project / "logs" / "callbacks" / f"{cid}.jsonl").read_text().splitlines()
             stored = [json.loads(line)["event"] for line in lines]
             keys = [(e["event_type"], e["timestamp"]) for e in stored]
-            assert len(keys) == len(set(keys)) == 3, keys
-            assert {k[0] for k in keys} == {"system.replica_joined", "system.shutdown", "application.transcription_ready"}
+            assert len(keys) == len(set(keys)) == 4, keys
+            assert {k[0] for k in keys} == {"system.replica_joined", "system.shutdown", "application.transcription_ready",
+                                            "application.perception_analysis"}  # raven-1 is the default perception
             arrived = [(e["event_type"], e["timestamp"]) for e in rx.events if e["conversation_id"] == cid]
             assert arrived == keys, "stored in arrival order, with the original timestamps"
 

@@ -183,7 +183,8 @@ def test_conversation_create_get_list_end_delete(sb):
     assert call(sb, "POST", f"/conversations/{cid}/end").status_code == 200
     got = call(sb, "GET", f"/conversations/{cid}", verbose="true").json()
     assert got["status"] == "ended"
-    assert [e["event_type"] for e in got["events"]][-2:] == ["system.shutdown", "application.transcription_ready"]
+    assert [e["event_type"] for e in got["events"]][-3:] == ["system.shutdown", "application.transcription_ready",
+                                                             "application.perception_analysis"]  # raven-1 by default
     assert call(sb, "GET", "/conversations", status="active").json()["total_count"] == 0
     assert call(sb, "DELETE", f"/conversations/{cid}").status_code == 204
     assert call(sb, "GET", f"/conversations/{cid}").json() == {"error": "Invalid conversation_id"}
