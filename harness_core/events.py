@@ -265,11 +265,20 @@ class Delivery:
     def ok(self) -> bool:
         return 200 <= self.status < 300
 
+    @property
+    def duplicate(self) -> bool:
+        """A harness receiver that already had this event acknowledged it without storing it again."""
+        try:
+            answer = json.loads(self.body) if self.ok and self.body else {}
+        except ValueError:
+            return False
+        return isinstance(answer, dict) and answer.get("duplicate") is True
+
 
 def delivery_line(d: Delivery) -> str:
     """One console line for a posted event."""
     e = d.event
-    mark = "ok " if d.ok else "BAD"
+    mark = ("dup" if d.duplicate else "ok ") if d.ok else "BAD"
     return f"{mark} {d.status}  {e.get('conversation_id', '?'):<18}  {e.get('event_type', '?'):<34}  {describe_event(e)}".rstrip()
 
 
@@ -327,4 +336,8 @@ def replay_events(ctx: RunContext, *, to: str | None = None, conversation_id: st
     if refused:
         raise CheckFailed(f"{len(refused)} of {len(deliveries)} replayed events were refused by {_strip_query(url)}",
                           hint=_rejected_hint(refused[0].status))
+    known = sum(d.duplicate for d in deliveries)
+    if known:
+        ctx.note(f"note: {known} of {len(deliveries)} events were already stored by that receiver, which keeps each "
+                 "callback once, so its plugins did not see them again; replay to your own app with --to URL")
     return deliveries

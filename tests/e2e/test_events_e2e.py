@@ -132,7 +132,9 @@ def test_replay_into_a_receiver_stores_the_events_again(rx, project):
 def test_replay_into_the_same_receiver_is_acknowledged_but_stored_once(rx, project):
     seed_events(rx)
     before = sorted(p.read_text() for p in (project / "logs" / "callbacks").glob("*.jsonl"))
-    assert run_cli("replay", "--to", local_url(rx)).code == 0
+    result = run_cli("replay", "--to", local_url(rx))
+    assert result.code == 0 and result.out.startswith("dup 200")
+    assert "already stored by that receiver" in result.err and "--to URL" in result.err
     assert sorted(p.read_text() for p in (project / "logs" / "callbacks").glob("*.jsonl")) == before
 
 
