@@ -292,7 +292,8 @@ class Receiver:
     """
 
     def __init__(self, ctx: RunContext, path: str = DEFAULT_PATH, token: str | None = None,
-                 host: str = "127.0.0.1", port: int = 0, *, show=None, on_problem=None, threads: int = 8):
+                 host: str = "127.0.0.1", port: int = 0, *, show=None, on_problem=None, threads: int = 8,
+                 keep_events: bool = True):
         self.ctx = ctx
         self.path = normalise_path(path)
         self.token = token or _secrets.token_urlsafe(24)
@@ -302,7 +303,9 @@ class Receiver:
         if self.token not in ctx.store.secrets:
             ctx.store.secrets.append(self.token)
         self.log = CallbackLog(ctx.store.logs_dir / "callbacks", [*ctx.secrets, self.token])
-        self.events: list[dict] = []
+        self.events: list[dict] = []  # handed-over events, for wait_for(); not kept when keep_events=False
+        self.keep_events = keep_events
+        self.accepted = 0
         self.rejected = 0
         self._cond = threading.Condition()
         self._queue: queue.Queue = queue.Queue()
@@ -460,7 +463,9 @@ class Receiver:
             for name, exc in dispatch(self.ctx, event):
                 self._plugin_failed(name, event, exc)
             with self._cond:
-                self.events.append(event)
+                self.accepted += 1
+                if self.keep_events:
+                    self.events.append(event)
                 self._cond.notify_all()
 
     def _plugin_failed(self, name, event, exc):
@@ -614,7 +619,7 @@ def serve(ctx: RunContext, *, say, warn, host: str | None = None, port: int | No
         (lambda r: say(format_event_line(r)))
     info = warn if as_json else say
     rx = Receiver(ctx, path, token, host or "127.0.0.1", DEFAULT_PORT if port is None else int(port),
-                  show=show, on_problem=warn)
+                  show=show, on_problem=warn, keep_events=False)  # a long session: they are on disk already
     rx.start()
     summary = ServeSummary(0, 0)
     try:
@@ -644,5 +649,5 @@ def serve(ctx: RunContext, *, say, warn, host: str | None = None, port: int | No
             pass
     finally:
         rx.stop()
-    summary.accepted, summary.rejected = len(rx.events), rx.rejected
+    summary.accepted, summary.rejected = rx.accepted, rx.rejected
     return summary
