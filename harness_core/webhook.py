@@ -178,7 +178,7 @@ class _DurableFile:
             self.close()
 
 
-MAX_OPEN_FILES = 64  # descriptors kept open at once; the least recently written is closed first
+MAX_OPEN_FILES = 256  # descriptors kept open at once (well under the usual limit of 1024); least recent closed first
 
 
 class CallbackLog:
@@ -224,9 +224,9 @@ class CallbackLog:
                 self._seen[cid].add(key)
             self._open[cid] = None
             self._open.move_to_end(cid)
-            stale = [self._files[c] for c in list(self._open)[:max(0, len(self._open) - MAX_OPEN_FILES)]]
-            for _ in stale:
-                self._open.popitem(last=False)
+            stale = []
+            while len(self._open) > MAX_OPEN_FILES:
+                stale.append(self._files[self._open.popitem(last=False)[0]])
         for old in stale:  # bounded descriptors however many conversations a long session sees
             old.release()
         try:
