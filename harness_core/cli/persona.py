@@ -37,6 +37,11 @@ PERSONA_HELP = {
 }
 
 
+def persona_flags(**given) -> dict:
+    """The persona flags as config keys (comma-separated lists split), shared by persona and explain."""
+    return {k: split_list(v) if k in ("tools", "document_ids", "document_tags") else v for k, v in given.items()}
+
+
 @task(klass=HarnessTask, help=PERSONA_HELP)
 def persona(c, config=None, update=False, persona_id=None, persona_name=None, system_prompt=None, context=None,
             pipeline_mode=None, default_replica_id=None, layers_preset=None, layers_dir=None, llm=None, tts=None,
@@ -52,12 +57,12 @@ def persona(c, config=None, update=False, persona_id=None, persona_name=None, sy
     """
     from ..persona import apply_persona, summary_lines
     ctx = run_context()
-    flags = dict(persona_id=persona_id, persona_name=persona_name, system_prompt=system_prompt, context=context,
-                 pipeline_mode=pipeline_mode, default_replica_id=default_replica_id, layers_preset=layers_preset,
-                 layers_dir=layers_dir, llm=llm, tts=tts, stt=stt, perception=perception, tools=split_list(tools),
-                 tools_dir=tools_dir, objectives_id=objectives_id, guardrails_id=guardrails_id,
-                 objectives_name=objectives_name, guardrails_name=guardrails_name,
-                 document_ids=split_list(document_ids), document_tags=split_list(document_tags))
+    flags = persona_flags(persona_id=persona_id, persona_name=persona_name, system_prompt=system_prompt,
+                          context=context, pipeline_mode=pipeline_mode, default_replica_id=default_replica_id,
+                          layers_preset=layers_preset, layers_dir=layers_dir, llm=llm, tts=tts, stt=stt,
+                          perception=perception, tools=tools, tools_dir=tools_dir, objectives_id=objectives_id,
+                          guardrails_id=guardrails_id, objectives_name=objectives_name,
+                          guardrails_name=guardrails_name, document_ids=document_ids, document_tags=document_tags)
     result = apply_persona(ctx, flags, config, update=update, dry_run=dry_run, upsert=upsert)
     if dry_run:
         say_json(ctx, result.sent)

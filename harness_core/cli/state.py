@@ -9,6 +9,8 @@ from ..errors import HarnessError
 from ..redact import is_secret_key, redact
 from ..state import LOCK_FILE
 from .base import HarnessTask, context, say, say_json
+from .base import context as run_context
+from .persona import PERSONA_HELP, persona_flags
 
 ONLY_HELP = "limit to one kind: personas, objectives or guardrails"
 
@@ -73,12 +75,28 @@ def status(c, only=None):
             say(ctx, line)
 
 
-@task(klass=HarnessTask, help={"config": "persona config file to explain"})
-def explain(c, config=None):
-    """For every field of the final persona payload, show which source set it."""
+EXPLAIN_HELP = {k: v for k, v in PERSONA_HELP.items() if k not in ("update", "dry_run", "json", "upsert")}
+EXPLAIN_HELP["config"] = "persona config file to explain (flags may be added, as for `invoke persona`)"
+
+
+@task(klass=HarnessTask, help=EXPLAIN_HELP)
+def explain(c, config=None, persona_id=None, persona_name=None, system_prompt=None, context=None, pipeline_mode=None,
+            default_replica_id=None, layers_preset=None, layers_dir=None, llm=None, tts=None, stt=None,
+            perception=None, tools=None, tools_dir=None, objectives_id=None, guardrails_id=None,
+            objectives_name=None, guardrails_name=None, document_ids=None, document_tags=None):
+    """For every field of the final persona payload, show which source set it.
+
+    Sources: flag, config file, preset file, environment, default, policy lookup, plugin.
+    """
     from ..explain import explain_persona
-    ctx = context()
-    for path, value, source in explain_persona(ctx, config):
+    ctx = run_context()
+    flags = persona_flags(persona_id=persona_id, persona_name=persona_name, system_prompt=system_prompt,
+                          context=context, pipeline_mode=pipeline_mode, default_replica_id=default_replica_id,
+                          layers_preset=layers_preset, layers_dir=layers_dir, llm=llm, tts=tts, stt=stt,
+                          perception=perception, tools=tools, tools_dir=tools_dir, objectives_id=objectives_id,
+                          guardrails_id=guardrails_id, objectives_name=objectives_name,
+                          guardrails_name=guardrails_name, document_ids=document_ids, document_tags=document_tags)
+    for path, value, source in explain_persona(ctx, config, flags):
         shown = "[redacted]" if is_secret_key(path.rpartition(".")[2]) else jsonlib.dumps(value, ensure_ascii=False)[:50]
         say(ctx, f"{path:<40} {shown:<52} {source}")
 

@@ -172,3 +172,9 @@ def test_explain_names_the_source_of_every_field(project, sandbox, monkeypatch):
     assert rows["persona_name"].endswith("configs/persona/no_replica.json")
     assert rows["default_replica_id"].endswith("env TAVUS_DEFAULT_REPLICA_ID")
     assert "preset file presets/layers/llm/tavus_gpt_oss.json" in rows["layers.llm.model"]
+    flagged = run_cli("explain", "--config", "configs/persona/no_replica.json", "--system-prompt", "From a flag.",
+                      "--document-tags", "a,b")
+    assert flagged.code == 0, flagged.err
+    rows = {line.split()[0]: line for line in flagged.out.splitlines()}
+    assert rows["system_prompt"].endswith("flag --system-prompt") and '"From a flag."' in rows["system_prompt"]
+    assert rows["document_tags"].endswith("flag --document-tags")
