@@ -2,6 +2,9 @@
 
 Each area keeps its thin tasks in its own module here; this file only collects them.
 """
+import os
+import sys
+
 from invoke import Collection, Program, Task
 
 from .. import __version__
@@ -13,4 +16,17 @@ for _module in (core, persona, conversation, webhook, run, state):
         if isinstance(_obj, Task):
             ns.add_task(_obj)
 
-program = Program(namespace=ns, name="tune", binary="tune", version=__version__)
+
+
+class TuneProgram(Program):
+    """invoke's Program, ending quietly when its own output is cut short (`tune --help | head`)."""
+
+    def run(self, argv=None, exit=True):
+        try:
+            return super().run(argv, exit)
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
+
+
+program = TuneProgram(namespace=ns, name="tune", binary="tune", version=__version__)
