@@ -37,9 +37,15 @@ PERSONA_HELP = {
 }
 
 
-def persona_flags(**given) -> dict:
-    """The persona flags as config keys (comma-separated lists split), shared by persona and explain."""
-    return {k: split_list(v) if k in ("tools", "document_ids", "document_tags") else v for k, v in given.items()}
+FIELD_FLAGS = ("persona_id", "persona_name", "system_prompt", "context", "pipeline_mode", "default_replica_id",
+               "layers_preset", "layers_dir", "llm", "tts", "stt", "perception", "tools", "tools_dir",
+               "objectives_id", "guardrails_id", "objectives_name", "guardrails_name", "document_ids", "document_tags")
+
+
+def persona_flags(arguments: dict) -> dict:
+    """The persona flags among a task's arguments, as config keys (comma lists split); shared with explain."""
+    return {k: split_list(arguments[k]) if k in ("tools", "document_ids", "document_tags") else arguments[k]
+            for k in FIELD_FLAGS}
 
 
 @task(klass=HarnessTask, help=PERSONA_HELP)
@@ -57,12 +63,7 @@ def persona(c, config=None, update=False, persona_id=None, persona_name=None, sy
     """
     from ..persona import apply_persona, summary_lines
     ctx = run_context()
-    flags = persona_flags(persona_id=persona_id, persona_name=persona_name, system_prompt=system_prompt,
-                          context=context, pipeline_mode=pipeline_mode, default_replica_id=default_replica_id,
-                          layers_preset=layers_preset, layers_dir=layers_dir, llm=llm, tts=tts, stt=stt,
-                          perception=perception, tools=tools, tools_dir=tools_dir, objectives_id=objectives_id,
-                          guardrails_id=guardrails_id, objectives_name=objectives_name,
-                          guardrails_name=guardrails_name, document_ids=document_ids, document_tags=document_tags)
+    flags = persona_flags(locals())
     result = apply_persona(ctx, flags, config, update=update, dry_run=dry_run, upsert=upsert)
     if dry_run:
         say_json(ctx, result.sent)

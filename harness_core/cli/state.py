@@ -90,12 +90,7 @@ def explain(c, config=None, persona_id=None, persona_name=None, system_prompt=No
     """
     from ..explain import explain_persona
     ctx = run_context()
-    flags = persona_flags(persona_id=persona_id, persona_name=persona_name, system_prompt=system_prompt,
-                          context=context, pipeline_mode=pipeline_mode, default_replica_id=default_replica_id,
-                          layers_preset=layers_preset, layers_dir=layers_dir, llm=llm, tts=tts, stt=stt,
-                          perception=perception, tools=tools, tools_dir=tools_dir, objectives_id=objectives_id,
-                          guardrails_id=guardrails_id, objectives_name=objectives_name,
-                          guardrails_name=guardrails_name, document_ids=document_ids, document_tags=document_tags)
+    flags = persona_flags(locals())
     for path, value, source in explain_persona(ctx, config, flags):
         shown = "[redacted]" if is_secret_key(path.rpartition(".")[2]) else jsonlib.dumps(value, ensure_ascii=False)[:50]
         say(ctx, f"{path:<40} {shown:<52} {source}")
