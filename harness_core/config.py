@@ -30,12 +30,10 @@ class Layer:
     key_labels: dict = field(default_factory=dict)  # key or dotted path -> label (e.g. "flag --persona-name")
 
     def label_for(self, path: str) -> str:
-        """The label of `path`: its own key_labels entry, else its top-level key's, else the layer's."""
-        probe = path
-        while probe:
-            if probe in self.key_labels:
-                return self.key_labels[probe]
-            probe = probe.rpartition(".")[0]
+        """The label of `path`: its own key_labels entry, else its nearest parent's, else the layer's."""
+        found = nearest(self.key_labels, path)
+        if found is not None:
+            return found
         top = path.split(".", 1)[0]
         if self.kind == "flag":
             return f"flag --{top.replace('_', '-')}"
@@ -51,13 +49,20 @@ class Resolved:
 
     def source(self, path: str) -> str:
         """Who set `path`: its own label, a parent's, or (for an object) the one that set a field in it."""
-        probe = path
-        while probe:
-            if probe in self.sources:
-                return self.sources[probe]
-            probe = probe.rpartition(".")[0]
+        found = nearest(self.sources, path)
+        if found is not None:
+            return found
         below = sorted(label for leaf, label in self.sources.items() if leaf.startswith(path + "."))
         return below[0] if below else "unset"
+
+
+def nearest(table: dict, path: str):
+    """The entry for dotted `path` or for its nearest parent (a.b.c, then a.b, then a), or None."""
+    while path:
+        if path in table:
+            return table[path]
+        path = path.rpartition(".")[0]
+    return None
 
 
 def resolve(layers: list[Layer]) -> Resolved:
