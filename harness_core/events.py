@@ -158,6 +158,8 @@ def format_event_line(record: dict, *, with_date: bool = False) -> str:
 
 def printable(text: str) -> str:
     """Control characters from a sender (terminal escape codes, newlines) shown escaped, never obeyed."""
+    if text.isprintable():  # the usual case, checked in C
+        return text
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
