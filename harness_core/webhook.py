@@ -549,36 +549,51 @@ def public_url(ctx: RunContext, port: int, path: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def check_reachable(base_url: str, instance: str) -> tuple[bool, str]:
-    """Ping `base_url`/healthz and check that this very receiver (by instance id) answered."""
+@dataclass
+class Ping:
+    """What answered GET <base>/healthz: its status (None: nothing did) and a receiver's instance id."""
+
+    url: str
+    status: int | None
+    receiver: str | None = None
+    error: str = ""
+
+
+def ping_healthz(base_url: str) -> Ping:
+    """One GET of `base_url`/healthz (through a tunnel too); never raises."""
     url = base_url.rstrip("/") + "/healthz"
     try:
         resp = requests.get(url, timeout=PING_TIMEOUT, headers={"ngrok-skip-browser-warning": "1"})
     except requests.RequestException as exc:
-        return False, f"nothing answered at {url} ({type(exc).__name__})"
+        return Ping(url, None, error=type(exc).__name__)
     try:
         answer = resp.json()
     except ValueError:
         answer = None
-    if isinstance(answer, dict) and answer.get("receiver") == instance:
-        return True, f"a ping through {url} reached this receiver"
-    if isinstance(answer, dict) and answer.get("receiver"):
-        return False, f"{url} reached a different receiver (another `invoke webhook` on that port?)"
-    return False, f"{url} answered {resp.status_code}, but not from this receiver"
+    return Ping(url, resp.status_code, answer.get("receiver") if isinstance(answer, dict) else None)
+
+
+def check_reachable(base_url: str, instance: str) -> tuple[bool, str]:
+    """Ping `base_url`/healthz and check that this very receiver (by instance id) answered."""
+    ping = ping_healthz(base_url)
+    if ping.status is None:
+        return False, f"nothing answered at {ping.url} ({ping.error})"
+    if ping.receiver == instance:
+        return True, f"a ping through {ping.url} reached this receiver"
+    if ping.receiver:
+        return False, f"{ping.url} reached a different receiver (another `invoke webhook` on that port?)"
+    return False, f"{ping.url} answered {ping.status}, but not from this receiver"
 
 
 def receiver_answers(webhook_url: str) -> tuple[bool, str]:
     """Whether some `invoke webhook` receiver answers /healthz at the origin of `webhook_url`."""
     parts = urlsplit(webhook_url)
-    url = f"{parts.scheme}://{parts.netloc}/healthz"
-    try:
-        resp = requests.get(url, timeout=PING_TIMEOUT, headers={"ngrok-skip-browser-warning": "1"})
-        answer = resp.json()
-    except (requests.RequestException, ValueError) as exc:
-        return False, f"nothing that looks like a receiver answered at {url} ({type(exc).__name__})"
-    if isinstance(answer, dict) and answer.get("receiver"):
-        return True, f"a receiver answered at {url}"
-    return False, f"{url} answered {resp.status_code}, but not as a callback receiver"
+    ping = ping_healthz(f"{parts.scheme}://{parts.netloc}")
+    if ping.status is None:
+        return False, f"nothing that looks like a receiver answered at {ping.url} ({ping.error})"
+    if ping.receiver:
+        return True, f"a receiver answered at {ping.url}"
+    return False, f"{ping.url} answered {ping.status}, but not as a callback receiver"
 
 
 # -- the long-running command -------------------------------------------------------------------
