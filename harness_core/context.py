@@ -63,3 +63,19 @@ class RunContext:
 def make_context(root: Path | None = None, environ: dict | None = None, quiet: bool = False) -> RunContext:
     """Build the context for one command run from the current directory and environment."""
     return RunContext(env=load_environment(root, environ), quiet=quiet)
+
+
+def sandbox_context(ctx: RunContext, api_url: str) -> RunContext:
+    """The context for a throw-away embedded sandbox at `api_url` (the demo's, an embedded run's).
+
+    Built from the values already read: make_context() would read .env again and bring back a
+    TAVUS_API_KEY to send to the sandbox. No real key, no WEBHOOK_URL, and nothing recorded in
+    tavus-harness.lock.toml (the sandbox dies with the run). The plugins are shared.
+    """
+    from .state import EPHEMERAL
+
+    values = {k: v for k, v in ctx.env.values.items() if k not in ("TAVUS_API_KEY", "WEBHOOK_URL")}
+    values.update({"TAVUS_API_URL": api_url, EPHEMERAL: "1"})
+    env = Environment(values=values, sources={k: ctx.env.sources.get(k, "env") for k in values},
+                      root=ctx.root, dotenv_path=ctx.env.dotenv_path)
+    return RunContext(env=env, pm=ctx.pm, quiet=ctx.quiet)

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .context import RunContext
-from .env import Environment
+from .context import RunContext, sandbox_context
 from .errors import CheckFailed
 from .events import describe_event
 
@@ -39,14 +38,7 @@ def run_demo(ctx: RunContext, *, timeout: float = 20.0, time_scale: float = 0.02
 
     key_was_set = bool(ctx.env.get("TAVUS_API_KEY"))
     with Sandbox(SandboxSettings(time_scale=time_scale)) as sandbox:
-        environ = {k: v for k, v in ctx.env.values.items() if k not in ("TAVUS_API_KEY", "WEBHOOK_URL")}
-        environ["TAVUS_API_URL"] = sandbox.url
-        environ["TAVUS_HARNESS_EPHEMERAL"] = "1"  # nothing to record in tavus-harness.lock.toml
-        # Built from the values already read, not by make_context(): that would read .env again,
-        # and send the TAVUS_API_KEY in it to the sandbox.
-        local = RunContext(env=Environment(values=environ, sources={k: ctx.env.sources.get(k, "env") for k in environ},
-                                           root=ctx.root, dotenv_path=ctx.env.dotenv_path), quiet=ctx.quiet)
-        local.pm = ctx.pm
+        local = sandbox_context(ctx, sandbox.url)
         with Receiver(local, path="/tavus/callback") as receiver:
             persona = apply_persona(local, {}, PERSONA_CONFIG)
             plan = build_conversation(local, {"callback_url": receiver.callback_url}, CONVERSATION_CONFIG)

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 
 import requests
 
-from .context import RunContext, make_context
+from . import state
+from .context import RunContext, sandbox_context
 from .conversation import build_conversation, create_conversation, end_conversation
-from .env import is_loopback, resolve_target
+from .env import api_configured, is_loopback, resolve_target
 from .errors import CheckFailed, ConfigError, HarnessError
 from .events import read_events
 from .expectations import Observed, Verdict, all_kinds, evaluate
@@ -82,12 +83,10 @@ def run_environment(ctx: RunContext):
     from .sandbox import Sandbox, SandboxSettings
     from .webhook import Receiver, receiver_answers
 
-    embedded = not ctx.env.get("TAVUS_API_KEY") and not ctx.env.get("TAVUS_API_URL") and not ctx.env.get("TAVUS_PUBLIC_API_BASE_URL")
     with contextlib.ExitStack() as stack:
-        if embedded:
+        if not api_configured(ctx.env):  # neither key nor URL: an embedded sandbox
             sandbox = stack.enter_context(Sandbox(SandboxSettings(time_scale=0.02, max_concurrent=8)))
-            ctx = make_context(ctx.root, {**ctx.env.values, "TAVUS_API_URL": sandbox.url,
-                                          "TAVUS_HARNESS_EPHEMERAL": "1"}, quiet=ctx.quiet)
+            ctx = sandbox_context(ctx, sandbox.url)
             label = f"embedded local sandbox at {sandbox.url} (nothing reaches Tavus)"
         else:
             label = resolve_target(ctx.env).label
@@ -113,7 +112,7 @@ def run_scenarios(ctx: RunContext, paths, *, keep: bool = False, max_concurrent:
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     cancel = threading.Event()
     with run_environment(ctx) as (rctx, callback_url, source, label):
-        if keep and rctx.env.flag("TAVUS_HARNESS_EPHEMERAL"):
+        if keep and not state.tracked(rctx):  # the embedded sandbox
             rctx.note("note: --keep has no effect here: the embedded sandbox stops when this run ends")
         pool = ThreadPoolExecutor(max_workers=max(1, min(max_concurrent, len(scenarios))))
         futures, results = [], []
