@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+from jsonpointer import escape
+
 from .api import unwrap_one
 from .config import Resolved, gather
 from .context import RunContext
@@ -206,9 +208,9 @@ def json_diff(before, after, pointer: str = "") -> list[dict]:
     new ones added), so a patch never moves or copies and never touches what did not change.
     """
     if isinstance(before, dict) and isinstance(after, dict):
-        ops = [{"op": "remove", "path": f"{pointer}/{_token(k)}"} for k in before if k not in after]
+        ops = [{"op": "remove", "path": f"{pointer}/{escape(str(k))}"} for k in before if k not in after]
         for key, value in after.items():
-            here = f"{pointer}/{_token(key)}"
+            here = f"{pointer}/{escape(str(key))}"
             ops += (json_diff(before[key], value, here) if key in before
                     else [{"op": "add", "path": here, "value": copy.deepcopy(value)}])
         return ops
@@ -221,10 +223,6 @@ def json_diff(before, after, pointer: str = "") -> list[dict]:
     if before == after and isinstance(before, bool) == isinstance(after, bool):
         return []
     return [{"op": "replace", "path": pointer, "value": copy.deepcopy(after)}]
-
-
-def _token(key) -> str:
-    return str(key).replace("~", "~0").replace("/", "~1")
 
 
 # --- create / update ---------------------------------------------------------------------

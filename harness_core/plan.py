@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import state
-from .api import unwrap_one
 from .config import load_file
 from .context import RunContext
-from .errors import ApiError, CheckFailed, ConfigError, HarnessError
+from .errors import CheckFailed, ConfigError, HarnessError
 from .persona import API_KEYS as PERSONA_KEYS, apply_persona, build_persona, diff_managed
-from .policies import apply_policy, build_policy, unwrap_policy
+from .policies import apply_policy, build_policy
 from .redact import REDACTED, is_secret_key, redact
 
 FOLDERS = {"objectives": "configs/objectives", "guardrails": "configs/guardrails", "persona": "configs/persona"}
@@ -64,18 +63,6 @@ def desired(ctx: RunContext, kind: str, path: Path) -> tuple[str, dict]:
     return (body.get("name") if shape == "set" else body.get("guardrail_name")) or path.stem, body
 
 
-def fetch(ctx: RunContext, kind: str, remote_id: str) -> dict | None:
-    """The remote resource, or None when the API no longer has it."""
-    path = f"/personas/{remote_id}" if kind == "persona" else f"/{kind}/{remote_id}"
-    try:
-        body = ctx.client().get(path)
-    except ApiError as exc:
-        if exc.status in (400, 404):
-            return None
-        raise
-    return unwrap_one(body) if kind == "persona" else unwrap_policy(body)
-
-
 def classify(ctx: RunContext, kind: str, path: Path, *, with_diff: bool = True) -> PlanItem:
     """One config file's class (and field-level diff) against the state and the remote."""
     item = PlanItem(kind, str(path.relative_to(ctx.root)) if path.is_absolute() else str(path))
@@ -89,7 +76,7 @@ def classify(ctx: RunContext, kind: str, path: Path, *, with_diff: bool = True) 
         item.status = "create"
         return item
     item.remote_id = known["id"]
-    remote = fetch(ctx, kind, known["id"])
+    remote = state.fetch_remote(ctx, kind, known["id"])
     if remote is None:
         item.status = "missing-remote"
         return item
@@ -180,7 +167,7 @@ def pull_persona(ctx: RunContext, persona_id: str | None, to: str | None, *, for
         raise ConfigError(f"--to {to}: is a directory", hint=f"name a file, e.g. --to {Path(to) / (persona_id + '.json')}")
     if path.exists() and not force:
         raise ConfigError(f"--to {to}: already exists", hint="choose another file, or add --force to overwrite it")
-    remote = fetch(ctx, "persona", persona_id)
+    remote = state.fetch_remote(ctx, "persona", persona_id)
     if remote is None:
         raise ConfigError(f"--persona-id {persona_id}: no such persona on {ctx.client().target.label}")
     config = {k: remote[k] for k in PERSONA_KEYS if remote.get(k) not in (None, "", [], {})}

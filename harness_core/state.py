@@ -15,6 +15,7 @@ import tomllib
 from pathlib import Path
 
 import tomli_w
+from jsonpointer import escape, unescape
 
 from .context import RunContext
 from .errors import ConfigError
@@ -33,7 +34,7 @@ def canonical_hash(data) -> str:
 def leaf_paths(data, prefix: str = "") -> list[str]:
     """JSON pointers of every leaf of `data` (an empty object or list counts as a leaf)."""
     if isinstance(data, dict) and data:
-        items = ((str(k).replace("~", "~0").replace("/", "~1"), v) for k, v in data.items())
+        items = ((escape(str(k)), v) for k, v in data.items())
     elif isinstance(data, list) and data:
         items = ((str(i), v) for i, v in enumerate(data))
     else:
@@ -47,7 +48,7 @@ def shape(paths) -> dict:
     for path in paths:
         node = tree
         for token in path.split("/")[1:]:
-            node = node.setdefault(token.replace("~1", "/").replace("~0", "~"), {})
+            node = node.setdefault(unescape(token), {})
     return tree
 
 
@@ -156,7 +157,20 @@ def forget(ctx: RunContext, kind: str, name: str) -> None:
     save(ctx, state)
 
 
-RESOURCE_PATHS = {"persona": "/personas", "objectives": "/objectives", "guardrails": "/guardrails"}
+def fetch_remote(ctx: RunContext, kind: str, remote_id: str) -> dict | None:
+    """The remote resource a state entry points at, or None when the API no longer has it."""
+    from .api import unwrap_one
+    from .errors import ApiError
+    from .policies import unwrap_policy
+
+    path = f"/personas/{remote_id}" if kind == "persona" else f"/{kind}/{remote_id}"
+    try:
+        body = ctx.client().get(path)
+    except ApiError as exc:
+        if exc.status in (400, 404):
+            return None
+        raise
+    return unwrap_one(body) if kind == "persona" else unwrap_policy(body)
 
 
 def guard_create(ctx: RunContext, kind: str, name: str | None, where: str) -> dict | None:
@@ -168,15 +182,9 @@ def guard_create(ctx: RunContext, kind: str, name: str | None, where: str) -> di
     if not name:
         return None
     known = entry(ctx, kind, name)
-    if known and kind in RESOURCE_PATHS:
-        from .errors import ApiError
-        try:
-            ctx.client().get(f"{RESOURCE_PATHS[kind]}/{known['id']}")
-        except ApiError as exc:
-            if exc.status not in (400, 404):
-                raise
-            ctx.note(f"note: {kind} {name!r} ({known['id']}) in {LOCK_FILE} no longer exists on "
-                     f"{ctx.client().target.label}; forgetting it and creating a new one")
-            forget(ctx, kind, name)
-            return None
+    if known and fetch_remote(ctx, kind, known["id"]) is None:
+        ctx.note(f"note: {kind} {name!r} ({known['id']}) in {LOCK_FILE} no longer exists on "
+                 f"{ctx.client().target.label}; forgetting it and creating a new one")
+        forget(ctx, kind, name)
+        return None
     return known
