@@ -2,20 +2,19 @@
 
 Each area keeps its thin tasks in its own module here; this file only collects them.
 """
-import os
 import sys
 
 from invoke import Collection, Program, Task
 
 from .. import __version__
 from . import conversation, core, persona, run, state, webhook
+from .base import CLOSED_PIPE, silence
 
 ns = Collection()
 for _module in (core, persona, conversation, webhook, run, state):
     for _name, _obj in sorted(vars(_module).items()):
         if isinstance(_obj, Task):
             ns.add_task(_obj)
-
 
 
 class TuneProgram(Program):
@@ -25,8 +24,8 @@ class TuneProgram(Program):
         try:
             return super().run(argv, exit)
         except BrokenPipeError:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(141)
+            silence(sys.stdout)
+            sys.exit(CLOSED_PIPE)
 
 
 program = TuneProgram(namespace=ns, name="tune", binary="tune", version=__version__)

@@ -39,12 +39,20 @@ def context(quiet: bool = False) -> RunContext:
     return make_context(quiet=quiet)
 
 
+CLOSED_PIPE = 141  # the exit code of a command whose reader went away, as git and grep end
+
+
+def silence(stream) -> None:
+    """The reader went away (`| head`): point `stream` at /dev/null so nothing more fails on exit."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+
+
 def _emit(text: str, stream) -> None:
     try:
         print(text, file=stream, flush=True)
-    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as git and grep do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
-        raise Exit(code=141) from None
+    except BrokenPipeError:
+        silence(stream)
+        raise Exit(code=CLOSED_PIPE) from None
 
 
 def say(ctx: RunContext, text: str = "") -> None:
@@ -125,10 +133,7 @@ def writable(path: str, flag: str) -> None:
 def not_help(value: str, name: str) -> str:
     """invoke hands a task's `--help` to its positional argument: show that task's help instead."""
     if value in ("--help", "-h"):
-        from . import program
-        try:
-            program.run([os.path.basename(sys.argv[0]) or "tune", "--help", name], exit=False)
-        except BrokenPipeError:
-            _emit("", sys.stdout)  # the same quiet exit as any output cut short
+        from . import program  # its run() ends quietly if the help is cut short
+        program.run([os.path.basename(sys.argv[0]) or "tune", "--help", name], exit=False)
         raise Exit(code=0)
     return value
