@@ -20,7 +20,7 @@ from .context import RunContext
 from .errors import CheckFailed, ConfigError, HarnessError
 from .persona import API_KEYS as PERSONA_KEYS, apply_persona, build_persona, diff_managed
 from .policies import apply_policy, build_policy
-from .redact import REDACTED, is_secret_key, redact
+from .redact import redact_field
 
 FOLDERS = {"objectives": "configs/objectives", "guardrails": "configs/guardrails", "persona": "configs/persona"}
 ONLY = {"objectives": "objectives", "guardrails": "guardrails", "personas": "persona", "persona": "persona"}
@@ -191,9 +191,7 @@ def render(item: PlanItem, *, with_diff: bool = True, width: int | None = 100) -
     the remote side holds now.
     """
     def shown(value, pointer: str):
-        if is_secret_key(pointer.rpartition("/")[2]) and not isinstance(value, (dict, list)):
-            return REDACTED
-        text = json.dumps(redact(value), ensure_ascii=False)
+        text = json.dumps(redact_field(pointer.rpartition("/")[2], value), ensure_ascii=False)
         return text if width is None or len(text) <= width else text[:width] + "..."
 
     name = repr(item.name) if item.name else "-"

@@ -34,20 +34,24 @@ def redact(obj, secrets: Iterable[str] = ()):
     return _redact(obj, _known(secrets))
 
 
+def redact_field(key: str, value, secrets: Iterable[str] = ()):
+    """`value` as stored under `key`: "[redacted]" when the key names a secret, else redacted inside."""
+    return _field(key, value, _known(secrets))
+
+
+def _field(key, value, known):
+    if is_secret_key(key) and value not in (None, "", False, True) and not isinstance(value, (dict, list)):
+        return REDACTED
+    return _redact(value, known)
+
+
 def _redact(obj, known):
     if isinstance(obj, dict) and isinstance(obj.get("path"), str) and "op" in obj and "value" in obj:
-        # a JSON Patch operation: its value is secret when the field it writes is
+        # a JSON Patch operation: its value is judged by the name of the field it writes
         field = obj["path"].rstrip("/").rpartition("/")[2]
-        if is_secret_key(field) and not isinstance(obj["value"], (dict, list)):
-            return {**_redact({k: v for k, v in obj.items() if k != "value"}, known), "value": REDACTED}
+        return {**{k: _redact(v, known) for k, v in obj.items() if k != "value"}, "value": _field(field, obj["value"], known)}
     if isinstance(obj, dict):
-        out = {}
-        for key, value in obj.items():
-            if is_secret_key(key) and value not in (None, "", False, True) and not isinstance(value, (dict, list)):
-                out[key] = REDACTED
-            else:
-                out[key] = _redact(value, known)
-        return out
+        return {key: _field(key, value, known) for key, value in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_redact(v, known) for v in obj]
     if isinstance(obj, str):

@@ -6,7 +6,7 @@ import json as jsonlib
 from invoke import Exit, task
 
 from ..errors import HarnessError
-from ..redact import is_secret_key, redact
+from ..redact import redact, redact_field
 from ..state import LOCK_FILE
 from .base import HarnessTask, context, say, say_json
 from .base import context as run_context
@@ -92,7 +92,7 @@ def explain(c, config=None, persona_id=None, persona_name=None, system_prompt=No
     ctx = run_context()
     flags = persona_flags(locals())
     for path, value, source in explain_persona(ctx, config, flags):
-        shown = "[redacted]" if is_secret_key(path.rpartition(".")[2]) else jsonlib.dumps(value, ensure_ascii=False)[:50]
+        shown = jsonlib.dumps(redact_field(path.rpartition(".")[2], value), ensure_ascii=False)[:50]
         say(ctx, f"{path:<40} {shown:<52} {source}")
 
 
