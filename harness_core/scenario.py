@@ -82,6 +82,10 @@ def _is_rule(rule) -> bool:
     return True
 
 
+def _is_rules(value) -> bool:
+    return _is_rule(value) or (isinstance(value, list) and all(map(_is_rule, value)))
+
+
 def _is_gap(value) -> bool:
     return (isinstance(value, dict) and set(value) == {"from", "to", "seconds"} and isinstance(value["from"], str)
             and isinstance(value["to"], str) and _is_seconds(value["seconds"]))
@@ -99,10 +103,8 @@ def _str_list(value) -> bool:
 SHAPES = {
     "events_in_order": (_str_list, 'a list of event types, e.g. ["system.replica_joined", "system.shutdown"]'),
     "shutdown_reason": (lambda v: isinstance(v, str), 'a reason, e.g. "end_conversation_endpoint_hit"'),
-    "transcript_contains": (lambda v: _is_rule(v) or (isinstance(v, list) and all(map(_is_rule, v))),
-                            'rules like [{ role = "assistant", text = "agenda" }] or { regex = "..." }'),
-    "transcript_excludes": (lambda v: _is_rule(v) or (isinstance(v, list) and all(map(_is_rule, v))),
-                            'rules like [{ role = "user", regex = "(?i)medical" }]'),
+    "transcript_contains": (_is_rules, 'rules like [{ role = "assistant", text = "agenda" }] or { regex = "..." }'),
+    "transcript_excludes": (_is_rules, 'rules like [{ role = "user", regex = "(?i)medical" }]'),
     "perception_mentions": (lambda v: isinstance(v, str) or _str_list(v), 'a phrase or a list of phrases'),
     "recording_ready": (lambda v: isinstance(v, bool), "true or false"),
     "max_gap": (_is_gap, '{ from = "system.shutdown", to = "application.transcription_ready", seconds = 5 }'),

@@ -16,6 +16,7 @@ import jsonpatch
 
 from ..events import SHUTDOWN_REASONS
 from ..schemas import check
+from ..schemas.quick import is_number
 from .state import new_id, now_iso
 
 MAX_BODY = 1024 * 1024
@@ -515,9 +516,6 @@ def changed(doc: dict, before: dict, key: str) -> bool:
     """A set id field that differs from its value before the patch (always, on create)."""
     return bool(doc.get(key)) and doc[key] != before.get(key)
 
-
-def is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def detach(persona: dict, pid: str, record: dict) -> None:

@@ -27,14 +27,15 @@ class SchemaError:
     message: str
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
+    """A JSON number: int or float, never a boolean."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 TYPES = {
     "string": lambda v: isinstance(v, str),
-    "integer": lambda v: _is_number(v) and (isinstance(v, int) or v.is_integer()),
-    "number": _is_number,
+    "integer": lambda v: is_number(v) and (isinstance(v, int) or v.is_integer()),
+    "number": is_number,
     "boolean": lambda v: isinstance(v, bool),
     "array": lambda v: isinstance(v, list),
     "object": lambda v: isinstance(v, dict),
@@ -164,12 +165,12 @@ def _pattern(v, pattern, instance, schema, path):
 
 
 def _minimum(v, limit, instance, schema, path):
-    if _is_number(instance) and instance < limit:
+    if is_number(instance) and instance < limit:
         yield f"{instance!r} is less than the minimum of {limit!r}"
 
 
 def _maximum(v, limit, instance, schema, path):
-    if _is_number(instance) and instance > limit:
+    if is_number(instance) and instance > limit:
         yield f"{instance!r} is greater than the maximum of {limit!r}"
 
 
