@@ -12,6 +12,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .errors import ConfigError
 from .redact import redact
 
 RUN_ID = uuid.uuid4().hex[:12]
@@ -20,6 +21,26 @@ RUN_ID = uuid.uuid4().hex[:12]
 def utc_now() -> str:
     """Current UTC time as ISO-8601 with microseconds and a Z suffix."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def writable(path, flag: str, example: str) -> None:
+    """Refuse, before any work, an output file that cannot be written (a directory, no permission, ...).
+
+    `flag` and `example` name the option and a good value for the one-line error.
+    """
+    target = os.path.abspath(path)
+    if os.path.isdir(target):
+        raise ConfigError(f"--{flag} {path}: is a directory", hint=f"name a file, e.g. --{flag} {example}")
+    existed = os.path.exists(target)
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "a", encoding="utf-8"):
+            pass
+        if not existed:
+            os.remove(target)
+    except OSError as exc:
+        raise ConfigError(f"--{flag} {path}: cannot write there ({exc.strerror})",
+                          hint=f"pick a writable path, e.g. --{flag} {example}") from None
 
 
 class Store:

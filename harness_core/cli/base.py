@@ -113,23 +113,6 @@ def json_object(value: str | None, flag: str) -> dict | None:
     return data
 
 
-def writable(path: str, flag: str) -> None:
-    """Refuse, before any work, an output file that cannot be written (a directory, no permission, ...)."""
-    target = os.path.abspath(path)
-    if os.path.isdir(target):
-        raise ConfigError(f"--{flag} {path}: is a directory", hint=f"name a file, e.g. --{flag} logs/{flag}.xml")
-    existed = os.path.exists(target)
-    try:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with open(target, "a", encoding="utf-8"):
-            pass
-        if not existed:
-            os.remove(target)
-    except OSError as exc:
-        raise ConfigError(f"--{flag} {path}: cannot write there ({exc.strerror})",
-                          hint=f"pick a writable path, e.g. --{flag} logs/{flag}.xml") from None
-
-
 def not_help(value: str, name: str) -> str:
     """invoke hands a task's `--help` to its positional argument: show that task's help instead."""
     if value in ("--help", "-h"):

@@ -4,7 +4,8 @@ from __future__ import annotations
 from invoke import task
 
 from ..errors import CheckFailed
-from .base import HarnessTask, context, not_help, number, say, say_json, writable
+from ..store import writable
+from .base import HarnessTask, context, not_help, number, say, say_json
 
 
 @task(klass=HarnessTask, positional=["target"], help={
@@ -26,7 +27,7 @@ def run(c, target=None, junit=None, json=False, keep=False, max_concurrent=None)
     ctx = context()
     paths = find_scenarios(not_help(target, "run") if target else "scenarios")
     if junit:
-        writable(junit, "junit")  # before the run, so a bad path does not cost the report
+        writable(junit, "junit", "logs/junit.xml")  # before the run, so a bad path does not cost the report
     results, label = run_scenarios(ctx, paths, keep=keep, max_concurrent=number(max_concurrent, "max-concurrent", 2, low=1),
                                    on_result=None if json else lambda r: [say(ctx, line) for line in text_lines(r)])
     if junit:

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..store import writable
 from .stock import stock_documents, stock_personas, stock_replicas
 
 COLLECTIONS = ("personas", "conversations", "objectives", "guardrails", "documents", "replicas")
@@ -43,23 +44,10 @@ class SandboxState:
         self.replicas: dict[str, dict] = {}
         self.scripts: dict[str, dict] = {}  # "conversation:<id>" or "persona:<id>" -> script
         self._seed()
-        if self.state_file:
-            self._check_state_file()
+        if self.state_file:  # refused at start-up rather than losing writes later
+            writable(self.state_file, "state", "tavus-sandbox-state.json")
         if self.state_file and self.state_file.is_file():
             self.load()
-
-    def _check_state_file(self) -> None:
-        """Refuse at start-up a state file that could never be saved (rather than losing writes later)."""
-        if self.state_file.is_dir():
-            raise ConfigError(f"--state {self.state_file}: is a directory", hint="name a file, e.g. --state tavus-sandbox-state.json")
-        try:
-            self.state_file.parent.mkdir(parents=True, exist_ok=True)
-            fd, probe = tempfile.mkstemp(dir=self.state_file.parent, prefix=".sandbox-", suffix=".probe")
-            os.close(fd)
-            os.remove(probe)
-        except OSError as exc:
-            raise ConfigError(f"--state {self.state_file}: cannot write there ({exc.strerror})",
-                              hint="pick a writable path, e.g. --state tavus-sandbox-state.json") from None
 
     def snapshot(self) -> dict:
         return {name: getattr(self, name) for name in (*COLLECTIONS, "scripts")}

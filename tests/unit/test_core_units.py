@@ -154,13 +154,13 @@ def test_numeric_flags_parse_or_fail_on_one_line_naming_the_flag():
 
 
 def test_output_paths_are_checked_before_any_work(tmp_path):
-    from harness_core.cli.base import writable
+    from harness_core.store import writable
     (tmp_path / "afile").write_text("x")
-    writable(str(tmp_path / "new" / "junit.xml"), "junit")
+    writable(str(tmp_path / "new" / "junit.xml"), "junit", "logs/junit.xml")
     assert not (tmp_path / "new" / "junit.xml").exists(), "the check leaves nothing behind"
     for bad, needle in [(tmp_path, "is a directory"), (tmp_path / "afile" / "junit.xml", "cannot write there")]:
         with pytest.raises(ConfigError, match=needle):
-            writable(str(bad), "junit")
+            writable(str(bad), "junit", "logs/junit.xml")
 
 
 def test_redaction_covers_patch_operations_and_spares_lookalike_keys():
