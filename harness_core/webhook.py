@@ -118,13 +118,13 @@ class _DurableFile:
         self.path = path
         self._io = threading.Lock()
         self._state = threading.Lock()
-        self._pending: list[str] = []
+        self._pending: list[bytes] = []
         self._queued = 0
         self._done = 0
         self._failed: list[tuple[int, int]] = []  # (after, upto] ranges of lines whose write failed
         self._fd: int | None = None
 
-    def append(self, line: str) -> None:
+    def append(self, line: bytes) -> None:
         with self._state:
             self._pending.append(line)
             self._queued += 1
@@ -138,7 +138,7 @@ class _DurableFile:
                 batch, after, upto = self._pending, self._done, self._queued
                 self._pending = []
             try:
-                self._write("".join(batch))
+                self._write(b"".join(batch))
             except BaseException:  # none of this batch is stored, and every thread waiting on it hears so
                 with self._state:
                     self._failed.append((after, upto))
@@ -147,7 +147,7 @@ class _DurableFile:
             with self._state:
                 self._done = upto
 
-    def _write(self, text: str) -> None:
+    def _write(self, data: bytes) -> None:
         """Append and fdatasync through a descriptor kept open (O_APPEND); a failure closes it."""
         if self._fd is None:
             try:
@@ -156,7 +156,7 @@ class _DurableFile:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            view = memoryview(text.encode("utf-8"))
+            view = memoryview(data)
             while view:
                 view = view[os.write(self._fd, view):]
             os.fdatasync(self._fd)
@@ -208,11 +208,10 @@ class CallbackLog:
         key = (event.get("event_type"), event.get("timestamp")) if event.get("timestamp") else None
         record = redact({"ts": received_at or utc_now(), "run_id": RUN_ID, "type": "callback", "event": event},
                         self.secrets)
-        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
         try:
-            line.encode("utf-8")
+            line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate from the sender: keep it as a JSON escape
-            line = json.dumps(record, ensure_ascii=True, default=str) + "\n"
+            line = (json.dumps(record, ensure_ascii=True, default=str) + "\n").encode("ascii")
         with self._lock:
             durable = self._files.get(cid)
             if durable is None:
