@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jsonpointer import resolve_pointer
+
 from . import state
 from .config import load_file
 from .context import RunContext
@@ -92,11 +94,7 @@ def classify(ctx: RunContext, kind: str, path: Path, *, with_diff: bool = True) 
 
 def _at(document, pointer: str):
     """The value at a JSON pointer, or None."""
-    import jsonpointer
-    try:
-        return jsonpointer.resolve_pointer(document, pointer)
-    except jsonpointer.JsonPointerException:
-        return None
+    return resolve_pointer(document, pointer, None)
 
 
 def make_plan(ctx: RunContext, only: str | None = None, *, with_diff: bool = True) -> list[PlanItem]:
