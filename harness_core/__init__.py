@@ -1,18 +1,51 @@
-"""tavus-harness: Tavus personas, conversations and webhooks as code.
+"""tavus-harness: Tavus agents as code, a local Tavus sandbox, and tests of what the agent does.
 
-The public surface for plugins: `hookimpl`, the error classes and `__version__`.
+This module is the public surface for plugins, built-in and third-party alike: a plugin imports
+from `harness_core` and nothing deeper. The names are:
+
+- `hookimpl`: the marker for hook implementations (the hooks are in `harness_core.hookspecs`);
+- the errors: `HarnessError`, `ConfigError`, `ApiError`, `ApiUnreachable`, `PluginError`,
+  `CheckFailed`, `ChangesPending`, `Interrupted`;
+- `RunContext`: what every hook gets as `context`;
+- helpers: `suggest` (a "did you mean"), `deep_merge`, `printable` (text safe for a terminal),
+  `project_path`, `display_path`, `listing_hint`, `DEFAULT_LAYERS_DIR` (preset files),
+  `policy_name`, `policy_id` (rows of the objectives and guardrails lists);
+- `__version__`.
+
+The helpers are imported on first use, so `import harness_core` stays cheap for every command.
 """
-from importlib.metadata import PackageNotFoundError, version
+from importlib import import_module
 
 import pluggy
 
-from .errors import ApiError, CheckFailed, ConfigError, HarnessError, PluginError
+from .errors import (ApiError, ApiUnreachable, ChangesPending, CheckFailed, ConfigError, HarnessError, Interrupted,
+                     PluginError)
+
+__version__ = "0.1.0"  # the package version (pyproject.toml reads it from here)
 
 hookimpl = pluggy.HookimplMarker("tavus_harness")
 
-try:
-    __version__ = version("tavus-harness")
-except PackageNotFoundError:  # running from a checkout that was not pip-installed
-    __version__ = "0.0.0"
+_LAZY = {
+    "RunContext": "context",
+    "suggest": "config",
+    "deep_merge": "merge",
+    "printable": "callbacks.events",
+    "project_path": "resources.layers",
+    "display_path": "resources.layers",
+    "listing_hint": "resources.layers",
+    "DEFAULT_LAYERS_DIR": "resources.layers",
+    "policy_name": "resources.policies",
+    "policy_id": "resources.policies",
+}
 
-__all__ = ["hookimpl", "HarnessError", "ConfigError", "ApiError", "PluginError", "CheckFailed", "__version__"]
+__all__ = ["hookimpl", "HarnessError", "ConfigError", "ApiError", "ApiUnreachable", "PluginError", "CheckFailed",
+           "ChangesPending", "Interrupted", "__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    """Import a public helper on first use (PEP 562)."""
+    if name in _LAZY:
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'harness_core' has no attribute {name!r}")

@@ -18,7 +18,7 @@ from urllib3.util.retry import Retry
 
 from . import __version__
 from .env import Target
-from .errors import ApiError
+from .errors import ApiError, ApiUnreachable
 from .store import Store
 
 TIMEOUT = (5.0, 30.0)  # connect, read (seconds)
@@ -85,19 +85,17 @@ class TavusClient:
             self._log(method, url, params, json_body, None, None, started, error=type(exc).__name__)
             hint = ("is the sandbox still running? start it with `invoke sandbox`" if self.target.is_sandbox
                     else "check your network and TAVUS_API_URL")
-            error = ApiError(f"{method} {path}: cannot reach {self.target.label} ({type(exc).__name__})",
-                             method=method, url=url, hint=hint)
-            error.sent = not isinstance(exc, (requests.ConnectTimeout,)) and "refused" not in str(exc).lower()
-            raise error from None
+            maybe_sent = not isinstance(exc, (requests.ConnectTimeout,)) and "refused" not in str(exc).lower()
+            raise ApiUnreachable(f"{method} {path}: cannot reach {self.target.label} ({type(exc).__name__})",
+                                 method=method, url=url, hint=hint, maybe_sent=maybe_sent) from None
         body = decode_body(resp)
         self._log(method, url, params, json_body, resp.status_code, body, started)
         if resp.status_code == 304 or 200 <= resp.status_code < 300:
             return Reply(resp.status_code, body)
         said = error_message(body, resp)
-        error = ApiError(f"{method} {path}: {resp.status_code} {said}", status=resp.status_code, method=method,
-                         url=url, body=body, hint=_hint_for(resp.status_code, self.target, said))
-        error.retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-        raise error
+        raise ApiError(f"{method} {path}: {resp.status_code} {said}", status=resp.status_code, method=method,
+                       url=url, body=body, hint=_hint_for(resp.status_code, self.target, said),
+                       retry_after=parse_retry_after(resp.headers.get("Retry-After")))
 
     def _send(self, method: str, url: str, json_body, params) -> requests.Response:
         """One request; a read that breaks mid-answer (which urllib3 does not retry) is tried again.
@@ -135,14 +133,14 @@ class TavusClient:
                 return self.post(path, body)
             except ApiError as exc:
                 rate_limited = exc.status == 429
-                ambiguous = (exc.status is None and getattr(exc, "sent", False)) or (exc.status or 0) >= 500
+                ambiguous = (isinstance(exc, ApiUnreachable) and exc.maybe_sent) or (exc.status or 0) >= 500
                 if not (rate_limited or ambiguous) or attempt == attempts:
                     raise
                 if ambiguous and find_existing is not None:
                     found = find_existing()
                     if found is not None:
                         return found
-                delay = getattr(exc, "retry_after", None) or min(0.25 * 2 ** (attempt - 1), 4.0)
+                delay = exc.retry_after or min(0.25 * 2 ** (attempt - 1), 4.0)
                 if waited + delay > max_wait:
                     raise
                 sleep(delay)
@@ -215,6 +213,18 @@ def error_message(body, resp=None) -> str:
     if isinstance(body, str) and body.strip():
         return body.strip()[:300]
     return resp.reason if resp is not None and resp.reason else "no details"
+
+
+def unwrap_policy(body) -> dict:
+    """A GET-one answer of an objectives set or guardrail, flat or wrapped in `{"data": [obj]}`.
+
+    (Not unwrap_one: a set's own items live under `data`.)
+    """
+    if isinstance(body, dict) and set(body) <= {"data", "total_count"} and isinstance(body.get("data"), list) \
+            and len(body["data"]) == 1 and isinstance(body["data"][0], dict) \
+            and any(k in body["data"][0] for k in ("objectives_id", "guardrails_id", "uuid", "name")):
+        return body["data"][0]
+    return body if isinstance(body, dict) else {}
 
 
 def unwrap_one(body) -> dict:

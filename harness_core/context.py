@@ -12,6 +12,7 @@ from .store import Store
 
 
 MAX_NOTES = 200  # a long `invoke webhook` session keeps only the latest notes
+EPHEMERAL = "TAVUS_HARNESS_EPHEMERAL"  # set by the demo and embedded runs: their sandbox dies with them
 
 
 @dataclass
@@ -72,8 +73,6 @@ def sandbox_context(ctx: RunContext, api_url: str) -> RunContext:
     TAVUS_API_KEY to send to the sandbox. No real key, no WEBHOOK_URL, and nothing recorded in
     tavus-harness.lock.toml (the sandbox dies with the run). The plugins are shared.
     """
-    from .state import EPHEMERAL
-
     values = {k: v for k, v in ctx.env.values.items() if k not in ("TAVUS_API_KEY", "WEBHOOK_URL")}
     values.update({"TAVUS_API_URL": api_url, EPHEMERAL: "1"})
     env = Environment(values=values, sources={k: ctx.env.sources.get(k, "env") for k in values},

@@ -4,7 +4,7 @@ Each docstring says when the hook is called (and from which harness_core functio
 receives, what it returns, its mode, and which built-in implements it. Implementations may
 accept any subset of the arguments. Arguments are only ever added, never renamed or removed.
 
-`context` is always a `harness_core.context.RunContext`: the environment, the project root,
+`context` is always a `harness_core.RunContext`: the environment, the project root,
 the secrets to keep out of output, and `context.note(text)` to tell the user something.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ hookspec = pluggy.HookspecMarker("tavus_harness")
 def harness_config_keys(kind: str) -> list[str] | None:
     """Declare harness-only config keys this plugin consumes for a resource `kind`.
 
-    Called by payload.allowed_keys() before a config file or flag set is checked, with `kind`
+    Called by resources.payload.allowed_keys() before a config file or flag set is checked, with `kind`
     one of "persona", "conversation". Returns a list of top-level key names (or None). Keys
     declared here are accepted in config files, handed to harness_build_payload in `config`,
     and never sent to the API.
@@ -32,7 +32,7 @@ def harness_config_keys(kind: str) -> list[str] | None:
 def harness_build_payload(kind: str, config: dict, payload: dict, context) -> dict | None:
     """Contribute a fragment to the API request body being built for `kind`.
 
-    Called by payload.assemble() once per request, after the resolved config has been turned
+    Called by resources.payload.assemble() once per request, after the resolved config has been turned
     into `payload` (the body so far, do not mutate it). `config` holds the resolved config
     including harness-only keys. Returns a dict fragment that is deep-merged into the payload
     (dicts merge; lists are replaced, so a plugin extending a list returns the whole list), or None.
@@ -47,7 +47,7 @@ def harness_build_payload(kind: str, config: dict, payload: dict, context) -> di
 def harness_merge_layers(base: dict, overlay: dict, source: str, context) -> dict | None:
     """Merge persona layer object `overlay` (from `source`) into `base`, returning a new dict.
 
-    Called by payload.merge_layers() for each layer source in precedence order: the layers
+    Called by resources.payload.merge_layers() for each layer source in precedence order: the layers
     preset, the config's full `layers` object, then modular layers (llm/tts/stt/perception).
     Returns the merged layers dict; must not mutate its arguments.
     Mode: firstresult; the first non-None answer wins.
@@ -60,7 +60,7 @@ def harness_merge_layers(base: dict, overlay: dict, source: str, context) -> dic
 def harness_resolve_policy(kind: str, name: str, candidates: list[dict], context) -> dict | None:
     """Pick the single objectives set or guardrail called `name` among `candidates`.
 
-    Called by policies.resolve_by_name() when a config or flag attaches a policy by name
+    Called by resources.policies.resolve_by_name() when a config or flag attaches a policy by name
     (`--objectives-name`, `--guardrails-name`). `kind` is "objectives" or "guardrails";
     `candidates` are the list endpoint's rows. Returns the chosen row, or None for no opinion.
     Raise harness_core.ConfigError to reject (none or several matches).
@@ -73,7 +73,7 @@ def harness_resolve_policy(kind: str, name: str, candidates: list[dict], context
 def harness_handle_callback(event: dict, context) -> None:
     """React to one Tavus conversation callback that the receiver has stored.
 
-    Called by webhook.dispatch() for every accepted event, after it was written durably to
+    Called by callbacks.receiver.dispatch() for every accepted event, after it was written durably to
     logs/callbacks/. `event` is the callback envelope as posted (conversation_id, event_type,
     message_type, timestamp, properties). Implementations run on the receiver's single worker
     thread, one event at a time in arrival order, after the 2xx was sent. Returns nothing (the
@@ -88,7 +88,7 @@ def harness_handle_callback(event: dict, context) -> None:
 def harness_public_url(port: int, path: str, context) -> str | None:
     """Return a public https base URL that forwards to the local receiver on `port`.
 
-    Called by webhook.public_url() when `invoke webhook --tunnel` is given. `path` is the
+    Called by callbacks.publicurl.public_url() when `invoke webhook --tunnel` is given. `path` is the
     callback path the URL will be completed with (the caller appends path and token).
     Returns the base URL (scheme + host), or None when this plugin cannot provide one.
     Raise harness_core.PluginError with a how-to when a tunnel is expected but absent.
@@ -101,12 +101,12 @@ def harness_public_url(port: int, path: str, context) -> str | None:
 def harness_expectation_kinds() -> dict | None:
     """Register extra expectation kinds that scenario files may use under `[expect]`.
 
-    Called by expectations.all_kinds() once per `invoke run` (not per scenario; under the pytest
+    Called by testing.expectations.all_kinds() once per `invoke run` (not per scenario; under the pytest
     plugin, once per scenario item), before the scenario files are loaded and checked.
     Takes no arguments. Returns a dict mapping a kind name to a checker
-    `checker(value, observed) -> harness_core.expectations.Verdict` (observed has `.events` in
+    `checker(value, observed) -> harness_core.testing.expectations.Verdict` (observed has `.events` in
     arrival order and `.final_status`), or None. A plugin's kind replaces a built-in of the
     same name.
     Mode: broadcast; the dicts are merged.
-    Built-in: none (the built-in kinds live in harness_core.expectations.BUILTIN_KINDS).
+    Built-in: none (the built-in kinds live in harness_core.testing.expectations.BUILTIN_KINDS).
     """

@@ -2,10 +2,19 @@
 from __future__ import annotations
 
 import threading
+from http import HTTPStatus
 
 from waitress.server import create_server
 
 from .errors import ConfigError
+
+
+def status_line(status: int) -> str:
+    """A WSGI status line for a code: `422 Unprocessable Entity` (the code alone if it has no phrase)."""
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
 
 
 class BackgroundServer:

@@ -5,8 +5,7 @@ shortened to its first words; other roles are printed in full.
 """
 from __future__ import annotations
 
-from harness_core import hookimpl
-from harness_core.events import printable
+from harness_core import hookimpl, printable
 
 SYSTEM_PREVIEW = 60
 

@@ -59,7 +59,7 @@ def conversation(c, config=None, persona_id=None, persona_name=None, replica_id=
     callback_url falls back to WEBHOOK_URL and is left out when empty. Prints the id, status and
     conversation_url; payloads and responses are logged to logs/.
     """
-    from ..conversation import build_conversation, create_conversation, summary_lines
+    from ..resources.conversation import build_conversation, create_conversation, summary_lines
     ctx = context()
     meeting = {k: v for k, v in dict(title=meeting_title, agenda=agenda, participants=participants,
                                       duration_minutes=duration_minutes, goals=goals,
@@ -89,7 +89,7 @@ def conversation(c, config=None, persona_id=None, persona_name=None, replica_id=
                                "json": "print the result as JSON"})
 def end(c, conversation_id=None, all_mine=False, json=False):
     """End a conversation (stops billing and frees a concurrency slot), or all of yours with --all-mine."""
-    from ..conversation import end_all_mine, end_conversation
+    from ..resources.conversation import end_all_mine, end_conversation
     ctx = context()
     if bool(conversation_id) == bool(all_mine):
         raise ConfigError("end: give exactly one of --conversation-id ID or --all-mine",
@@ -106,7 +106,7 @@ def end(c, conversation_id=None, all_mine=False, json=False):
 @task(klass=HarnessTask, help={"json": "print as JSON"})
 def conversations(c, json=False):
     """List the conversations this harness created on the current API, with their live status."""
-    from ..conversation import list_mine
+    from ..resources.conversation import list_mine
     ctx = context()
     rows = list_mine(ctx)
     if json:

@@ -11,7 +11,7 @@ from .base import HarnessTask, context, number, say, say_json
 @task(klass=HarnessTask, help={"json": "print the findings as JSON"})
 def doctor(c, json=False):
     """Check which API the harness would use, the key's source, reachability, WEBHOOK_URL and plugins."""
-    from ..doctor import diagnose
+    from ..testing.doctor import diagnose
     ctx = context()
     findings = diagnose(ctx)
     if json:
@@ -76,7 +76,7 @@ def demo(c, timeout=None):
 
     Starts the sandbox and a callback receiver on free 127.0.0.1 ports. Nothing reaches Tavus.
     """
-    from ..demo import run_demo, summary_lines
+    from ..testing.demo import run_demo, summary_lines
     ctx = context()
     result = run_demo(ctx, timeout=number(timeout, "timeout", 20.0, whole=False))
     for line in summary_lines(result):

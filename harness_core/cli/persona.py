@@ -61,7 +61,7 @@ def persona(c, config=None, update=False, persona_id=None, persona_name=None, sy
     presets merge field by field; tools are appended by function name. Payloads and responses
     are logged to logs/.
     """
-    from ..persona import apply_persona, summary_lines
+    from ..resources.persona import apply_persona, summary_lines
     ctx = run_context()
     flags = persona_flags(locals())
     result = apply_persona(ctx, flags, config, update=update, dry_run=dry_run, upsert=upsert)
@@ -86,7 +86,7 @@ POLICY_HELP = {
 @task(klass=HarnessTask, help={**POLICY_HELP, "config": "objectives config, e.g. configs/objectives/facilitator_core.json"})
 def objectives(c, config=None, dry_run=False, json=False):
     """Create the objectives set in --config, or update the one with the same `name` (JSON Patch)."""
-    from ..policies import apply_policy
+    from ..resources.policies import apply_policy
     ctx = run_context()
     result = apply_policy(ctx, "objectives", config, dry_run=dry_run)
     _show_policy(ctx, result, dry_run, json)
@@ -99,14 +99,14 @@ def guardrails(c, config=None, dry_run=False, json=False):
     A config with `name` and `data` is a guardrails set (attached with guardrails_id); one with
     a top-level `guardrail_name` is a single flat guardrail (attached with guardrail_ids).
     """
-    from ..policies import apply_policy
+    from ..resources.policies import apply_policy
     ctx = run_context()
     result = apply_policy(ctx, "guardrails", config, dry_run=dry_run)
     _show_policy(ctx, result, dry_run, json)
 
 
 def _show_policy(ctx, result, dry_run, json):
-    from ..policies import policy_summary
+    from ..resources.policies import policy_summary
     if dry_run:
         say_json(ctx, result.sent)
         ctx.note(f"dry run: {result.action} {result.kind} {result.name!r} (nothing sent)")

@@ -21,9 +21,9 @@ def run(c, target=None, junit=None, json=False, keep=False, max_concurrent=None)
     Without TAVUS_API_KEY and TAVUS_API_URL an embedded sandbox is used (nothing reaches Tavus).
     Exit code 0 only when every scenario passes (or fails as marked with expected_to_fail).
     """
-    from ..report import as_json, ok, summary, text_lines, write_junit
-    from ..runner import run_scenarios
-    from ..scenario import find_scenarios
+    from ..testing.report import as_json, ok, summary, text_lines, write_junit
+    from ..testing.runner import run_scenarios
+    from ..testing.scenario import find_scenarios
     ctx = context()
     paths = find_scenarios(not_help(target, "run") if target else "scenarios")
     if junit:

@@ -5,9 +5,9 @@ import json as jsonlib
 
 from invoke import Exit, task
 
-from ..errors import HarnessError
+from ..errors import ChangesPending
 from ..redact import redact, redact_field
-from ..state import LOCK_FILE
+from ..resources.lockfile import LOCK_FILE
 from .base import HarnessTask, context, say, say_json
 from .base import context as run_context
 from .persona import PERSONA_HELP, persona_flags
@@ -19,19 +19,16 @@ ONLY_HELP = "limit to one kind: personas, objectives or guardrails"
 def plan(c, only=None, json=False):
     """Compare configs/ with tavus-harness.lock.toml and the remote side.
 
-    Exit 0 when everything matches, 2 when changes are pending (for CI), 1 when no plan could be made.
+    Exit 0 when everything matches, 6 when changes are pending (for CI); a plan that cannot be made
+    exits with its error's code (2 config, 3 API, ...; see the README's exit codes).
 
     Classes: create, update (with a field-level diff), unchanged, remote-changed (edited outside the
     harness), both-changed, missing-remote; `blocked` when a config cannot be built yet, and
     duplicate-config for a second config of a resource (reported, never applied).
     """
-    from ..plan import make_plan, pending, render
+    from ..gitops.plan import make_plan, pending, render
     ctx = context()
-    try:
-        items = make_plan(ctx, only)
-    except HarnessError as exc:  # 2 means "changes pending" here; a plan that cannot be made is 1
-        exc.exit_code = 1
-        raise
+    items = make_plan(ctx, only)
     if json:
         say_json(ctx, [i.__dict__ for i in items])
     else:
@@ -40,14 +37,14 @@ def plan(c, only=None, json=False):
                 say(ctx, line)
         say(ctx, "changes pending" if pending(items) else "no changes: everything matches")
     if pending(items):
-        raise Exit(code=2)
+        raise Exit(code=ChangesPending.exit_code)  # already said above; CI tells "pending" from "error"
 
 
 @task(klass=HarnessTask, help={"only": ONLY_HELP, "dry_run": "print what would be sent, send nothing",
                                "force": "overwrite resources that were changed outside the harness"})
 def apply(c, only=None, dry_run=False, force=False):
     """Do what `invoke plan` shows, objectives and guardrails before personas; stop at the first failure."""
-    from ..plan import apply_plan, render
+    from ..gitops.plan import apply_plan, render
     ctx = context()
 
     def step(item):
@@ -68,7 +65,7 @@ def apply(c, only=None, dry_run=False, force=False):
 @task(klass=HarnessTask, help={"only": ONLY_HELP})
 def status(c, only=None):
     """The plan's classification per resource, without computing diffs."""
-    from ..plan import make_plan, render
+    from ..gitops.plan import make_plan, render
     ctx = context()
     for item in make_plan(ctx, only, with_diff=False):
         for line in render(item, with_diff=False):
@@ -88,7 +85,7 @@ def explain(c, config=None, persona_id=None, persona_name=None, system_prompt=No
 
     Sources: flag, config file, preset file, environment, default, policy lookup, plugin.
     """
-    from ..explain import explain_persona
+    from ..gitops.explain import explain_persona
     ctx = run_context()
     flags = persona_flags(locals())
     for path, value, source in explain_persona(ctx, config, flags):
@@ -101,7 +98,7 @@ def explain(c, config=None, persona_id=None, persona_name=None, system_prompt=No
                                "force": "overwrite the --to file if it exists"})
 def pull(c, persona_id=None, to=None, force=False):
     """Write a remote persona to a config file (applying it unchanged says "unchanged")."""
-    from ..plan import pull_persona
+    from ..gitops.plan import pull_persona
     ctx = context()
     path = pull_persona(ctx, persona_id, to, force=force)
     say(ctx, f"wrote {path}; it is now managed in {LOCK_FILE}")

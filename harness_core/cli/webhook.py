@@ -22,7 +22,8 @@ def webhook(c, port=None, host=None, path=None, tunnel=False, json=False, print_
     refused with 403. Every event also goes to the plugins' harness_handle_callback hook.
     GET /healthz answers liveness checks. Ctrl-C stops.
     """
-    from ..webhook import resolve_callback_url, serve
+    from ..callbacks.listener import serve
+    from ..callbacks.publicurl import resolve_callback_url
     ctx = context()
     port = number(port, "port", None, high=65535, example=8000)
     if print_url:  # the one output that shows the token: the user asked for it
@@ -42,7 +43,7 @@ def set_webhook_url(c, url, as_is=False):
 
     Adds ?token=WEBHOOK_TOKEN when the URL has none, so `invoke webhook` accepts the callbacks.
     """
-    from ..webhook import set_webhook_url as save_webhook_url
+    from ..callbacks.publicurl import set_webhook_url as save_webhook_url
     ctx = context()
     saved = save_webhook_url(ctx, not_help(url, "set-webhook-url"), as_is=as_is)
     for note in saved.notes:
@@ -57,7 +58,7 @@ def set_webhook_url(c, url, as_is=False):
 })
 def events(c, conversation_id=None, type=None, json=False):
     """List the callbacks stored in logs/callbacks/, oldest first: time, conversation, event type, detail."""
-    from ..events import EVENT_SHAPES, format_event_line, read_events
+    from ..callbacks.events import EVENT_SHAPES, format_event_line, read_events
     ctx = context()
     records = read_events(ctx, conversation_id=conversation_id, event_type=type)
     if json:
@@ -77,7 +78,7 @@ def events(c, conversation_id=None, type=None, json=False):
 })
 def replay(c, to=None, conversation_id=None, type=None):
     """Re-post stored events, in the order they arrived, to any URL (your own app, or a receiver)."""
-    from ..events import delivery_line, replay_events
+    from ..callbacks.events import delivery_line, replay_events
     ctx = context()
     replay_events(ctx, to=to, conversation_id=conversation_id, event_type=type,
                   report=lambda d: say(ctx, delivery_line(d)))
@@ -93,7 +94,7 @@ def replay(c, to=None, conversation_id=None, type=None):
 })
 def trigger(c, event_type, reason=None, conversation_id=None, to=None):
     """Post one synthetic callback in the exact documented envelope, to test a handler offline."""
-    from ..events import delivery_line, trigger_event
+    from ..callbacks.events import delivery_line, trigger_event
     ctx = context()
     result = trigger_event(ctx, not_help(event_type, "trigger"), to=to, reason=reason, conversation_id=conversation_id)
     say(ctx, f"posted to {result.url}: {delivery_line(result.delivery)}")

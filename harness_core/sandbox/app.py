@@ -14,8 +14,9 @@ from urllib.parse import parse_qs
 
 import jsonpatch
 
-from ..events import SHUTDOWN_REASONS
+from ..callbacks.events import SHUTDOWN_REASONS
 from ..schemas import check
+from ..serving import status_line
 from ..schemas.quick import is_number
 from .state import new_id, now_iso
 
@@ -35,11 +36,6 @@ class Reply(Exception):
 
 def error(status: int, text: str, key: str = "error") -> Reply:
     return Reply(status, {key: text})
-
-
-STATUS_TEXT = {429: "Too Many Requests", 200: "OK", 204: "No Content", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorized",
-               404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large", 422: "Unprocessable Entity",
-               500: "Internal Server Error"}
 
 
 class SandboxApp:
@@ -99,7 +95,7 @@ class SandboxApp:
             headers.append(("Content-Type", "application/json"))
         if status == 405:
             headers.append(("Allow", ", ".join(sorted({m for m, p, _ in self.routes if p.match(environ.get("PATH_INFO", ""))}))))
-        start_response(f"{status} {STATUS_TEXT.get(status, '')}", headers)
+        start_response(status_line(status), headers)
         return [data]
 
     def dispatch(self, environ):

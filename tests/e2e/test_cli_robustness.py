@@ -64,7 +64,7 @@ def test_meeting_flag_errors_name_the_flag_that_was_typed(project, sandbox):
 def test_record_flag_is_reported_as_record(project, sandbox, monkeypatch):
     from harness_core.cli.conversation import Flags
     from harness_core.context import make_context
-    from harness_core.conversation import build_conversation
+    from harness_core.resources.conversation import build_conversation
     for name, value in (("TAVUS_RECORDING_S3_BUCKET", "b"), ("TAVUS_RECORDING_S3_REGION", "us-east-1"),
                         ("TAVUS_RECORDING_ROLE_ARN", "arn:aws:iam::123456789012:role/r")):
         monkeypatch.setenv(name, value)
@@ -125,7 +125,7 @@ def test_a_null_status_from_the_api_is_listed_not_a_crash(project, sandbox):
 
 def test_persona_commands_load_their_modules_only_when_they_run():
     code = ("import sys, harness_core.cli; "
-            "print(sorted(m for m in ('harness_core.persona', 'harness_core.policies') if m in sys.modules))")
+            "print(sorted(m for m in ('harness_core.resources.persona', 'harness_core.resources.policies') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

@@ -89,7 +89,7 @@ def test_help_after_a_task_with_a_positional_argument_shows_that_tasks_help(tmp_
 
 def test_doctor_passes_webhook_url_only_when_a_real_receiver_answers(project, sandbox, collector, monkeypatch):
     from harness_core.context import make_context
-    from harness_core.webhook import Receiver
+    from harness_core.callbacks.receiver import Receiver
 
     monkeypatch.setenv("WEBHOOK_URL", collector.url + "?token=abc")  # a web server answering 200, not a receiver
     result = run_cli("doctor")

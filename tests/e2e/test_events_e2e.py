@@ -6,7 +6,7 @@ import json
 import pytest
 
 from harness_core.context import make_context
-from harness_core.webhook import Receiver
+from harness_core.callbacks.receiver import Receiver
 from tests.helpers import run_cli
 
 TOKEN = "tok-events-0123456789abcd"

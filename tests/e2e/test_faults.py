@@ -62,7 +62,7 @@ def test_duplicated_and_reordered_callbacks_are_stored_once_in_arrival_order(pro
     import requests
 
     from harness_core.context import make_context
-    from harness_core.webhook import Receiver
+    from harness_core.callbacks.receiver import Receiver
 
     settings = SandboxSettings(time_scale=0.01, callback_faults="dup:0.5,reorder:0.4,late:0.2", fault_seed=11)
     with Sandbox(settings) as sb, Receiver(make_context(project, {}, quiet=True)) as rx:
@@ -114,7 +114,7 @@ def test_a_slow_sender_does_not_block_the_receiver(project):
     import requests
 
     from harness_core.context import make_context
-    from harness_core.webhook import Receiver
+    from harness_core.callbacks.receiver import Receiver
 
     with Receiver(make_context(project, {}, quiet=True), token="slow-token") as rx:
         slow = socket.create_connection(("127.0.0.1", rx.port), timeout=5)

@@ -5,7 +5,7 @@ import json
 
 import requests
 
-from harness_core.state import LOCK_FILE
+from harness_core.resources.lockfile import LOCK_FILE
 from tests.helpers import run_cli
 
 KEY = {"x-api-key": "dashboard"}
@@ -52,7 +52,7 @@ def test_a_lock_entry_whose_persona_was_deleted_does_not_block_a_new_create(proj
 
 def test_apply_in_dependency_order_then_noop_is_byte_identical(project, sandbox):
     plan = run_cli("plan")
-    assert plan.code == 2
+    assert plan.code == 6
     assert classes(plan)["objectives/facilitator_core.json"] == "create"
     assert classes(plan)["persona/facilitator.with_policies.json"] == "blocked", "names a policy not created yet"
     result = run_cli("apply")
@@ -143,10 +143,10 @@ def test_pull_then_apply_is_unchanged(project, sandbox):
 
 
 def test_plan_exit_codes_tell_pending_changes_from_errors(project, sandbox):
-    assert run_cli("plan").code == 2, "changes pending"
+    assert run_cli("plan").code == 6, "changes pending has a code of its own"
     assert run_cli("apply").code == 0 and run_cli("plan").code == 0, "nothing to do"
     broken = run_cli("plan", "--only", "widgets")
-    assert broken.code == 1 and broken.err.startswith("error: ")
+    assert broken.code == 2 and broken.err.startswith("error: "), "a bad flag is a configuration error, not 'pending'"
 
 
 def test_a_failure_half_way_leaves_a_state_that_matches_reality(project, sandbox):

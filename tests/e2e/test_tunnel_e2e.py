@@ -22,7 +22,8 @@ from dotenv import dotenv_values
 from harness_core import PluginError
 from harness_core.context import make_context
 from harness_core.serving import BackgroundServer
-from harness_core.webhook import Receiver, serve
+from harness_core.callbacks.listener import serve
+from harness_core.callbacks.receiver import Receiver
 from tests.conftest import closed_port_url
 from tests.helpers import interrupt, run_cli, spawn
 
@@ -177,7 +178,7 @@ def test_no_agent_running_explains_how_to_start_ngrok(project, monkeypatch):
 def test_an_agent_answering_garbage_is_a_plugin_error(agent, project, monkeypatch):
     monkeypatch.setenv("NGROK_API_URL", agent.api_url.replace("/api/tunnels", "/elsewhere"))
     ctx = make_context(project, quiet=True)
-    from harness_core.webhook import public_url
+    from harness_core.callbacks.publicurl import public_url
     with pytest.raises(PluginError, match="answered 404 without a tunnel list"):
         public_url(ctx, 8000, "/tavus/callback")
 

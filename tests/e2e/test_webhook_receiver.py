@@ -17,7 +17,7 @@ import requests
 
 from harness_core import hookimpl
 from harness_core.context import make_context
-from harness_core.webhook import MAX_BODY, Receiver
+from harness_core.callbacks.receiver import MAX_BODY, Receiver
 from tests.helpers import interrupt, run_cli, spawn
 
 TOKEN = "tok-e2e-0123456789abcdef"
@@ -332,7 +332,8 @@ def test_a_failed_write_is_a_500_that_is_logged_and_the_receiver_keeps_running(r
 
 def test_a_run_on_the_real_api_can_tell_whether_a_receiver_answers_at_webhook_url(project, collector):
     from harness_core.context import make_context
-    from harness_core.webhook import Receiver, receiver_answers
+    from harness_core.callbacks.publicurl import receiver_answers
+    from harness_core.callbacks.receiver import Receiver
     from tests.conftest import closed_port_url
 
     with Receiver(make_context(quiet=True), token="t0ken-123") as rx:

@@ -7,7 +7,7 @@ import requests
 
 from harness_core import hookimpl
 from harness_core.context import make_context
-from harness_core.webhook import Receiver
+from harness_core.callbacks.receiver import Receiver
 from tests.helpers import interrupt, run_cli, spawn
 
 T = 10
@@ -46,7 +46,10 @@ def test_sandbox_callbacks_are_stored_in_order_and_seen_by_a_plugin(sandbox, pro
         sandbox.end_conversation(cid, reason="participant_left_timeout reached")
         rx.wait_for(lambda evs: has(evs, cid, "application.transcription_ready"), T)
         sandbox.wait_idle(T)
-        received = [e for e in rx.events if e["conversation_id"] == cid]
+        # every callback the sandbox delivered has also been handed over by the receiver's worker
+        delivered = len([d for d in sandbox.deliveries if d["conversation_id"] == cid])
+        received = [e for e in rx.wait_for(lambda evs: len([e for e in evs if e["conversation_id"] == cid]) >= delivered, T)
+                    if e["conversation_id"] == cid]
     kinds = [e["event_type"] for e in received]
     assert kinds[0] == "system.replica_joined" and "system.shutdown" in kinds
     assert kinds.index("system.shutdown") < kinds.index("application.transcription_ready")

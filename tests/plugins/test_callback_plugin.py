@@ -7,7 +7,8 @@ import requests
 from harness_core import PluginError, hookimpl
 from harness_core.context import make_context
 from harness_core.plugins import get_plugin_manager
-from harness_core.webhook import Receiver, dispatch, public_url
+from harness_core.callbacks.publicurl import public_url
+from harness_core.callbacks.receiver import Receiver, dispatch
 
 EVENT = {"properties": {"replica_id": "r90bbd427f71", "transcript": [{"role": "user", "content": "Hi."}]},
          "conversation_id": "c0eaa60a267274af", "webhook_url": "https://yourwebsite.com/webhook",

@@ -6,7 +6,7 @@ import pytest
 from harness_core import ConfigError, hookimpl
 from harness_core.config import Layer, resolve
 from harness_core.context import make_context
-from harness_core.payload import allowed_keys, assemble, merge_layers
+from harness_core.resources.payload import allowed_keys, assemble, merge_layers
 from harness_core.plugins import get_plugin_manager
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from harness_core import hookimpl
 from harness_core.context import make_context
-from harness_core.persona import apply_persona
+from harness_core.resources.persona import apply_persona
 from harness_core.plugins import get_plugin_manager
 
 BIN = Path(sys.executable).parent

@@ -233,7 +233,7 @@ def test_hook_docstrings_name_functions_that_exist():
     import re
 
     from harness_core import hookspecs
-    named = re.findall(r"Called by (\w+)\.(\w+)\(\)", "\n".join(
+    named = re.findall(r"Called by ([\w.]+)\.(\w+)\(\)", "\n".join(
         fn.__doc__ or "" for name, fn in vars(hookspecs).items() if name.startswith("harness_")))
     assert len(named) >= 7
     missing = [f"{mod}.{fn}" for mod, fn in named if not hasattr(importlib.import_module(f"harness_core.{mod}"), fn)]

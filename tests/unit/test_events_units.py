@@ -7,9 +7,9 @@ import pytest
 
 from harness_core import ConfigError
 from harness_core.context import make_context
-from harness_core.events import (EVENT_SHAPES, SHUTDOWN_REASONS, build_event, describe_event, format_event_line,
+from harness_core.callbacks.events import (EVENT_SHAPES, SHUTDOWN_REASONS, build_event, describe_event, format_event_line,
                                  read_events, resolve_shutdown_reason, resolve_target_url)
-from harness_core.webhook import validate_envelope
+from harness_core.callbacks.receiver import validate_envelope
 
 ENVELOPE_KEYS = ["properties", "conversation_id", "webhook_url", "event_type", "message_type", "timestamp"]
 
@@ -150,7 +150,7 @@ def test_target_url_defaults_to_webhook_url_and_reuses_its_token(tmp_path):
 
 
 def test_event_lines_show_control_characters_escaped_never_obeyed():
-    from harness_core.events import format_event_line
+    from harness_core.callbacks.events import format_event_line
     line = format_event_line({"ts": "2026-11-24T00:00:00.000Z", "event": {
         "conversation_id": "c1", "event_type": "system.shutdown\x1b[2J",
         "properties": {"shutdown_reason": "bye\nerror: fake"}}})

@@ -1,7 +1,7 @@
 """Expectation checkers are pure functions over received events."""
 from __future__ import annotations
 
-from harness_core.expectations import (Observed, check_events_in_order, check_max_gap, check_shutdown_reason,
+from harness_core.testing.expectations import (Observed, check_events_in_order, check_max_gap, check_shutdown_reason,
                                        check_transcript_contains, check_transcript_excludes)
 
 
@@ -48,9 +48,9 @@ def test_max_gap_uses_event_timestamps():
 def test_report_tells_an_ended_a_kept_and_a_leaked_conversation_apart():
     from pathlib import Path
 
-    from harness_core.report import text_lines
-    from harness_core.runner import RunResult
-    from harness_core.scenario import Scenario
+    from harness_core.testing.report import text_lines
+    from harness_core.testing.runner import RunResult
+    from harness_core.testing.scenario import Scenario
 
     sc = Scenario(path=Path("scenarios/s.toml"), name="s")
     ended = RunResult(sc, "logs/runs/x", "c1", cleaned_up=True)
@@ -65,9 +65,9 @@ def test_a_scenario_marked_expected_to_fail_that_passes_fails_the_run(tmp_path):
     import xml.etree.ElementTree as ET
     from pathlib import Path
 
-    from harness_core.report import ok, summary, text_lines, write_junit
-    from harness_core.runner import RunResult
-    from harness_core.scenario import Scenario
+    from harness_core.testing.report import ok, summary, text_lines, write_junit
+    from harness_core.testing.runner import RunResult
+    from harness_core.testing.scenario import Scenario
 
     marked = Scenario(path=Path("scenarios/x.toml"), name="x", expected_to_fail=True)
     passed = RunResult(marked, "logs/runs/x", "c1", cleaned_up=True)

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from harness_core.errors import ConfigError
-from harness_core.layers import (append_tools, check_layer_names, check_tool, load_layers_preset, load_modular_layer,
-                                 load_tool_file, merge_layer_objects, select_tools, tool_name, tools_in)
+from harness_core.resources.layers import check_layer_names, load_layers_preset, load_modular_layer
+from harness_plugins.tools import (append_tools, check_tool, load_tool_file, merge_layer_objects, select_tools, tool_name,
+                                   tools_in)
 
 REPO = Path(__file__).resolve().parents[2]
 

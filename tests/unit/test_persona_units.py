@@ -11,11 +11,12 @@ from harness_core.config import gather
 from harness_core.context import make_context
 from harness_core.env import Environment
 from harness_core.errors import ConfigError
-from harness_core.payload import merge_layers
-from harness_core.persona import ENV_MAP, check_system_prompt, diff_managed, project
+from harness_core.resources.payload import merge_layers
+from harness_core.resources.persona import ENV_MAP, check_system_prompt
+from harness_core.resources.remote import diff_managed, project
 from harness_core.plugins import get_plugin_manager
-from harness_core.policies import (build_policy, is_guardrail_set, pick_reference, policy_id, policy_name,
-                                   unwrap_policy)
+from harness_core.api import unwrap_policy
+from harness_core.resources.policies import build_policy, is_guardrail_set, pick_reference, policy_id, policy_name
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -177,7 +178,7 @@ def test_flat_guardrail_config_is_recognised_and_checked():
 
 def test_read_back_warns_about_every_sent_field_the_api_dropped_or_changed(tmp_path):
     from harness_core.context import make_context
-    from harness_core.persona import warn_not_kept
+    from harness_core.resources.remote import warn_not_kept
 
     ctx = make_context(root=tmp_path, environ={}, quiet=True)
     sent = {"persona_name": "P", "layers": {"tts": {"tts_engine": "cartesia", "voice_settings": {"speed": 1.0}}},
@@ -206,7 +207,7 @@ def test_a_value_that_changes_key_is_removed_and_added_never_moved_over_fields_s
 def test_a_write_that_cannot_be_read_back_is_still_remembered_with_what_was_sent(tmp_path):
     from harness_core.context import make_context
     from harness_core.errors import ApiError
-    from harness_core.persona import read_back
+    from harness_core.resources.remote import read_back
 
     ctx = make_context(root=tmp_path, environ={}, quiet=True)
     sent = {"persona_name": "P", "system_prompt": "s"}

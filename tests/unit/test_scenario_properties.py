@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness_core.errors import ConfigError
-from harness_core.expectations import BUILTIN_KINDS
-from harness_core.scenario import load_scenario
+from harness_core.testing.expectations import BUILTIN_KINDS
+from harness_core.testing.scenario import load_scenario
 
 values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
                       lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),

@@ -10,7 +10,8 @@ from dotenv import dotenv_values
 
 from harness_core import ConfigError
 from harness_core.context import make_context
-from harness_core.webhook import compose_callback_url, normalise_path, set_webhook_url, validate_envelope
+from harness_core.callbacks.publicurl import compose_callback_url, normalise_path, set_webhook_url
+from harness_core.callbacks.receiver import validate_envelope
 from harness_plugins.transcript import transcript_lines
 from harness_plugins.tunnel import forwarded_port, pick_tunnel
 
@@ -138,7 +139,7 @@ def test_transcript_lines_shorten_the_system_prompt_and_skip_other_events():
 
 
 def test_a_lone_surrogate_is_stored_as_a_json_escape_not_lost(tmp_path):
-    from harness_core.webhook import CallbackLog
+    from harness_core.callbacks.eventlog import CallbackLog
     log = CallbackLog(tmp_path)
     event = {"conversation_id": "c1", "event_type": "application.transcription_ready", "timestamp": "t1",
              "properties": {"transcript": [{"role": "user", "content": "bad \ud800 text"}]}}
@@ -150,7 +151,7 @@ def test_a_lone_surrogate_is_stored_as_a_json_escape_not_lost(tmp_path):
 
 def test_open_descriptors_stay_bounded_however_many_conversations_arrive(tmp_path):
 
-    from harness_core.webhook import MAX_OPEN_FILES, CallbackLog
+    from harness_core.callbacks.eventlog import MAX_OPEN_FILES, CallbackLog
     log = CallbackLog(tmp_path)
     before = len(os.listdir("/proc/self/fd"))
     for i in range(MAX_OPEN_FILES * 3):

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .api import TavusClient
-from .context import RunContext
-from .env import is_loopback, resolve_target
-from .errors import HarnessError
-from .plugins import describe_plugins
+from ..api import TavusClient
+from ..context import RunContext
+from ..env import is_loopback, resolve_target
+from ..errors import HarnessError
+from ..plugins import describe_plugins
 
 
 @dataclass
@@ -59,7 +59,7 @@ def _check_webhook(url: str, target) -> Finding:
     if target and not target.is_sandbox and is_loopback(url):
         return Finding(False, "webhook", "WEBHOOK_URL points at this machine, which the real Tavus API cannot reach",
                        "start a tunnel with `invoke webhook --tunnel`")
-    from .webhook import receiver_answers
+    from ..callbacks.publicurl import receiver_answers
 
     up, detail = receiver_answers(url)  # only a real `invoke webhook` receiver passes, not any web server
     if up:

@@ -1,11 +1,11 @@
 """`invoke explain`: for every field of the final persona payload, which source set it."""
 from __future__ import annotations
 
-from .config import gather
-from .context import RunContext
-from .layers import DEFAULT_LAYERS_DIR, MODULAR_LAYERS
-from .merge import leaf_paths
-from .persona import ENV_MAP, build_persona
+from ..config import gather
+from ..context import RunContext
+from ..resources.layers import DEFAULT_LAYERS_DIR, MODULAR_LAYERS
+from ..merge import leaf_paths
+from ..resources.persona import ENV_MAP, build_persona
 
 
 def _get(data, path: str):

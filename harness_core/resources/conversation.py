@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ledger
-from .api import unwrap_one
-from .config import Resolved, check_keys, gather
-from .context import RunContext
-from .errors import ApiError, ConfigError
+from ..api import unwrap_one
+from ..config import Resolved, check_keys, gather
+from ..context import RunContext
+from ..errors import ApiError, ConfigError
 from .lookup import persona_id_for
 from .payload import assemble, check_config_keys, validate_offline
-from .schemas import schema
+from ..schemas import schema
 
 # Top-level fields of POST /v2/conversations the harness sends (CONTRACT §2.3, legacy names).
 API_KEYS = ("persona_id", "replica_id", "callback_url", "conversation_name", "conversational_context",
@@ -171,7 +171,7 @@ def end_conversation(ctx: RunContext, conversation_id: str) -> dict:
         if live.get("status") != "ended":
             client.request("POST", f"/conversations/{conversation_id}/end")
     except ApiError as exc:
-        if exc.status in (400, 404):
+        if exc.not_found:
             raise ConfigError(f"--conversation-id {conversation_id}: {exc.message.split(': ', 1)[-1]}",
                               hint="list yours with `invoke conversations`") from None
         raise
@@ -188,7 +188,7 @@ def list_mine(ctx: RunContext) -> list[dict]:
             live = unwrap_one(client.get(f"/conversations/{row['conversation_id']}"))
             status = live.get("status") or "?"  # the API may answer null
         except ApiError as exc:
-            status = "gone" if exc.status in (400, 404) else f"unknown ({exc.status})"
+            status = "gone" if exc.not_found else f"unknown ({exc.status})"
         rows.append({"conversation_id": row["conversation_id"], "conversation_name": row.get("conversation_name"),
                      "created_at": row.get("created_at"), "status": status})
     return rows

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import copy
 
-from .config import Resolved, check_keys
-from .context import RunContext
-from .errors import ConfigError
-from .merge import deep_merge
+from ..config import Resolved, check_keys
+from ..context import RunContext
+from ..errors import ConfigError
+from ..merge import deep_merge
 
 
 def allowed_keys(kind: str, api_keys, harness_keys, ctx: RunContext) -> set[str]:
@@ -64,7 +64,7 @@ def validate_offline(kind: str, payload: dict, where: str, ctx: RunContext) -> N
     Unknown enum values (a new model or engine name) are only a warning: the real service's
     catalogue moves faster than ours. Everything else is a ConfigError naming the field.
     """
-    from .schemas import check
+    from ..schemas import check
 
     for problem in check(kind, payload, strict=False, engine="quick"):
         if problem.is_enum:

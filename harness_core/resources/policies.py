@@ -13,9 +13,13 @@ import copy
 import re
 from dataclasses import dataclass, field
 
-from .config import check_keys, expand_env_refs, load_file
-from .context import RunContext
-from .errors import ApiError, ConfigError
+from ..api import unwrap_policy
+from ..config import check_keys, expand_env_refs, load_file
+from ..context import RunContext
+from ..errors import ApiError, ConfigError
+from . import lockfile
+from .payload import validate_offline
+from .remote import diff_managed, read_back
 
 KINDS = ("objectives", "guardrails")
 MAX_ENRICH = 100  # rows without a name fetched one by one, at most
@@ -57,18 +61,6 @@ def policy_name(kind: str, row: dict) -> str | None:
         if isinstance(row.get(key), str):
             return row[key]
     return None
-
-
-def unwrap_policy(body) -> dict:
-    """A GET-one answer of an objectives set or guardrail, flat or wrapped in `{"data": [obj]}`.
-
-    (Not api.unwrap_one: a set's own items live under `data`.)
-    """
-    if isinstance(body, dict) and set(body) <= {"data", "total_count"} and isinstance(body.get("data"), list) \
-            and len(body["data"]) == 1 and isinstance(body["data"][0], dict) \
-            and any(k in body["data"][0] for k in ("objectives_id", "guardrails_id", "uuid", "name")):
-        return body["data"][0]
-    return body if isinstance(body, dict) else {}
 
 
 def list_policies(client, kind: str) -> list[dict]:
@@ -121,7 +113,7 @@ def fetch_policy(ctx: RunContext, kind: str, policy: str, where: str) -> dict:
     try:
         return unwrap_policy(client.get(f"/{kind}/{policy}"))
     except ApiError as exc:
-        if exc.status in (400, 404):
+        if exc.not_found:
             raise ConfigError(f"{where}: {kind}_id: no {kind} with id {policy!r} in {client.target.label}",
                               hint=f"check the id, attach by name with --{kind}-name, or create it with "
                                    f"`invoke {kind} --config configs/{kind}/...`") from None
@@ -292,8 +284,6 @@ def _check_item(item: dict, where: str, at: str, single: str) -> None:
 
 def apply_policy(ctx: RunContext, kind: str, config_path: str | None, *, dry_run: bool = False) -> PolicyResult:
     """Create the objectives/guardrails in `config_path`, or update the one with the same name."""
-    from .payload import validate_offline
-    from .persona import diff_managed, read_back
 
     if not config_path:
         raise ConfigError("--config: required", hint=f"e.g. invoke {kind} --config configs/{kind}/...")
@@ -326,9 +316,8 @@ def apply_policy(ctx: RunContext, kind: str, config_path: str | None, *, dry_run
                 result.policy_id = result.response.get("guardrails_id") or result.response.get("objectives_id")
     else:
         result.policy_id = policy_id(kind, same[0])
-        from . import state
         remote = fetch_policy(ctx, kind, result.policy_id, where)
-        result.patch = diff_managed(remote, body, state.sent_before(ctx, kind, name, result.policy_id, config_path))
+        result.patch = diff_managed(remote, body, lockfile.sent_before(ctx, kind, name, result.policy_id, config_path))
         if not result.patch:
             result.action = "unchanged"
         elif dry_run:
@@ -338,9 +327,8 @@ def apply_policy(ctx: RunContext, kind: str, config_path: str | None, *, dry_run
             result.response = reply.body
             result.action = "unchanged" if reply.status == 304 else "updated"
     if not dry_run and result.policy_id:
-        from . import state
         remote = read_back(ctx, f"{kind} {result.policy_id}", lambda: fetch_policy(ctx, kind, result.policy_id, where), body)
-        state.record(ctx, kind, name, result.policy_id, body, remote, config_path)
+        lockfile.record(ctx, kind, name, result.policy_id, body, remote, config_path)
     ctx.store.append(kind, {"type": kind, "action": result.action, "id": result.policy_id, "name": name,
                             "payload": body, "patch": result.patch, "response": result.response, "dry_run": dry_run})
     return result

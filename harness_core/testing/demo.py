@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .context import RunContext, sandbox_context
-from .errors import CheckFailed
-from .events import describe_event
+from ..context import RunContext, sandbox_context
+from ..errors import CheckFailed
+from ..callbacks.events import describe_event
 
 PERSONA_CONFIG = "configs/persona/facilitator.example.json"
 CONVERSATION_CONFIG = "configs/conversation/facilitator_kickoff.json"
@@ -31,10 +31,10 @@ class DemoResult:
 
 def run_demo(ctx: RunContext, *, timeout: float = 20.0, time_scale: float = 0.02) -> DemoResult:
     """Run persona + conversation + callbacks against an embedded sandbox; return the outcome."""
-    from .conversation import build_conversation, create_conversation, end_conversation
-    from .persona import apply_persona
-    from .sandbox import Sandbox, SandboxSettings
-    from .webhook import Receiver
+    from ..resources.conversation import build_conversation, create_conversation, end_conversation
+    from ..resources.persona import apply_persona
+    from ..sandbox import Sandbox, SandboxSettings
+    from ..callbacks.receiver import Receiver
 
     key_was_set = bool(ctx.env.get("TAVUS_API_KEY"))
     with Sandbox(SandboxSettings(time_scale=time_scale)) as sandbox:

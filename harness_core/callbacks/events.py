@@ -16,12 +16,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 
-from . import __version__
-from .context import RunContext
-from .env import is_loopback
-from .errors import ApiError, CheckFailed, ConfigError
-from .redact import redact_text
-from .store import utc_now
+from .. import __version__
+from ..context import RunContext
+from ..env import is_loopback
+from ..errors import ApiError, CheckFailed, ConfigError
+from ..redact import redact_text
+from ..store import utc_now
 
 # Exact strings from the docs (note the spaces). A bare form without " reached" also occurs.
 SHUTDOWN_REASONS = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .redact import redact_text
+from ..redact import redact_text
 from .runner import RunResult
 
 

@@ -16,13 +16,14 @@ from pathlib import Path
 
 from jsonpointer import resolve_pointer
 
-from . import state
-from .config import load_file
-from .context import RunContext
-from .errors import CheckFailed, ConfigError, HarnessError
-from .persona import API_KEYS as PERSONA_KEYS, apply_persona, build_persona, diff_managed
-from .policies import apply_policy, build_policy
-from .redact import redact_field
+from ..resources import lockfile
+from ..config import load_file
+from ..context import RunContext
+from ..errors import CheckFailed, ConfigError, HarnessError
+from ..resources.persona import API_KEYS as PERSONA_KEYS, apply_persona, build_persona
+from ..resources.remote import diff_managed, fetch_remote
+from ..resources.policies import apply_policy, build_policy
+from ..redact import redact_field
 
 FOLDERS = {"objectives": "configs/objectives", "guardrails": "configs/guardrails", "persona": "configs/persona"}
 ONLY = {"objectives": "objectives", "guardrails": "guardrails", "personas": "persona", "persona": "persona"}
@@ -43,7 +44,7 @@ class PlanItem:
 
 def discover(ctx: RunContext, only: str | None = None) -> list[tuple[str, Path]]:
     """Config files per kind, in dependency order (objectives, guardrails, personas)."""
-    kinds = state.KINDS if not only else (ONLY.get(only) or _bad_only(only),)
+    kinds = lockfile.KINDS if not only else (ONLY.get(only) or _bad_only(only),)
     found = []
     for kind in kinds:
         folder = ctx.root / FOLDERS[kind]
@@ -73,21 +74,21 @@ def classify(ctx: RunContext, kind: str, path: Path, *, with_diff: bool = True) 
     except HarnessError as exc:
         item.status, item.note = "blocked", exc.render()
         return item
-    known = state.entry(ctx, kind, item.name)
+    known = lockfile.entry(ctx, kind, item.name)
     if not known:
         item.status = "create"
         return item
     item.remote_id = known["id"]
-    remote = state.fetch_remote(ctx, kind, known["id"])
+    remote = fetch_remote(ctx, kind, known["id"])
     if remote is None:
         item.status = "missing-remote"
         return item
-    local = state.canonical_hash(item.body) != known["sent_hash"]
-    drift = state.canonical_hash(state.managed(remote, known.get("fields") or item.body)) != known["remote_hash"]
+    local = lockfile.canonical_hash(item.body) != known["sent_hash"]
+    drift = lockfile.canonical_hash(lockfile.managed(remote, known.get("fields") or item.body)) != known["remote_hash"]
     item.status = {(False, False): "unchanged", (True, False): "update", (False, True): "remote-changed",
                    (True, True): "both-changed"}[(local, drift)]
     if with_diff and item.status != "unchanged":
-        item.diff = diff_managed(remote, item.body, state.sent_before(ctx, kind, item.name, known["id"], item.config))
+        item.diff = diff_managed(remote, item.body, lockfile.sent_before(ctx, kind, item.name, known["id"], item.config))
         item.was = {op["path"]: _at(remote, op["path"]) for op in item.diff if op["op"] in ("replace", "remove")}
     return item
 
@@ -138,7 +139,7 @@ def apply_plan(ctx: RunContext, only: str | None = None, *, dry_run: bool = Fals
                               hint=f"review `invoke plan`, then `invoke apply --force` to overwrite it, or {take}")
         elif item.status not in ("unchanged", "duplicate-config") and not dry_run:
             if item.status == "missing-remote":
-                state.forget(ctx, kind, item.name)
+                lockfile.forget(ctx, kind, item.name)
             write(ctx, item, rel)
         done.append(item)
         if on_step:
@@ -165,7 +166,7 @@ def pull_persona(ctx: RunContext, persona_id: str | None, to: str | None, *, for
         raise ConfigError(f"--to {to}: is a directory", hint=f"name a file, e.g. --to {Path(to) / (persona_id + '.json')}")
     if path.exists() and not force:
         raise ConfigError(f"--to {to}: already exists", hint="choose another file, or add --force to overwrite it")
-    remote = state.fetch_remote(ctx, "persona", persona_id)
+    remote = fetch_remote(ctx, "persona", persona_id)
     if remote is None:
         raise ConfigError(f"--persona-id {persona_id}: no such persona on {ctx.client().target.label}")
     config = {k: remote[k] for k in PERSONA_KEYS if remote.get(k) not in (None, "", [], {})}
@@ -178,7 +179,7 @@ def pull_persona(ctx: RunContext, persona_id: str | None, to: str | None, *, for
         draft.unlink()
         raise
     draft.replace(path)
-    state.record(ctx, "persona", name, persona_id, body, remote, to)
+    lockfile.record(ctx, "persona", name, persona_id, body, remote, to)
     return path
 
 

@@ -15,11 +15,13 @@ import tomllib
 from pathlib import Path
 
 import tomli_w
-from jsonpointer import escape, unescape
+from jsonpointer import unescape
 
-from .context import RunContext
-from .errors import ConfigError
-from .store import utc_now
+from ..context import EPHEMERAL, RunContext
+from ..errors import ConfigError
+from ..merge import leaf_pointers
+from ..store import utc_now
+from .remote import fetch_remote
 
 LOCK_FILE = "tavus-harness.lock.toml"
 KINDS = ("objectives", "guardrails", "persona")  # dependency order: policies before personas
@@ -29,17 +31,6 @@ def canonical_hash(data) -> str:
     """sha256 of canonical JSON: key order and whitespace never change it."""
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def leaf_paths(data, prefix: str = "") -> list[str]:
-    """JSON pointers of every leaf of `data` (an empty object or list counts as a leaf)."""
-    if isinstance(data, dict) and data:
-        items = ((escape(str(k)), v) for k, v in data.items())
-    elif isinstance(data, list) and data:
-        items = ((str(i), v) for i, v in enumerate(data))
-    else:
-        return [prefix] if prefix else []
-    return [path for token, value in items for path in leaf_paths(value, f"{prefix}/{token}")]
 
 
 def shape(paths) -> dict:
@@ -106,9 +97,6 @@ def save(ctx: RunContext, state: dict) -> bool:
     return True
 
 
-EPHEMERAL = "TAVUS_HARNESS_EPHEMERAL"  # set by the demo and embedded runs: their sandbox dies with them
-
-
 def tracked(ctx: RunContext) -> bool:
     """False for an embedded, throw-away sandbox: nothing to remember about it."""
     return not ctx.env.flag(EPHEMERAL)
@@ -140,7 +128,7 @@ def record(ctx: RunContext, kind: str, name: str, remote_id: str, sent: dict, re
     old = state.get(api, {}).get(kind, {}).get(name, {})
     owned = bool(config) and from_config_only
     new = {"id": remote_id, "sent_hash": canonical_hash(sent), "fields": sorted(sent),
-           "paths": leaf_paths(sent) if owned else old.get("paths", []),
+           "paths": leaf_pointers(sent) if owned else old.get("paths", []),
            "remote_hash": canonical_hash(managed(remote, sent)),
            "config": config_id(config) if config else old.get("config", ""), "kind": kind, "name": name}
     if {k: old.get(k) for k in new} != new:
@@ -155,22 +143,6 @@ def forget(ctx: RunContext, kind: str, name: str) -> None:
     state = load(ctx)
     state.get(ctx.client().target.base_url, {}).get(kind, {}).pop(name, None)
     save(ctx, state)
-
-
-def fetch_remote(ctx: RunContext, kind: str, remote_id: str) -> dict | None:
-    """The remote resource a state entry points at, or None when the API no longer has it."""
-    from .api import unwrap_one
-    from .errors import ApiError
-    from .policies import unwrap_policy
-
-    path = f"/personas/{remote_id}" if kind == "persona" else f"/{kind}/{remote_id}"
-    try:
-        body = ctx.client().get(path)
-    except ApiError as exc:
-        if exc.status in (400, 404):
-            return None
-        raise
-    return unwrap_one(body) if kind == "persona" else unwrap_policy(body)
 
 
 def guard_create(ctx: RunContext, kind: str, name: str | None, where: str) -> dict | None:

@@ -20,17 +20,17 @@ from dataclasses import dataclass, field
 
 import requests
 
-from . import state
-from .context import RunContext, sandbox_context
-from .conversation import build_conversation, create_conversation, end_conversation
-from .env import api_configured, is_loopback, resolve_target
-from .errors import CheckFailed, ConfigError, HarnessError
-from .events import read_events
+from ..resources import lockfile
+from ..context import RunContext, sandbox_context
+from ..resources.conversation import build_conversation, create_conversation, end_conversation
+from ..env import api_configured, is_loopback, resolve_target
+from ..errors import ConfigError, HarnessError, Interrupted
+from ..callbacks.events import read_events
 from .expectations import Observed, Verdict, all_kinds, evaluate
-from .lookup import persona_id_for, personas_named
-from .persona import apply_persona
+from ..resources.lookup import persona_id_for, personas_named
+from ..resources.persona import apply_persona
 from .scenario import Scenario, load_scenario
-from .signals import stop_on_signals
+from ..signals import stop_on_signals
 
 POLL = 0.05
 _UPSERT = threading.Lock()  # concurrent scenarios sharing a persona must not each create it
@@ -53,8 +53,8 @@ class RunResult:
         return self.error is None and all(v.passed for v in self.verdicts)
 
 
-class Interrupted(Exception):
-    """The user pressed Ctrl-C: stop waiting, clean up."""
+class Cancelled(Exception):
+    """The run was cancelled (Ctrl-C, SIGTERM): stop waiting, clean up."""
 
 
 class LogEvents:
@@ -80,8 +80,9 @@ class ReceiverEvents:
 @contextlib.contextmanager
 def run_environment(ctx: RunContext):
     """Yield (context to use, callback URL, event source, label) for the target this run talks to."""
-    from .sandbox import Sandbox, SandboxSettings
-    from .webhook import Receiver, receiver_answers
+    from ..sandbox import Sandbox, SandboxSettings
+    from ..callbacks.publicurl import receiver_answers
+    from ..callbacks.receiver import Receiver
 
     with contextlib.ExitStack() as stack:
         if not api_configured(ctx.env):  # neither key nor URL: an embedded sandbox
@@ -112,7 +113,7 @@ def run_scenarios(ctx: RunContext, paths, *, keep: bool = False, max_concurrent:
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     cancel = threading.Event()
     with run_environment(ctx) as (rctx, callback_url, source, label):
-        if keep and not state.tracked(rctx):  # the embedded sandbox
+        if keep and not lockfile.tracked(rctx):  # the embedded sandbox
             rctx.note("note: --keep has no effect here: the embedded sandbox stops when this run ends")
         pool = ThreadPoolExecutor(max_workers=max(1, min(max_concurrent, len(scenarios))))
         futures, results = [], []
@@ -129,7 +130,7 @@ def run_scenarios(ctx: RunContext, paths, *, keep: bool = False, max_concurrent:
             for future in futures:
                 future.cancel()
             pool.shutdown(wait=True)
-            raise CheckFailed("interrupted: the running scenarios were stopped and their conversations ended",
+            raise Interrupted("interrupted: the running scenarios were stopped and their conversations ended",
                               hint="run again, or use --keep to leave conversations running") from None
         pool.shutdown(wait=True)
     return results, label
@@ -170,7 +171,7 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
         result.verdicts += evaluate(sc.expect, observed, kinds)
     except HarnessError as exc:
         result.error = exc.render()
-    except (KeyboardInterrupt, Interrupted):
+    except (KeyboardInterrupt, Cancelled):
         result.error = "interrupted"
     except Exception as exc:  # noqa: BLE001 - one scenario's surprise must not skip the cleanup of the others
         result.error = f"{type(exc).__name__}: {exc}"
@@ -197,7 +198,7 @@ def upsert_persona(ctx: RunContext, sc: Scenario) -> str:
     if sc.persona_id:
         return sc.persona_id
     if sc.persona_config:
-        from .config import load_file
+        from ..config import load_file
         name = load_file(sc.persona_config).get("persona_name")
         with _UPSERT:
             # two or more of that name: the update reports the ambiguity instead of making a third
@@ -229,7 +230,7 @@ def wait_for_events(sc: Scenario, source, cid: str, deadline: float, cancel: thr
         stop = min(t0 + limit, deadline)
         while time.monotonic() < stop:
             if cancel.is_set():
-                raise Interrupted()
+                raise Cancelled()
             if any(e.get("event_type") == wanted for e in source.current(cid)):
                 verdicts.append(Verdict(f"event {wanted}", True, round(time.monotonic() - t0, 3),
                                         f"arrived after {time.monotonic() - t0:.2f}s"))
@@ -262,7 +263,7 @@ def _settle(source, cid: str, deadline: float, cancel: threading.Event, quiet_fo
 
 
 def status_of(ctx: RunContext, cid: str) -> str | None:
-    from .api import unwrap_one
+    from ..api import unwrap_one
     try:
         return unwrap_one(ctx.client().get(f"/conversations/{cid}")).get("status")
     except HarnessError:
@@ -284,5 +285,5 @@ def _quiet_end(ctx: RunContext, cid: str) -> bool:
 
 def save(run_dir, name: str, data, secrets=()) -> None:
     """One artifact of a run, redacted (tokens in URLs included)."""
-    from .redact import redact
+    from ..redact import redact
     (run_dir / name).write_text(json.dumps(redact(data, secrets), indent=2, default=str) + "\n", encoding="utf-8")

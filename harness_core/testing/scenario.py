@@ -29,8 +29,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import check_keys, load_file
-from .errors import ConfigError
+from ..config import check_keys, load_file
+from ..errors import ConfigError
 
 SCENARIO_KEYS = ("name", "persona_config", "persona_id", "persona_name", "conversation_config",
                  "end_after_seconds", "timeout_seconds", "expected_to_fail", "description")

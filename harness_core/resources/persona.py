@@ -9,19 +9,18 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-from jsonpointer import escape
-
-from .api import unwrap_one
-from .config import Resolved, gather
-from .context import RunContext
-from .env import api_configured
-from .errors import ApiError, ConfigError, HarnessError
-from .layers import (DEFAULT_LAYERS_DIR, MODULAR_LAYERS, check_layer_names, check_tools, load_layers_preset,
-                     load_modular_layer, project_path, select_tools)
+from ..api import unwrap_one
+from ..config import Resolved, gather
+from ..context import RunContext
+from ..env import api_configured
+from ..errors import ApiError, ConfigError
+from .layers import (DEFAULT_LAYERS_DIR, MODULAR_LAYERS, check_layer_names, load_layers_preset, load_modular_layer,
+                     project_path)
 from .lookup import persona_id_for, personas_named
 from .payload import allowed_keys, assemble, check_config_keys, merge_layers, validate_offline
-from . import state
+from . import lockfile
 from .policies import attach_policies
+from .remote import diff_managed, read_back
 
 # Fields of POST /v2/personas (contract 2.1) that a config may set.
 API_KEYS = ("persona_name", "system_prompt", "pipeline_mode", "context", "default_replica_id", "document_ids",
@@ -44,7 +43,6 @@ class DesiredPersona:
     where: str
     persona_id: str | None = None
     attached: list[str] = field(default_factory=list)
-    tools: list[str] = field(default_factory=list)
     added_guardrail_ids: list[str] = field(default_factory=list)  # attached by id/name, not listed in the config
     id_where: str = ""  # where persona_id came from (for messages)
 
@@ -61,7 +59,6 @@ class PersonaResult:
     response: object = None
     status: int | None = None
     attached: list[str] = field(default_factory=list)
-    tools: list[str] = field(default_factory=list)
     replica: str | None = None
     layers: dict = field(default_factory=dict)
     target: str = ""
@@ -102,7 +99,8 @@ def _check_types(values: dict, source) -> None:
 def build_layers(ctx: RunContext, values: dict, source) -> dict:
     """Merge, lowest first: the layers preset, the config's `layers`, then llm/tts/stt/perception.
 
-    Each source goes through the harness_merge_layers hook (LLM tools are appended there).
+    Each source goes through the harness_merge_layers hook (the tools plugin checks and appends
+    LLM tools there).
     """
     root = ctx.root
     layers_dir = project_path(root, values.get("layers_dir") or DEFAULT_LAYERS_DIR)
@@ -116,10 +114,6 @@ def build_layers(ctx: RunContext, values: dict, source) -> dict:
     for layer in MODULAR_LAYERS:
         if values.get(layer) is not None:
             sources.append(load_modular_layer(layer, values[layer], layers_dir, source(layer), root))
-    for label, data in sources:
-        tools = (data.get("llm") or {}).get("tools") if isinstance(data.get("llm"), dict) else None
-        if tools is not None:
-            check_tools(tools, label)
     return merge_layers(sources, ctx)
 
 
@@ -158,71 +152,21 @@ def build_persona(ctx: RunContext, flags: dict, config_path: str | None, *, chec
         values["layers"] = layers
     else:
         values.pop("layers", None)
-    tool_names: list[str] = []
-    if values.get("tools"):
-        tools_dir = values.get("tools_dir") or f"{values.get('layers_dir') or DEFAULT_LAYERS_DIR}/llm/tools"
-        chosen = select_tools(values["tools"], project_path(ctx.root, tools_dir), source("tools"), ctx.root)
-        tool_names = [t["function"]["name"] for t in chosen]
     if check_prompt:
         check_system_prompt(values, source("system_prompt") if values.get("system_prompt") is not None else where)
+    # Offline first: plugins (tools, ...) build their part of the body before any policy lookup.
+    payload = assemble("persona", Resolved(values, resolved.sources), API_KEYS, ctx)
     listed = list(values.get("guardrail_ids") or [])
     attachment = attach_policies(ctx, values, source)
     added = [i for i in attachment.fields.get("guardrail_ids") or [] if i not in listed]
     for key, value in attachment.fields.items():
         if value is None:
-            values.pop(key, None)
+            payload.pop(key, None)
         else:
-            values[key] = value
-    payload = assemble("persona", Resolved(values, resolved.sources), API_KEYS, ctx)
+            payload[key] = value
     validate_offline("persona", payload, where, ctx)
-    return DesiredPersona(payload, where, values.get("persona_id"), attachment.lines, tool_names,
+    return DesiredPersona(payload, where, values.get("persona_id"), attachment.lines,
                           added if not listed else [], source("persona_id"))
-
-
-# --- JSON Patch limited to managed fields ------------------------------------------------
-def project(remote, desired, sent=None):
-    """`remote` cut down to the shape of `desired`: keys the config does not manage are dropped,
-    so the patch never removes fields set elsewhere. Keys in `sent` (what the same config sent
-    last time, see state.sent_before) are kept too, so one the config dropped is removed."""
-    sent = sent if isinstance(sent, dict) else {}
-    if isinstance(remote, dict) and isinstance(desired, dict):
-        return {k: project(v, desired.get(k), sent.get(k)) for k, v in remote.items() if k in desired or k in sent}
-    if isinstance(remote, list) and isinstance(desired, list):
-        return ([project(r, d, sent.get(str(i))) for i, (r, d) in enumerate(zip(remote, desired))]
-                + copy.deepcopy(remote[len(desired):]))
-    return copy.deepcopy(remote)
-
-
-def diff_managed(remote: dict, desired: dict, sent: dict | None = None) -> list[dict]:
-    """RFC 6902 operations turning `remote` into `desired` on managed fields (add/remove/replace only).
-
-    `sent`: the shape this config sent last time; fields it sent then and no longer sets are removed.
-    """
-    return json_diff(project(remote, desired, sent), desired)
-
-
-def json_diff(before, after, pointer: str = "") -> list[dict]:
-    """The smallest add/remove/replace patch from `before` to `after`.
-
-    Objects are compared key by key and lists index by index (extra items removed from the end,
-    new ones added), so a patch never moves or copies and never touches what did not change.
-    """
-    if isinstance(before, dict) and isinstance(after, dict):
-        ops = [{"op": "remove", "path": f"{pointer}/{escape(str(k))}"} for k in before if k not in after]
-        for key, value in after.items():
-            here = f"{pointer}/{escape(str(key))}"
-            ops += (json_diff(before[key], value, here) if key in before
-                    else [{"op": "add", "path": here, "value": copy.deepcopy(value)}])
-        return ops
-    if isinstance(before, list) and isinstance(after, list):
-        ops = [op for i, (b, a) in enumerate(zip(before, after)) for op in json_diff(b, a, f"{pointer}/{i}")]
-        ops += [{"op": "remove", "path": f"{pointer}/{i}"} for i in range(len(before) - 1, len(after) - 1, -1)]
-        ops += [{"op": "add", "path": f"{pointer}/{i}", "value": copy.deepcopy(after[i])}
-                for i in range(len(before), len(after))]
-        return ops
-    if before == after and isinstance(before, bool) == isinstance(after, bool):
-        return []
-    return [{"op": "replace", "path": pointer, "value": copy.deepcopy(after)}]
 
 
 # --- create / update ---------------------------------------------------------------------
@@ -242,7 +186,7 @@ def find_persona(ctx: RunContext, desired: DesiredPersona) -> tuple[str, dict]:
     try:
         remote = unwrap_one(client.get(f"/personas/{pid}"))
     except ApiError as exc:
-        if exc.status in (400, 404):
+        if exc.not_found:
             raise ConfigError(f"{desired.id_where or desired.where}: persona_id: no persona {pid!r} in {client.target.label}",
                               hint="check the id (persona_id in the config, or --persona-id)") from None
         raise
@@ -263,15 +207,15 @@ def apply_persona(ctx: RunContext, flags: dict, config_path: str | None = None, 
             known = None
             ctx.note("note: no API configured; dry run offline, without checking for a persona of that name")
         else:
-            known = state.guard_create(ctx, "persona", body.get("persona_name"), desired.where)
+            known = lockfile.guard_create(ctx, "persona", body.get("persona_name"), desired.where)
         if known and not upsert:
             raise ConfigError(f"{desired.where}: persona_name: {body['persona_name']!r} was already created on "
-                              f"{ctx.client().target.label} as {known['id']} (see {state.LOCK_FILE})",
+                              f"{ctx.client().target.label} as {known['id']} (see {lockfile.LOCK_FILE})",
                               hint="use --update to change it, or --upsert to create-or-update")
         if known:
             update = True
             desired.persona_id = desired.persona_id or known["id"]
-    result = PersonaResult("", None, body.get("persona_name"), body, attached=desired.attached, tools=desired.tools,
+    result = PersonaResult("", None, body.get("persona_name"), body, attached=desired.attached,
                            replica=body.get("default_replica_id"), layers=body.get("layers") or {}, dry_run=dry_run)
     if update:
         pid, remote = find_persona(ctx, desired)
@@ -283,7 +227,7 @@ def apply_persona(ctx: RunContext, flags: dict, config_path: str | None = None, 
         result.persona_name = body.get("persona_name") or remote.get("persona_name")
         result.replica = body.get("default_replica_id") or remote.get("default_replica_id")
         result.target = ctx.client().target.label
-        result.patch = diff_managed(remote, body, state.sent_before(ctx, "persona", result.persona_name, pid, config_path))
+        result.patch = diff_managed(remote, body, lockfile.sent_before(ctx, "persona", result.persona_name, pid, config_path))
         if not result.patch:
             result.action = "unchanged"
         elif dry_run:
@@ -305,7 +249,7 @@ def apply_persona(ctx: RunContext, flags: dict, config_path: str | None = None, 
     if not dry_run and result.persona_id and result.action in ("created", "updated", "unchanged"):
         remote = read_back(ctx, f"persona {result.persona_id}",
                            lambda: unwrap_one(ctx.client().get(f"/personas/{result.persona_id}")), body)
-        state.record(ctx, "persona", result.persona_name or body.get("persona_name") or result.persona_id,
+        lockfile.record(ctx, "persona", result.persona_name or body.get("persona_name") or result.persona_id,
                      result.persona_id, body, remote, config_path, from_config_only=not value_flags(flags))
     ctx.store.append("persona", {"type": "persona", "action": result.action, "persona_id": result.persona_id,
                                  "payload": body, "patch": result.patch, "response": result.response,
@@ -319,30 +263,6 @@ NEUTRAL_FLAGS = ("persona_id", "layers_dir", "tools_dir")  # pick a persona or a
 def value_flags(flags: dict) -> list[str]:
     """The flags that set a field of the persona (not the ones that only pick what to update)."""
     return [k for k, v in flags.items() if k not in NEUTRAL_FLAGS and v not in (None, False, [], "")]
-
-
-def read_back(ctx: RunContext, what: str, fetch, sent: dict) -> dict:
-    """The resource as the API returns it after a write, with a warning for fields it did not keep.
-
-    If it cannot be read, say so and go on with what was sent: the write happened, and the
-    state file must remember it (or the next run would create a duplicate).
-    """
-    try:
-        remote = fetch()
-    except HarnessError as exc:
-        ctx.note(f"warning: {what} was written but could not be read back ({exc.render()}); "
-                 "recording what was sent")
-        return copy.deepcopy(sent)
-    warn_not_kept(ctx, what, remote, sent)
-    return remote
-
-
-def warn_not_kept(ctx: RunContext, what: str, remote: dict, sent: dict) -> None:
-    """After a write: one warning naming every sent field the API dropped or changed (values unshown)."""
-    paths = sorted({op["path"] for op in diff_managed(remote, sent)})
-    if paths:
-        shown = ", ".join(paths[:6]) + (f" and {len(paths) - 6} more" if len(paths) > 6 else "")
-        ctx.note(f"warning: {what}: the API did not keep what was sent at {shown}")
 
 
 def _finder(client, name: str | None):

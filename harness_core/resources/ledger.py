@@ -5,7 +5,7 @@ conversation the harness did not create is never touched.
 """
 from __future__ import annotations
 
-from .context import RunContext
+from ..context import RunContext
 
 STREAM = "conversations"
 

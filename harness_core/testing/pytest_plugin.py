@@ -30,9 +30,9 @@ class ScenarioItem(pytest.Item):
     """One scenario run against the target the environment names (embedded sandbox by default)."""
 
     def runtest(self):
-        from .context import make_context
-        from .errors import HarnessError
-        from .redact import redact_text
+        from ..context import make_context
+        from ..errors import HarnessError
+        from ..redact import redact_text
         from .report import text_lines
         from .runner import run_scenarios
 

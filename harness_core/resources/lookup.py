@@ -1,8 +1,8 @@
 """Find remote resources by their display name (Tavus names are not unique)."""
 from __future__ import annotations
 
-from .api import TavusClient
-from .errors import ConfigError
+from ..api import TavusClient
+from ..errors import ConfigError
 
 
 def personas_named(client: TavusClient, name: str) -> list[dict]:

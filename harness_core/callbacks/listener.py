@@ -1,0 +1,75 @@
+"""`invoke webhook`: the long-running receiver session, with an optional tunnel, until Ctrl-C."""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from ..context import RunContext
+from ..env import write_dotenv
+from ..signals import stop_on_signals
+from .events import format_event_line
+from .publicurl import DEFAULT_PORT, check_reachable, compose_callback_url, ensure_webhook_token, normalise_path, public_url
+from .receiver import Receiver
+
+
+@dataclass
+class ServeSummary:
+    accepted: int
+    rejected: int
+    public_url: str | None = None
+    reachable: bool | None = None
+
+
+def serve(ctx: RunContext, *, say, warn, host: str | None = None, port: int | None = None,
+          path: str | None = None, tunnel: bool = False, as_json: bool = False,
+          stop: threading.Event | None = None) -> ServeSummary:
+    """Run the receiver until Ctrl-C (or `stop` is set), printing through `say`/`warn`.
+
+    With `tunnel`, finds the public URL through harness_public_url, saves it (with path and
+    token) as WEBHOOK_URL in .env, and pings it end to end before saying "Ready".
+    With `as_json`, stdout gets one raw (redacted) event per line and everything else goes to `warn`.
+    """
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" chatter under bursts
+    path = normalise_path(path)
+    token, generated = ensure_webhook_token(ctx)
+    if generated:
+        warn("generated WEBHOOK_TOKEN and saved it to .env (callbacks without it are refused)")
+    show = (lambda r: say(json.dumps(r["event"], ensure_ascii=False))) if as_json else \
+        (lambda r: say(format_event_line(r)))
+    info = warn if as_json else say
+    rx = Receiver(ctx, path, token, host or "127.0.0.1", DEFAULT_PORT if port is None else int(port),
+                  show=show, on_problem=warn, keep_events=False)  # a long session: they are on disk already
+    rx.start()
+    summary = ServeSummary(0, 0)
+    try:
+        if host == "0.0.0.0":
+            info(f"Listening on all interfaces, port {rx.port}: anyone who can reach it and knows the token can post.")
+        if tunnel:
+            base = public_url(ctx, rx.port, rx.path)
+            summary.public_url = compose_callback_url(base, rx.path, token)
+            write_dotenv(ctx.env, "WEBHOOK_URL", summary.public_url)
+            info(f"Public URL {summary.public_url} saved as WEBHOOK_URL in .env")
+            summary.reachable, detail = check_reachable(base, rx.instance)
+            if not summary.reachable:
+                warn(f"NOT READY for Tavus: {detail}. Callbacks sent to WEBHOOK_URL will not arrive; "
+                     f"check that the tunnel forwards to port {rx.port}.")
+            else:
+                info(f"Checked end to end: {detail}.")
+        state = "Ready!" if summary.reachable in (None, True) else "Listening locally only."
+        info(f"{state} Callbacks are stored in logs/callbacks/. Listening on {rx.callback_url} (Ctrl-C to quit)")
+        if not tunnel:
+            info("The full URL (with its token) for scripts: `invoke webhook --print-url`; "
+                 "a public one: `invoke webhook --tunnel`.")
+        try:
+            with stop_on_signals():
+                while not (stop.wait(0.5) if stop else time.sleep(0.5)):
+                    pass
+        except KeyboardInterrupt:
+            pass
+    finally:
+        rx.stop()
+    summary.accepted, summary.rejected = rx.accepted, rx.rejected
+    return summary

@@ -1,0 +1,302 @@
+"""The callback receiver: a WSGI app on waitress that keeps Tavus callbacks and hands them to plugins.
+
+A POST to the callback path carrying the right `?token=` and a valid envelope is appended
+durably (flushed and fsynced) to logs/callbacks/<conversation_id>.jsonl and answered 200 at
+once. One worker thread then shows it and dispatches it to `harness_handle_callback`, one
+event at a time in arrival order, so a slow or failing plugin never delays or loses a callback.
+
+Bad input gets a JSON error (400/403/404/405/413/422) and a `rejected` record in
+logs/webhook.jsonl, and the server keeps running: this is the harness's second error edge.
+`GET /healthz` answers liveness checks (and proves which receiver answered, for the tunnel check).
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import queue
+import secrets as _secrets
+import threading
+import time
+import traceback
+import uuid
+from urllib.parse import parse_qs
+
+from ..context import RunContext
+from ..errors import ConfigError, HarnessError
+from ..redact import redact, redact_text
+from ..serving import BackgroundServer, status_line
+from ..store import utc_now
+from .eventlog import CallbackLog
+from .events import CONVERSATION_ID
+from .publicurl import DEFAULT_PATH, compose_callback_url, normalise_path
+
+MAX_BODY = 1024 * 1024  # callbacks larger than 1 MiB are refused with 413
+WAITRESS_BODY_LIMIT = 16 * MAX_BODY  # beyond this waitress itself answers 413 (unlogged)
+REQUIRED_FIELDS = ("conversation_id", "event_type")
+OPTIONAL_STRING_FIELDS = ("message_type", "timestamp", "webhook_url")
+
+
+def validate_envelope(data, *, check_depth: bool = True) -> list[str]:
+    """Problems that stop `data` from being stored as a conversation callback (empty list: fine).
+
+    Required: a JSON object with string `conversation_id` (letters, digits, `-`, `_`; it names
+    the log file) and `event_type`. `properties`, when present, must be an object, and
+    `message_type`, `timestamp`, `webhook_url` strings.
+    """
+    if not isinstance(data, dict):
+        return [f"the body is a JSON {type(data).__name__}, not an object"]
+    problems = []
+    for name in REQUIRED_FIELDS:
+        value = data.get(name)
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"missing required field `{name}`" if value in (None, "")
+                            else f"`{name}` must be a non-empty string")
+    cid = data.get("conversation_id")
+    if isinstance(cid, str) and cid and not CONVERSATION_ID.fullmatch(cid):
+        problems.append("`conversation_id` may only hold letters, digits, `-` and `_` (at most 128)")
+    if "properties" in data and not isinstance(data["properties"], dict):
+        problems.append("`properties` must be an object")
+    for name in OPTIONAL_STRING_FIELDS:
+        if data.get(name) is not None and not isinstance(data[name], str):
+            problems.append(f"`{name}` must be a string")
+    if check_depth and nesting(data) > MAX_NESTING:
+        problems.append(f"the body is nested deeper than {MAX_NESTING} levels")
+    return problems
+
+
+MAX_NESTING = 64  # real callbacks are 4 or 5 levels deep; deeper ones would only strain the redactor
+
+
+def nesting(value) -> int:
+    """How deep lists and objects go in `value` (iterative: a hostile body cannot overflow the stack)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def dispatch(ctx: RunContext, event: dict) -> list[tuple[str, BaseException]]:
+    """Hand one stored event to every `harness_handle_callback` implementation, each isolated.
+
+    Returns (plugin name, exception) for each implementation that raised; the others still
+    ran. With a wrapper implementation present the hook is called once as a whole instead.
+    """
+    hook = ctx.hook.harness_handle_callback
+    impls = hook.get_hookimpls()
+    if any(i.wrapper or i.hookwrapper for i in impls):
+        try:
+            hook(event=event, context=ctx)
+        except Exception as exc:  # noqa: BLE001 - any plugin failure is reported, never raised
+            return [("harness_handle_callback", exc)]
+        return []
+    failures = []
+    for impl in reversed(impls):  # pluggy's own call order
+        others = [i.plugin for i in impls if i is not impl]
+        try:
+            ctx.pm.subset_hook_caller("harness_handle_callback", remove_plugins=others)(event=event, context=ctx)
+        except Exception as exc:  # noqa: BLE001
+            failures.append((impl.plugin_name, exc))
+    return failures
+
+
+class Receiver:
+    """The callback receiver, in-process: start(), callback_url, events, wait_for(), stop().
+
+    `token=None` makes a fresh random token for this instance (kept in memory only). An
+    accepted event is stored before the 2xx goes out; it joins `events` (arrival order) once
+    it has been shown and handed to the plugins, so wait_for() also waits for them. `show`
+    (called with each stored record) and `on_problem` (one line per rejected request or plugin
+    failure) let the CLI print; both run off the request threads.
+    """
+
+    def __init__(self, ctx: RunContext, path: str = DEFAULT_PATH, token: str | None = None,
+                 host: str = "127.0.0.1", port: int = 0, *, show=None, on_problem=None, threads: int = 8,
+                 keep_events: bool = True):
+        self.ctx = ctx
+        self.path = normalise_path(path)
+        self.token = token or _secrets.token_urlsafe(24)
+        self.host, self.requested_port, self.threads = host, int(port), threads
+        self.instance = uuid.uuid4().hex[:12]
+        self.show, self.on_problem = show, on_problem
+        if self.token not in ctx.store.secrets:
+            ctx.store.secrets.append(self.token)
+        self.log = CallbackLog(ctx.store.logs_dir / "callbacks", [*ctx.secrets, self.token])
+        self.events: list[dict] = []  # handed-over events, for wait_for(); not kept when keep_events=False
+        self.keep_events = keep_events
+        self.accepted = 0
+        self.rejected = 0
+        self._cond = threading.Condition()
+        self._queue: queue.Queue = queue.Queue()
+        self._server: BackgroundServer | None = None
+        self._worker: threading.Thread | None = None
+        parent = self.path.rsplit("/", 1)[0]
+        self._health_paths = {"/healthz", f"{parent}/healthz"}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> "Receiver":
+        try:
+            self._server = BackgroundServer(self.app, host=self.host, port=self.requested_port,
+                                            threads=self.threads, max_request_body_size=WAITRESS_BODY_LIMIT)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {self.host}:{self.requested_port}: {exc.strerror or exc}",
+                              hint="pick another --port (0 takes a free one) or stop what uses it") from None
+        self._worker = threading.Thread(target=self._work, name=f"receiver-dispatch:{self._server.port}",
+                                        daemon=True)
+        self._worker.start()
+        self._server.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop listening, let the worker finish the events already accepted (bounded), and return."""
+        if self._server is not None:
+            self._server.stop(timeout)
+        if self._worker is not None and self._worker.is_alive():
+            self._queue.put(None)
+            self._worker.join(timeout)
+        self.log.close()
+
+    def __enter__(self) -> "Receiver":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- addresses ---------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the receiver is not started")
+        return int(self._server.port)  # waitress may report it as a string
+
+    @property
+    def base_url(self) -> str:
+        return self._server.base_url if self._server else ""
+
+    @property
+    def callback_url(self) -> str:
+        """The full local callback URL, path and `?token=` included."""
+        return compose_callback_url(self.base_url, self.path, self.token)
+
+    # -- waiting -----------------------------------------------------------------------------
+    def wait_for(self, predicate, timeout: float = 10.0) -> list[dict]:
+        """Wait until predicate(events so far) is true; return a copy of the events. TimeoutError after `timeout`."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(list(self.events)):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = [e.get("event_type") for e in self.events]
+                    raise TimeoutError(f"no matching callback within {timeout:g}s; received {len(seen)}: {seen[-10:]}")
+                self._cond.wait(left)
+            return list(self.events)
+
+    # -- the WSGI app ------------------------------------------------------------------------
+    def app(self, environ, start_response):
+        try:
+            status, body, headers = self._handle(environ)
+        except Exception as exc:  # noqa: BLE001 - the receiver is an edge: a bug is a 500 + a log record
+            self._reject(environ, 500, f"internal error: {type(exc).__name__}: {exc}",
+                         detail=traceback.format_exc(limit=8))
+            status, body, headers = 500, {"error": "internal error; see logs/webhook.jsonl"}, []
+        data = json.dumps(body).encode()
+        start_response(status_line(status),
+                       [("Content-Type", "application/json"), ("Content-Length", str(len(data))), *headers])
+        return [data]
+
+    def _handle(self, environ):
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO") or "/"
+        if path in self._health_paths:
+            if method not in ("GET", "HEAD"):
+                return self._refuse(environ, 405, f"{method} not allowed on {path}", [("Allow", "GET, HEAD")])
+            return 200, {"ok": True, "receiver": self.instance}, []
+        if path.rstrip("/") != self.path:
+            return self._refuse(environ, 404, f"no callback endpoint at {path} (it is {self.path})")
+        if method != "POST":
+            return self._refuse(environ, 405, f"{method} not allowed; callbacks are POSTed", [("Allow", "POST")])
+        given = (parse_qs(environ.get("QUERY_STRING", "")).get("token") or [""])[0]
+        if not hmac.compare_digest(given.encode(), self.token.encode()):
+            return self._refuse(environ, 403, "missing or wrong token in the callback URL")
+        length = environ.get("CONTENT_LENGTH") or ""
+        if length.isdigit() and int(length) > MAX_BODY:
+            return self._refuse(environ, 413, f"body of {int(length)} bytes is over the {MAX_BODY}-byte limit")
+        raw = environ["wsgi.input"].read(int(length) if length.isdigit() else MAX_BODY + 1)
+        if len(raw) > MAX_BODY:
+            return self._refuse(environ, 413, f"body is over the {MAX_BODY}-byte limit")
+        try:
+            event = json.loads(raw)
+        except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." deeper than the parser goes
+            return self._refuse(environ, 400, f"body is not JSON we can read ({str(exc)[:80]})", preview=raw)
+        # fewer brackets than MAX_NESTING cannot nest deeper: skip the walk for ordinary callbacks
+        problems = validate_envelope(event, check_depth=raw.count(b"{") + raw.count(b"[") > MAX_NESTING)
+        if problems:
+            return self._refuse(environ, 422, "; ".join(problems), preview=raw, problems=problems)
+        record = self.log.append(event, utc_now())
+        if record is None:  # Tavus re-sent one we already have: acknowledged, stored once
+            return 200, {"ok": True, "duplicate": True}, []
+        self._queue.put((event, record))
+        return 200, {"ok": True}, []
+
+    def _refuse(self, environ, status, reason, headers=(), *, preview=b"", problems=None):
+        self._reject(environ, status, reason, preview=preview)
+        body = {"error": reason, "status": status}
+        if problems:
+            body["problems"] = problems
+        return status, body, list(headers)
+
+    def _reject(self, environ, status, reason, *, preview=b"", detail=None):
+        with self._cond:
+            self.rejected += 1
+        record = {"type": "rejected", "status": status, "reason": reason,
+                  "method": environ.get("REQUEST_METHOD"), "path": environ.get("PATH_INFO"),
+                  "remote": environ.get("REMOTE_ADDR")}
+        if preview:
+            record["body_preview"] = preview[:500].decode("utf-8", "replace")
+        if detail:
+            record["detail"] = detail
+        try:
+            written = self.ctx.store.append("webhook", record)
+        except OSError:  # the log itself failed; the answer still goes out
+            written = redact(record, self.log.secrets)
+        self._problem(f"{utc_now()[11:23]}  rejected {status} {written['method']} {written['path']}: {written['reason']}")
+
+    def _problem(self, line: str) -> None:
+        if self.on_problem:
+            try:
+                self.on_problem(redact_text(line, self.log.secrets))
+            except Exception:  # noqa: BLE001 - a broken printer never stops the receiver
+                pass
+
+    # -- the worker: show + plugins, one event at a time ---------------------------------------
+    def _work(self):
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            event, record = item
+            if self.show:
+                try:
+                    self.show(record)
+                except Exception:  # noqa: BLE001
+                    pass
+            for name, exc in dispatch(self.ctx, event):
+                self._plugin_failed(name, event, exc)
+            with self._cond:
+                self.accepted += 1
+                if self.keep_events:
+                    self.events.append(event)
+                self._cond.notify_all()
+
+    def _plugin_failed(self, name, event, exc):
+        message = exc.render() if isinstance(exc, HarnessError) else f"{type(exc).__name__}: {exc}"
+        try:
+            self.ctx.store.append("webhook", {
+                "type": "plugin_error", "plugin": name, "event_type": event.get("event_type"),
+                "conversation_id": event.get("conversation_id"), "error": message,
+                "traceback": "".join(traceback.format_exception(exc, limit=8))})
+        except OSError:
+            pass
+        self._problem(f"{utc_now()[11:23]}  plugin {name} failed on {event.get('event_type')}: {message}")
