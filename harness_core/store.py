@@ -1,14 +1,18 @@
-"""logs/: append-only JSON lines, secrets removed before every write.
+"""Files the harness writes: logs/ as append-only JSON lines (secrets removed before every write),
+and whole files replaced atomically (the lock file, the sandbox state, pulled configs).
 
 `Store.append()` is the only writer of log records. One record per line with `ts`, `run_id`
 and `type`; the file is flushed after every write (and fsynced when `durable=True`).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 import threading
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,6 +25,47 @@ RUN_ID = uuid.uuid4().hex[:12]
 def utc_now() -> str:
     """Current UTC time as ISO-8601 with microseconds and a Z suffix."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def atomic_write(path: Path, text: str, *, check=None) -> None:
+    """Replace `path` with `text` in one step: readers see the old file or the new one, never half.
+
+    The text goes to a temp file of a unique name beside `path` (so concurrent writers never share
+    one), is fsynced, then `check(temp_path)` may refuse it by raising, and it takes `path`'s place.
+    The temp file is removed whatever fails.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if check is not None:
+            check(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def read_jsonl(path: Path) -> Iterator[dict]:
+    """The JSON objects of a JSON-lines file, in order; a line that does not parse (a torn last
+    line after a crash) or is not an object is skipped. A missing file has none."""
+    try:
+        fh = open(path, encoding="utf-8", errors="replace")
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    with fh:
+        for line in fh:
+            try:
+                record = json.loads(line)
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(record, dict):
+                yield record
 
 
 def writable(path, flag: str, example: str) -> None:
@@ -72,14 +117,4 @@ class Store:
 
     def read(self, stream: str) -> list[dict]:
         """All records of a stream, oldest first (a torn last line is skipped)."""
-        path = self.path(stream)
-        if not path.exists():
-            return []
-        out = []
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    continue
-        return out
+        return list(read_jsonl(self.path(stream)))

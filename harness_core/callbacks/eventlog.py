@@ -12,7 +12,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from ..redact import redact
-from ..store import RUN_ID, utc_now
+from ..store import RUN_ID, read_jsonl, utc_now
 
 
 class _DurableFile:
@@ -123,8 +123,8 @@ class CallbackLog:
         with self._lock:
             durable = self._files.get(cid)
             if durable is None:
-                durable = self._files[cid] = _DurableFile(self.path(cid))
                 self._seen[cid] = self._keys_on_disk(cid)
+                durable = self._files[cid] = _DurableFile(self.path(cid))
             if key is not None:
                 if key in self._seen[cid]:
                     return None
@@ -152,13 +152,8 @@ class CallbackLog:
 
     def _keys_on_disk(self, cid: str) -> set:
         keys = set()
-        path = self.path(cid)
-        if path.is_file():
-            for text in path.read_text(encoding="utf-8", errors="replace").splitlines():
-                try:
-                    event = json.loads(text).get("event") or {}
-                except (ValueError, AttributeError):
-                    continue
-                if event.get("timestamp"):
-                    keys.add((event.get("event_type"), event.get("timestamp")))
+        for record in read_jsonl(self.path(cid)):
+            event = record.get("event") if isinstance(record.get("event"), dict) else {}
+            if event.get("timestamp"):
+                keys.add((event.get("event_type"), event.get("timestamp")))
         return keys

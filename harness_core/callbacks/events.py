@@ -21,7 +21,7 @@ from ..context import RunContext
 from ..env import is_loopback
 from ..errors import ApiError, CheckFailed, ConfigError
 from ..redact import redact_text
-from ..store import utc_now
+from ..store import read_jsonl, utc_now
 
 # Exact strings from the docs (note the spaces). A bare form without " reached" also occurs.
 SHUTDOWN_REASONS = (
@@ -182,18 +182,7 @@ def read_events(ctx: RunContext, *, conversation_id: str | None = None,
         files = [folder / f"{conversation_id}.jsonl"]
     else:
         files = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
-    records = []
-    for path in files:
-        if not path.is_file():
-            continue
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    record = json.loads(line)
-                except ValueError:  # a torn last line after a crash
-                    continue
-                if isinstance(record, dict) and isinstance(record.get("event"), dict):
-                    records.append(record)
+    records = [record for path in files for record in read_jsonl(path) if isinstance(record.get("event"), dict)]
     if event_type:
         records = [r for r in records if _type_matches(r["event"].get("event_type", ""), event_type)]
     records.sort(key=lambda r: str(r.get("ts", "")))  # stable: arrival order within a file is kept

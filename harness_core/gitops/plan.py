@@ -24,6 +24,7 @@ from ..resources.persona import API_KEYS as PERSONA_KEYS, apply_persona, build_p
 from ..resources.remote import diff_managed, fetch_remote
 from ..resources.policies import apply_policy, build_policy
 from ..redact import redact_field
+from ..store import atomic_write
 
 FOLDERS = {"objectives": "configs/objectives", "guardrails": "configs/guardrails", "persona": "configs/persona"}
 ONLY = {"objectives": "objectives", "guardrails": "guardrails", "personas": "persona", "persona": "persona"}
@@ -170,15 +171,13 @@ def pull_persona(ctx: RunContext, persona_id: str | None, to: str | None, *, for
     if remote is None:
         raise ConfigError(f"--persona-id {persona_id}: no such persona on {ctx.client().target.label}")
     config = {k: remote[k] for k in PERSONA_KEYS if remote.get(k) not in (None, "", [], {})}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    draft = path.with_name(f".{path.name}.pulling")  # checked before it takes the file's place
-    draft.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    try:
-        name, body = desired(ctx, "persona", draft)
-    except BaseException:
-        draft.unlink()
-        raise
-    draft.replace(path)
+    checked = {}
+
+    def check(draft: Path) -> None:  # the file must plan as this persona before it takes the file's place
+        checked["name"], checked["body"] = desired(ctx, "persona", draft)
+
+    atomic_write(path, json.dumps(config, indent=2, ensure_ascii=False) + "\n", check=check)
+    name, body = checked["name"], checked["body"]
     lockfile.record(ctx, "persona", name, persona_id, body, remote, to)
     return path
 

@@ -20,7 +20,7 @@ from jsonpointer import unescape
 from ..context import EPHEMERAL, RunContext
 from ..errors import ConfigError
 from ..merge import leaf_pointers
-from ..store import utc_now
+from ..store import atomic_write, utc_now
 from .remote import fetch_remote
 
 LOCK_FILE = "tavus-harness.lock.toml"
@@ -91,9 +91,7 @@ def save(ctx: RunContext, state: dict) -> bool:
     path = lock_path(ctx)
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, text)
     return True
 
 

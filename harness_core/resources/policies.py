@@ -17,6 +17,7 @@ from ..api import unwrap_policy
 from ..config import check_keys, expand_env_refs, load_file
 from ..context import RunContext
 from ..errors import ApiError, ConfigError
+from ..schemas.objective_graph import duplicate_name, link_problem
 from . import lockfile
 from .payload import validate_offline
 from .remote import diff_managed, read_back
@@ -232,16 +233,11 @@ def build_policy(kind: str, data: dict, where: str) -> tuple[dict, str]:
         raise ConfigError(f"{where}: data: must be a list of 1 to 50 items",
                           hint=f'write "data": [{{"{"objective" if kind == "objectives" else "guardrail"}_name": ..., ...}}]')
     single = "objective" if kind == "objectives" else "guardrail"
-    seen = set()
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise ConfigError(f"{where}: data[{i}]: must be an object", hint=f"write {{\"{single}_name\": ...}}")
         check_keys(item, OBJECTIVE_ITEM_KEYS if kind == "objectives" else GUARDRAIL_ITEM_KEYS, where, prefix=f"data[{i}].")
         _check_item(item, where, f"data[{i}].", single)
-        if item[f"{single}_name"] in seen:
-            raise ConfigError(f"{where}: data[{i}].{single}_name: {item[f'{single}_name']!r} appears twice",
-                              hint="names must be unique within the set")
-        seen.add(item[f"{single}_name"])
     if kind == "objectives":
         for i, item in enumerate(items):
             conditional, required = item.get("next_conditional_objectives"), item.get("next_required_objective")
@@ -252,19 +248,11 @@ def build_policy(kind: str, data: dict, where: str) -> tuple[dict, str]:
             if required is not None and not isinstance(required, str):
                 raise ConfigError(f"{where}: data[{i}].next_required_objective: must be one objective name",
                                   hint='write e.g. "wrap_up"')
-            targets = list((conditional or {}).keys())
-            if item.get("next_required_objective"):
-                if targets:
-                    raise ConfigError(f"{where}: data[{i}].next_required_objective: cannot be set together with "
-                                      "next_conditional_objectives", hint="keep one of the two")
-                targets.append(item["next_required_objective"])
-            for target in targets:
-                if target == item["objective_name"]:
-                    raise ConfigError(f"{where}: data[{i}]: objective {target!r} leads to itself",
-                                      hint="point it at another objective of the set")
-                if target not in seen:
-                    raise ConfigError(f"{where}: data[{i}]: next objective {target!r} is not in this set",
-                                      hint=f"use one of: {', '.join(sorted(seen))}")
+    problem = link_problem(items) if kind == "objectives" else duplicate_name(items, "guardrail_name")
+    if problem:
+        known = ", ".join(sorted({str(item.get(f"{single}_name")) for item in items}))
+        raise ConfigError(f"{where}: data[{problem[0]}]: {problem[1]}",
+                          hint=f"names are unique within a set, and links name another objective of it ({known})")
     return copy.deepcopy(data), "set"
 
 

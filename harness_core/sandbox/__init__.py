@@ -18,7 +18,8 @@ from .faults import CALLBACK_KINDS, FaultPlan, FaultSpecError, parse_faults
 from .app import SandboxApp
 from .lifecycle import DEFAULT_MAX_CALL, JOIN_DELAY, Deliverer, Scheduler, build_transcript, envelope, \
     perception_analysis, recording_event
-from .state import SandboxState, now_iso
+from ..store import utc_now
+from .state import SandboxState
 
 __all__ = ["Sandbox", "SandboxSettings", "serve_forever"]
 
@@ -186,7 +187,7 @@ class Sandbox:
             if conv is None or conv["status"] != "active":
                 return
             conv["status"] = "ended"
-            conv["updated_at"] = now_iso()
+            conv["updated_at"] = utc_now()
             events = self._end_events(conv, reason)
             recording = recording_event(conv)
             if recording:

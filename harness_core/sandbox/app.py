@@ -16,9 +16,11 @@ import jsonpatch
 
 from ..callbacks.events import SHUTDOWN_REASONS
 from ..schemas import check
+from ..schemas.objective_graph import link_problem
 from ..serving import status_line
 from ..schemas.quick import is_number
-from .state import new_id, now_iso
+from ..store import utc_now
+from .state import new_id
 
 MAX_BODY = 1024 * 1024
 SERVER_FIELDS = ("persona_id", "created_at", "updated_at", "persona_type")
@@ -143,7 +145,7 @@ class SandboxApp:
         self.check_persona_rules(doc)
         with self.sb.state.lock:
             pid = new_id("p")
-            stamp = now_iso()
+            stamp = utc_now()
             stored = {"persona_id": pid, **doc, "persona_type": "user", "created_at": stamp, "updated_at": stamp}
             stored.setdefault("pipeline_mode", "full")
             self.sb.state.personas[pid] = stored
@@ -212,7 +214,7 @@ class SandboxApp:
                 raise error(400, f"Invalid request: {problems[0].path}: {problems[0].message}")
             self.check_persona_rules(patched, document)
             self.sb.state.personas[pid] = {"persona_id": pid, **patched, "persona_type": current.get("persona_type", "user"),
-                                           "created_at": current["created_at"], "updated_at": now_iso()}
+                                           "created_at": current["created_at"], "updated_at": utc_now()}
             updated = copy.deepcopy(self.sb.state.personas[pid])
         self.sb.save()
         # body undocumented (CONTRACT §3); we answer with the updated persona, in the route's names
@@ -277,7 +279,7 @@ class SandboxApp:
             if not test_mode and active >= settings.max_concurrent:
                 raise error(400, CONCURRENCY_MESSAGE, "message")
             cid = new_id("c", 16)
-            stamp = now_iso()
+            stamp = utc_now()
             conv = {"conversation_id": cid, "conversation_name": body.get("conversation_name") or f"Conversation {cid}",
                     "conversation_url": f"https://tavus.daily.co/{cid}", "status": "ended" if test_mode else "active",
                     "replica_id": replica_id, "persona_id": body.get("persona_id"), "created_at": stamp,
@@ -359,7 +361,7 @@ class SandboxApp:
             raise error(400, broken, "message")
         with self.sb.state.lock:
             pid = new_id(prefix, 12 if id_key == "uuid" else 11)
-            stamp = now_iso()
+            stamp = utc_now()
             record = {id_key: pid, **body, "created_at": stamp, "updated_at": stamp}
             if id_key == "uuid":
                 record = {"modality": "verbal", "callback_url": "", "tags": [], "app_message": True, **record}
@@ -410,7 +412,7 @@ class SandboxApp:
                 raise error(400, f"{problems[0].path}: {problems[0].message}")
             if kind == "objectives" and objective_problem(patched):
                 raise error(400, "Invalid patch operation")
-            getattr(self.sb.state, kind)[pid] = {**fixed, **patched, "updated_at": now_iso()}
+            getattr(self.sb.state, kind)[pid] = {**fixed, **patched, "updated_at": utc_now()}
         self.sb.save()
         return Reply(200, {"message": "Objective updated successfully" if kind == "objectives" else "Guardrails updated successfully"})
 
@@ -589,19 +591,5 @@ def shape_replica(replica: dict, face: bool, verbose: bool) -> dict:
 
 def objective_problem(body: dict) -> str | None:
     """What is wrong with the names or links of the objectives of a set, or None (contract §2.4)."""
-    items = body.get("data") or []
-    names = [item.get("objective_name") for item in items]
-    for i, name in enumerate(names):
-        if name in names[:i]:
-            return f"data[{i}]: objective_name {name!r} is already used in this set"
-    for i, item in enumerate(items):
-        conditional = item.get("next_conditional_objectives") or {}
-        required = item.get("next_required_objective")
-        if conditional and required:
-            return f"data[{i}]: next_conditional_objectives and next_required_objective cannot both be set"
-        for target in [*conditional, *([required] if required else [])]:
-            if target == item.get("objective_name"):
-                return f"data[{i}]: objective {target!r} cannot lead to itself"
-            if target not in names:
-                return f"data[{i}]: next objective {target!r} does not exist in this set"
-    return None
+    problem = link_problem(body.get("data") or [])
+    return f"data[{problem[0]}]: {problem[1]}" if problem else None

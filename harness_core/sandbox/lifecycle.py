@@ -14,7 +14,7 @@ import time
 
 import requests
 
-from .state import now_iso
+from ..store import utc_now
 
 JOIN_DELAY = 2.0            # seconds after create until the replica joins (simulated, scaled)
 DEFAULT_MAX_CALL = 3600     # properties.max_call_duration default
@@ -140,7 +140,7 @@ class Deliverer:
                 return
             url, event = item
             record = {"url": url, "event_type": event["event_type"], "conversation_id": event["conversation_id"],
-                      "at": now_iso()}
+                      "at": utc_now()}
             try:
                 resp = self._session.post(url, json=event, timeout=self.timeout)
                 record["status"] = resp.status_code
@@ -161,7 +161,7 @@ def envelope(conversation: dict, event_type: str, properties: dict) -> dict:
     """A callback in the documented envelope (CONTRACT §6)."""
     return {"properties": properties, "conversation_id": conversation["conversation_id"],
             "webhook_url": conversation.get("callback_url") or "", "event_type": event_type,
-            "message_type": event_type.split(".", 1)[0], "timestamp": now_iso()}
+            "message_type": event_type.split(".", 1)[0], "timestamp": utc_now()}
 
 
 def build_transcript(persona: dict | None, conversation: dict, script: dict | None) -> list[dict]:

@@ -1,26 +1,18 @@
 """The sandbox's memory: every resource by id, behind one lock, optionally persisted to a JSON file."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
 import sys
-import tempfile
 import threading
-from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..store import writable
+from ..store import atomic_write, writable
 from .stock import stock_documents, stock_personas, stock_replicas
 
 COLLECTIONS = ("personas", "conversations", "objectives", "guardrails", "documents", "replicas")
-
-
-def now_iso() -> str:
-    """Timestamp in the shape the sandbox emits: YYYY-MM-DDTHH:MM:SS.ffffffZ."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def new_id(prefix: str, hex_len: int = 11) -> str:
@@ -77,22 +69,9 @@ class SandboxState:
             with self.lock:
                 text = json.dumps(self.snapshot(), indent=1, sort_keys=True)
             try:
-                self._write(text)
+                atomic_write(self.state_file, text)
             except OSError as exc:  # the request still succeeds: the state lives on in memory
                 print(f"sandbox: could not save state to {self.state_file}: {exc.strerror}", file=sys.stderr, flush=True)
-
-    def _write(self, text: str) -> None:
-        """Temp file beside the state file, then replace; the temp file is removed if anything fails."""
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.state_file.parent, prefix=".sandbox-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, self.state_file)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
-            raise
 
     def reset(self) -> None:
         """Back to the seeded state, in place under the same lock, then saved (the state file is kept)."""

@@ -161,7 +161,7 @@ def test_shipped_policy_configs_are_valid_sets_with_the_expected_names():
     ({"name": "S", "data": []}, "data: must be a list of 1 to 50 items"),
     ({"data": [{"objective_name": "a", "objective_prompt": "p"}]}, "name: required"),
     ({"name": "S", "data": [{"objective_name": "a", "objective_prompt": "p", "next_required_objective": "zz"}]},
-     "next objective 'zz' is not in this set"),
+     "next objective 'zz' does not exist in this set"),
     ({"nmae": "S"}, "nmae: unknown key"),
 ])
 def test_bad_objectives_configs_name_the_field(data, message):
