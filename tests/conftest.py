@@ -1,11 +1,22 @@
-"""Shared fixtures. An autouse guard makes sure no test can ever reach the real Tavus API."""
+"""Shared fixtures. An autouse guard makes sure no test can ever reach the real Tavus API.
+
+Hypothesis budgets come from a profile: `ci` (the default, bounded so the suite stays fast) or
+`thorough` (HYPOTHESIS_PROFILE=thorough, for a long hunt before a release).
+"""
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+settings.register_profile("thorough", max_examples=500, deadline=None,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 from tests.helpers import Collector
 

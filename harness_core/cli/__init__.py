@@ -8,7 +8,7 @@ from invoke import Collection, Program, Task
 
 from .. import __version__
 from . import conversation, core, persona, run, state, webhook
-from .base import CLOSED_PIPE, silence
+from .base import CLOSED_PIPE, HELP, silence
 
 ns = Collection()
 for _module in (core, persona, conversation, webhook, run, state):
@@ -29,3 +29,4 @@ class TuneProgram(Program):
 
 
 program = TuneProgram(namespace=ns, name="tune", binary="tune", version=__version__)
+HELP["program"] = program  # its run() ends quietly if the help is cut short

@@ -113,10 +113,12 @@ def json_object(value: str | None, flag: str) -> dict | None:
     return data
 
 
+HELP = {}  # "program": the Program that shows a task's help; set by harness_core.cli (no import back up)
+
+
 def not_help(value: str, name: str) -> str:
     """invoke hands a task's `--help` to its positional argument: show that task's help instead."""
     if value in ("--help", "-h"):
-        from . import program  # its run() ends quietly if the help is cut short
-        program.run([os.path.basename(sys.argv[0]) or "tune", "--help", name], exit=False)
+        HELP["program"].run([os.path.basename(sys.argv[0]) or "tune", "--help", name], exit=False)
         raise Exit(code=0)
     return value

@@ -16,6 +16,7 @@ def faulty(monkeypatch):
         yield sb
 
 
+@pytest.mark.load
 def test_persona_creates_under_api_faults_never_duplicate(project, faulty):
     outcomes = []
     for i in range(12):
@@ -92,6 +93,7 @@ def test_duplicated_and_reordered_callbacks_are_stored_once_in_arrival_order(pro
             assert arrived == keys, "stored in arrival order, with the original timestamps"
 
 
+@pytest.mark.load
 def test_conversation_creates_under_api_faults_never_duplicate(project, monkeypatch):
     with Sandbox(SandboxSettings(time_scale=0.01, max_concurrent=50, retry_after=0, fault_seed=5)) as sb:
         monkeypatch.setenv("TAVUS_API_URL", sb.url)

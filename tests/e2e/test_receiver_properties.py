@@ -5,7 +5,7 @@ import json
 
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from harness_core.context import make_context
@@ -30,13 +30,11 @@ def post(rx, data: bytes, ctype="application/json"):
     return requests.post(rx.callback_url, data=data, headers={"Content-Type": ctype}, timeout=10)
 
 
-@settings(max_examples=120, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(raw=st.binary(max_size=400))
 def test_random_bytes_never_get_a_500(receiver, raw):
     assert post(receiver, raw).status_code in (200, 400, 422)
 
 
-@settings(max_examples=120, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(value=json_values | envelopes)
 def test_random_json_never_gets_a_500(receiver, value):
     status = post(receiver, json.dumps(value).encode()).status_code

@@ -19,15 +19,34 @@ def tune(project, *args, **env_extra):
     return subprocess.run([str(BIN / "tune"), *args], cwd=project, env=env, capture_output=True, text=True, timeout=120)
 
 
-def test_full_demo_scenario_and_conversation_run_leaks_no_secret(project, sandbox):
-    secrets_env = {"TAVUS_API_KEY": API_KEY, "TAVUS_RECORDING_ROLE_ARN": ROLE_ARN, "WEBHOOK_TOKEN": TOKEN,
-                   "TAVUS_RECORDING_S3_BUCKET": "rec-bucket", "TAVUS_RECORDING_S3_REGION": "eu-west-1"}
-    outputs = []
-    outputs.append(tune(project, "demo", **secrets_env))
+SECRETS_ENV = {"TAVUS_API_KEY": API_KEY, "TAVUS_RECORDING_ROLE_ARN": ROLE_ARN, "WEBHOOK_TOKEN": TOKEN,
+               "TAVUS_RECORDING_S3_BUCKET": "rec-bucket", "TAVUS_RECORDING_S3_REGION": "eu-west-1"}
+
+
+def assert_nothing_leaked(project, outputs) -> dict:
+    """No command failed unexpectedly or printed a traceback, and no secret is on the console or in logs/."""
+    assert all(o.returncode in (0, 5) for o in outputs), [o.stderr for o in outputs if o.returncode not in (0, 5)]
+    assert all("Traceback" not in o.stderr for o in outputs)
+    console = "".join(o.stdout + o.stderr for o in outputs)
+    artifacts = {p: p.read_bytes() for p in (project / "logs").rglob("*") if p.is_file()}
+    for secret in (API_KEY, ROLE_ARN, TOKEN):
+        assert secret not in console, f"{secret} printed"
+        leaked = [str(p) for p, data in artifacts.items() if secret.encode() in data]
+        assert leaked == [], f"{secret} in {leaked}"
+    return artifacts
+
+
+def test_the_demo_leaks_no_secret(project, sandbox):
+    artifacts = assert_nothing_leaked(project, [tune(project, "demo", **SECRETS_ENV)])
+    assert artifacts, "the demo wrote logs that were checked"
+
+
+def test_a_scenario_and_conversation_run_leaks_no_secret(project, sandbox):
     # The same key against a sandbox that requires it: every request carries it.
     from harness_core.sandbox import Sandbox, SandboxSettings
+    outputs = []
     with Sandbox(SandboxSettings(api_key=API_KEY, time_scale=0.01)) as keyed:
-        env = {**secrets_env, "TAVUS_API_URL": keyed.url}
+        env = {**SECRETS_ENV, "TAVUS_API_URL": keyed.url}
         outputs.append(tune(project, "run", "scenarios/", "--junit", "logs/junit.xml", "--json", **env))
         outputs.append(tune(project, "persona", "--config", "configs/persona/facilitator.example.json", "--update", **env))
         outputs.append(tune(project, "conversation", "--config", "configs/conversation/facilitator_recorded.json", "--json", **env))
@@ -38,15 +57,8 @@ def test_full_demo_scenario_and_conversation_run_leaks_no_secret(project, sandbo
         outputs.append(tune(project, "events", "--json", **env))
         assert any(c.get("properties", {}).get("recording_storage", {}).get("assume_role_arn") == ROLE_ARN
                    for c in keyed.store.conversations.values()), "the ARN did reach the API"
-    assert all(o.returncode in (0, 5) for o in outputs), [o.stderr for o in outputs if o.returncode not in (0, 5)]
-    assert all("Traceback" not in o.stderr for o in outputs)
-    console = "".join(o.stdout + o.stderr for o in outputs)
-    artifacts = {p: p.read_bytes() for p in (project / "logs").rglob("*") if p.is_file()}
+    artifacts = assert_nothing_leaked(project, outputs)
     assert len(artifacts) > 10 and any(p.name == "junit.xml" for p in artifacts)
-    for secret in (API_KEY, ROLE_ARN, TOKEN):
-        assert secret not in console, f"{secret} printed"
-        leaked = [str(p) for p, data in artifacts.items() if secret.encode() in data]
-        assert leaked == [], f"{secret} in {leaked}"
 
 
 def test_dotenv_written_by_the_harness_is_private(project):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from harness_core.config import load_file
@@ -14,7 +14,6 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
                            max_leaves=20)
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(raw=st.binary(max_size=300), suffix=st.sampled_from([".json", ".toml"]))
 def test_random_bytes_load_or_fail_cleanly(tmp_path, raw, suffix):
     path = tmp_path / f"cfg{suffix}"
@@ -27,7 +26,6 @@ def test_random_bytes_load_or_fail_cleanly(tmp_path, raw, suffix):
         assert isinstance(data, dict)
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(value=json_values)
 def test_any_json_value_is_an_object_or_a_clear_error(tmp_path, value):
     path = tmp_path / "cfg.json"

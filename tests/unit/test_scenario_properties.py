@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from harness_core.errors import ConfigError
@@ -20,7 +20,6 @@ tables = st.fixed_dictionaries({}, optional={
     "conversation": values, "sandbox": values})
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(data=tables)
 def test_any_scenario_shape_loads_or_fails_cleanly(tmp_path, data):
     path = tmp_path / "s.json"

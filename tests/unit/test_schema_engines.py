@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from harness_core.schemas import KINDS, check, schema
@@ -66,7 +66,6 @@ def test_every_schema_uses_only_keywords_the_quick_validator_knows(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@settings(max_examples=300, deadline=None)
 @given(data=st.data())
 def test_both_engines_report_the_same_problems(kind, data):
     body = data.draw(shaped(schema(kind), schema(kind)))
