@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,12 +60,28 @@ class Scenario:
         return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "scenario"
 
 
+MAX_SCENARIO_BYTES = 1024 * 1024
+
+
 def is_scenario_file(path: Path) -> bool:
-    """A .toml file with a [scenario] table (cheap text check; used by the pytest plugin)."""
+    """A `.toml` file whose top level has a `scenario` table.
+
+    A file that is not valid TOML counts too, so that running it reports its error instead of
+    skipping it in silence; an unreadable one (or one over 1 MiB) does not.
+    """
+    if path.suffix != ".toml":
+        return False
     try:
-        return path.suffix == ".toml" and "[scenario]" in path.read_text(encoding="utf-8", errors="ignore")[:20000]
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_SCENARIO_BYTES + 1)
     except OSError:
         return False
+    if len(raw) > MAX_SCENARIO_BYTES:
+        return False
+    try:
+        return isinstance(tomllib.loads(raw.decode("utf-8")).get("scenario"), dict)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError, ValueError):
+        return True
 
 
 def _is_rule(rule) -> bool:
