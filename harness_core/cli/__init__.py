@@ -4,7 +4,7 @@ Each area keeps its thin tasks in its own module here; this file only collects t
 """
 import sys
 
-from invoke import Collection, Program, Task
+from invoke import Collection, Config, Program, Task
 
 from .. import __version__
 from . import conversation, core, persona, run, state, webhook
@@ -17,8 +17,34 @@ for _module in (core, persona, conversation, webhook, run, state):
             ns.add_task(_obj)
 
 
+# invoke's core options for running shell commands: nothing here runs one, so `tune` does not offer
+# them (`-f/--config` would even load a persona file as invoke's own config). Bytecode is written.
+NOT_OFFERED = ("command-timeout", "config", "dry", "echo", "hide", "pty", "prompt-for-sudo-password", "warn-only",
+               "write-pyc")
+
+
+class TuneConfig(Config):
+    """invoke's configuration under tune's own name: tune.yaml files and TUNE_* variables, not invoke's."""
+
+    prefix = "tune"
+
+
 class TuneProgram(Program):
-    """invoke's Program, ending quietly when its own output is cut short (`tune --help | head`)."""
+    """invoke's Program with only the core options that apply, ending quietly when its own output
+    is cut short (`tune --help | head`)."""
+
+    def core_args(self):
+        """The core options `tune` offers (see NOT_OFFERED)."""
+        return [arg for arg in super().core_args() if arg.name not in NOT_OFFERED]
+
+    def parse_core_args(self):
+        """Parse the offered options; the others keep their defaults (bytecode on) for invoke's own use."""
+        super().parse_core_args()
+        for arg in super().core_args():
+            if arg.name in NOT_OFFERED:
+                if arg.name == "write-pyc":
+                    arg.value = True
+                self.core[0].args[arg.name] = arg
 
     def run(self, argv=None, exit=True):
         try:
@@ -28,5 +54,5 @@ class TuneProgram(Program):
             sys.exit(CLOSED_PIPE)
 
 
-program = TuneProgram(namespace=ns, name="tune", binary="tune", version=__version__)
+program = TuneProgram(namespace=ns, name="tune", binary="tune", version=__version__, config_class=TuneConfig)
 HELP["program"] = program  # its run() ends quietly if the help is cut short

@@ -99,3 +99,33 @@ def test_doctor_passes_webhook_url_only_when_a_real_receiver_answers(project, sa
         result = run_cli("doctor")
     assert result.code == 0, result.out + result.err
     assert "ok  webhook" in result.out and "t0ken-123" not in result.out
+
+
+def test_tune_offers_only_the_core_options_that_apply():
+    import sys
+
+    shown = run_cli("--help")
+    core = shown.out.split("Subcommands:")[0]
+    assert shown.code == 0 and "--print-completion-script" in core and "--list" in core
+    for flag in ("--pty", "--echo", "--warn-only", "--hide", "--command-timeout", "--dry", "--config", "--write-pyc"):
+        assert flag not in core, flag
+    refused = run_cli("-f", "configs/persona/facilitator.example.json", "doctor")
+    assert refused.code != 0 and "'-f'" in refused.err, "a persona file is no longer read as invoke's config"
+    assert run_cli("--version").code == 0 and sys.dont_write_bytecode is False, "an installed harness keeps its bytecode"
+
+
+def test_the_seed_script_outside_the_venv_says_how_to_use_the_venv():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    base = getattr(sys, "_base_executable", None) or "python3"
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
+    if subprocess.run([base, "-c", "import harness_core"], env=env, cwd="/", capture_output=True).returncode == 0:
+        import pytest
+        pytest.skip("the base interpreter has tavus-harness installed too")
+    proc = subprocess.run([base, "bin/webhook_server.py", "--port", "1"], cwd=repo, env=env, capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert f"{Path(sys.prefix)}" in proc.stderr and "/bin/python bin/webhook_server.py --port 1" in proc.stderr, proc.stderr
