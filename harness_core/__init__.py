@@ -7,9 +7,10 @@ from `harness_core` and nothing deeper. The names are:
 - the errors: `HarnessError`, `ConfigError`, `ApiError`, `ApiUnreachable`, `PluginError`,
   `CheckFailed`, `ChangesPending`, `Interrupted`;
 - `RunContext`: what every hook gets as `context`;
-- helpers: `suggest` (a "did you mean"), `deep_merge`, `printable` (text safe for a terminal),
-  `project_path`, `display_path`, `listing_hint`, `DEFAULT_LAYERS_DIR` (preset files),
-  `policy_name`, `policy_id` (rows of the objectives and guardrails lists);
+- helpers: `suggest` (a "did you mean"), `deep_merge`, `printable` (text safe for a terminal);
+  for preset files (project first, then built-in): `preset_folders`, `find_file`, `available`,
+  `display_path`, `listing_hint`, `DEFAULT_LAYERS_DIR`; `policy_name`, `policy_id` (rows of the
+  objectives and guardrails lists);
 - `__version__`.
 
 The helpers are imported on first use, so `import harness_core` stays cheap for every command.
@@ -30,9 +31,11 @@ _LAZY = {
     "suggest": "config",
     "deep_merge": "merge",
     "printable": "callbacks.events",
-    "project_path": "resources.layers",
-    "display_path": "resources.layers",
-    "listing_hint": "resources.layers",
+    "preset_folders": "project",
+    "available": "project",
+    "find_file": "project",
+    "display_path": "project",
+    "listing_hint": "project",
     "DEFAULT_LAYERS_DIR": "resources.layers",
     "policy_name": "resources.policies",
     "policy_id": "resources.policies",

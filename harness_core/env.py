@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values, set_key
 
 from .errors import ConfigError
+from .project import find_root
 
 DEFAULT_API_URL = "https://tavusapi.com/v2"
 # Names of variables whose values are secrets (redacted everywhere).
@@ -62,8 +63,9 @@ def is_secret_var(name: str, value: str) -> bool:
 
 
 def load_environment(root: Path | None = None, environ: dict[str, str] | None = None) -> Environment:
-    """Read `.env` under `root` (default: the current directory) and overlay the real environment."""
-    root = Path(root or os.getcwd())
+    """Read `.env` under `root` (default: the project root found from the current folder) and
+    overlay the real environment."""
+    root = Path(root) if root else find_root()
     dotenv_path = Path((os.environ if environ is None else environ).get("TAVUS_HARNESS_DOTENV") or root / ".env")
     values: dict[str, str] = {}
     sources: dict[str, str] = {}

@@ -17,8 +17,8 @@ import json
 import re
 from pathlib import Path
 
-from harness_core import (DEFAULT_LAYERS_DIR, ConfigError, deep_merge, display_path, hookimpl, listing_hint,
-                          project_path, suggest)
+from harness_core import (DEFAULT_LAYERS_DIR, ConfigError, available, deep_merge, display_path, find_file, hookimpl,
+                          listing_hint, preset_folders, suggest)
 
 TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 SHAPE_HINT = "see presets/layers/llm/tools/schedule_meeting.json for the shape"
@@ -110,8 +110,9 @@ def load_tool_file(path: Path, root: Path) -> list:
     return tools
 
 
-def select_tools(names, tools_dir: Path, where: str, root: Path) -> list:
-    """The tools named in `names` (file names without .json, or function names), checked, in order.
+def select_tools(names, folders: list[Path], where: str, root: Path) -> list:
+    """The tools named in `names` (file names without .json, or function names), checked, in order,
+    from the first of `folders` (project tools, then built-in ones) that has each.
 
     An unknown name fails with the list of available tools. Errors start with `where: tools:`
     (just `tools:` when `where` is empty: the core then adds the file or flag that set `tools`).
@@ -121,13 +122,13 @@ def select_tools(names, tools_dir: Path, where: str, root: Path) -> list:
         names = [n.strip() for n in names.split(",") if n.strip()]
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ConfigError(f"{at}: must be a list of tool names", hint='write "tools": ["schedule_meeting"]')
-    tools_dir = Path(tools_dir)
-    files = sorted(tools_dir.glob("*.json")) if tools_dir.is_dir() else []
+    folders = [Path(f) for f in folders]
+    files = [find_file(folders, f"{stem}.json") for stem in available(folders)]  # a project file shadows a built-in one
     chosen: list = []
     index: dict[str, list] | None = None
     for name in names:
-        by_file = tools_dir / f"{name}.json"
-        if by_file.is_file():
+        by_file = find_file(folders, f"{name}.json")
+        if by_file is not None:
             found = load_tool_file(by_file, root)
         else:
             if index is None:
@@ -136,7 +137,7 @@ def select_tools(names, tools_dir: Path, where: str, root: Path) -> list:
             if found is None:
                 known = sorted({p.stem for p in files} | set(index))
                 close = suggest(name, known)
-                hint = (f"did you mean {close!r}? " if close else "") + listing_hint(tools_dir, root, known)
+                hint = (f"did you mean {close!r}? " if close else "") + listing_hint(folders, root, known)
                 raise ConfigError(f"{at}: unknown tool {name!r}", hint=hint)
         chosen.extend(copy.deepcopy(found))
     return chosen
@@ -216,7 +217,7 @@ def harness_build_payload(kind, config, payload, context):
         return None
     root = context.root
     tools_dir = config.get("tools_dir") or f"{config.get('layers_dir') or DEFAULT_LAYERS_DIR}/llm/tools"
-    selected = select_tools(config["tools"], project_path(root, tools_dir), "", root)
+    selected = select_tools(config["tools"], preset_folders(root, tools_dir), "", root)
     existing = inline_tools(payload.get("layers")) or []
     names = ", ".join(config["tools"]) if isinstance(config["tools"], list) else str(config["tools"])
     combined = append_tools(existing, selected, f"tools {names}", _warn(context))

@@ -1,8 +1,9 @@
 """Persona layers from files: layer presets and modular layers.
 
 `presets/layers/NAME.json` is a full `layers` object; `presets/layers/<layer>/NAME.json` is one
-layer (llm, tts, stt, perception). Loading raises ConfigError naming the file or flag and the
-field. LLM tools (`presets/layers/llm/tools/`) belong to the built-in `tools` plugin.
+layer (llm, tts, stt, perception). Each is looked up in the project's presets, then in the
+built-in ones (see harness_core.project). Loading raises ConfigError naming the file or flag and
+the field. LLM tools (`presets/layers/llm/tools/`) belong to the built-in `tools` plugin.
 """
 from __future__ import annotations
 
@@ -11,39 +12,13 @@ from pathlib import Path
 
 from ..config import load_file, suggest
 from ..errors import ConfigError
+from ..project import available, display_path, find_file, listing_hint
 
 DEFAULT_LAYERS_DIR = "presets/layers"
 MODULAR_LAYERS = ("llm", "tts", "stt", "perception")
 # Layer names a persona's `layers` object may hold (contract section 4).
 LAYER_NAMES = ("llm", "tts", "stt", "sts", "perception", "conversational_flow", "transport",
                "conferencing", "capabilities", "knowledge_base")
-
-
-def project_path(root: Path, value: str | Path) -> Path:
-    """`value` as a path: absolute as given, otherwise relative to the project root."""
-    path = Path(value)
-    return path if path.is_absolute() else Path(root) / path
-
-
-def listing_hint(folder: Path, root: Path, names) -> str:
-    """`available in presets/...: a, b`, or why there is nothing to list (run from elsewhere)."""
-    if not Path(folder).is_dir():
-        return (f"there is no {display_path(folder, root)} folder in {Path(root).resolve()}; "
-                "run from your project root (the folder with presets/)")
-    return f"available in {display_path(folder, root)}: {', '.join(names) or 'none'}"
-
-
-def display_path(path: Path, root: Path) -> str:
-    """A path as the user would type it (relative to the project root when inside it)."""
-    try:
-        return str(Path(path).relative_to(root))
-    except ValueError:
-        return str(path)
-
-
-def available(folder: Path) -> list[str]:
-    """Names (file stems) of the `*.json` presets directly in `folder`."""
-    return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
 
 
 def check_layer_names(layers: dict, where: str, *, prefix: str = "layers.") -> None:
@@ -67,14 +42,14 @@ def _check_preset_name(name, where: str, field: str) -> str:
     return name.strip()
 
 
-def load_layers_preset(name: str, layers_dir: Path, where: str, root: Path) -> tuple[str, dict]:
-    """The full layers object in `layers_dir/NAME.json`; returns (label, layers)."""
+def load_layers_preset(name: str, folders: list[Path], where: str, root: Path) -> tuple[str, dict]:
+    """The full layers object `NAME.json` from the first of `folders` that has it; returns (label, layers)."""
     name = _check_preset_name(name, where, "layers_preset")
-    path = Path(layers_dir) / f"{name}.json"
-    if not path.is_file():
-        names = available(Path(layers_dir))
+    path = find_file(folders, f"{name}.json")
+    if path is None:
+        names = available(folders)
         close = suggest(name, names)
-        hint = (f"did you mean {close!r}? " if close else "") + listing_hint(layers_dir, root, names)
+        hint = (f"did you mean {close!r}? " if close else "") + listing_hint(folders, root, names)
         raise ConfigError(f"{where}: layers_preset: unknown layers preset {name!r}", hint=hint)
     label = display_path(path, root)
     data = load_file(path, what="layers preset")
@@ -82,20 +57,19 @@ def load_layers_preset(name: str, layers_dir: Path, where: str, root: Path) -> t
     return label, data
 
 
-def load_modular_layer(layer: str, value, layers_dir: Path, where: str, root: Path) -> tuple[str, dict]:
-    """One layer: `value` names `layers_dir/<layer>/<value>.json`, or is an inline object.
-
-    Returns (label, {layer: object}), ready to merge into a layers object.
+def load_modular_layer(layer: str, value, folders: list[Path], where: str, root: Path) -> tuple[str, dict]:
+    """One layer: `value` names `<layer>/<value>.json` in the first of `folders` that has it, or is an
+    inline object. Returns (label, {layer: object}), ready to merge into a layers object.
     """
     if isinstance(value, dict):
         return f"{where} ({layer})", {layer: copy.deepcopy(value)}
     name = _check_preset_name(value, where, layer)
-    folder = Path(layers_dir) / layer
-    path = folder / f"{name}.json"
-    if not path.is_file():
-        names = available(folder)
+    layer_folders = [Path(f) / layer for f in folders]
+    path = find_file(layer_folders, f"{name}.json")
+    if path is None:
+        names = available(layer_folders)
         close = suggest(name, names)
-        hint = (f"did you mean {close!r}? " if close else "") + listing_hint(folder, root, names)
+        hint = (f"did you mean {close!r}? " if close else "") + listing_hint(layer_folders, root, names)
         raise ConfigError(f"{where}: {layer}: unknown {layer} preset {name!r}", hint=hint)
     label = display_path(path, root)
     data = load_file(path, what=f"{layer} preset")

@@ -20,10 +20,10 @@ from jsonpointer import unescape
 from ..context import EPHEMERAL, RunContext
 from ..errors import ConfigError
 from ..merge import leaf_pointers
+from ..project import LOCK_FILE
 from ..store import atomic_write, utc_now
 from .remote import fetch_remote
 
-LOCK_FILE = "tavus-harness.lock.toml"
 KINDS = ("objectives", "guardrails", "persona")  # dependency order: policies before personas
 
 

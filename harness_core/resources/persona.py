@@ -14,8 +14,8 @@ from ..config import Resolved, gather
 from ..context import RunContext
 from ..env import api_configured
 from ..errors import ApiError, ConfigError
-from .layers import (DEFAULT_LAYERS_DIR, MODULAR_LAYERS, check_layer_names, load_layers_preset, load_modular_layer,
-                     project_path)
+from ..project import preset_folders
+from .layers import DEFAULT_LAYERS_DIR, MODULAR_LAYERS, check_layer_names, load_layers_preset, load_modular_layer
 from .lookup import persona_id_for, personas_named
 from .payload import allowed_keys, assemble, check_config_keys, merge_layers, validate_offline
 from . import lockfile
@@ -103,17 +103,17 @@ def build_layers(ctx: RunContext, values: dict, source) -> dict:
     LLM tools there).
     """
     root = ctx.root
-    layers_dir = project_path(root, values.get("layers_dir") or DEFAULT_LAYERS_DIR)
+    folders = preset_folders(root, values.get("layers_dir") or DEFAULT_LAYERS_DIR)
     sources: list[tuple[str, dict]] = []
     if values.get("layers_preset"):
-        label, data = load_layers_preset(values["layers_preset"], layers_dir, source("layers_preset"), root)
+        label, data = load_layers_preset(values["layers_preset"], folders, source("layers_preset"), root)
         sources.append((label, data))
     if values.get("layers") is not None:
         check_layer_names(values["layers"], source("layers"))
         sources.append((source("layers"), values["layers"]))
     for layer in MODULAR_LAYERS:
         if values.get(layer) is not None:
-            sources.append(load_modular_layer(layer, values[layer], layers_dir, source(layer), root))
+            sources.append(load_modular_layer(layer, values[layer], folders, source(layer), root))
     return merge_layers(sources, ctx)
 
 

@@ -15,6 +15,7 @@ from ..callbacks.events import describe_event
 PERSONA_CONFIG = "configs/persona/facilitator.example.json"
 CONVERSATION_CONFIG = "configs/conversation/facilitator_kickoff.json"
 FINAL_EVENT = "application.transcription_ready"
+TIME_SCALE = 0.02  # the embedded sandbox's clock: a call's seconds pass 50 times faster
 
 
 @dataclass
@@ -29,7 +30,7 @@ class DemoResult:
     key_was_set: bool = False
 
 
-def run_demo(ctx: RunContext, *, timeout: float = 20.0, time_scale: float = 0.02) -> DemoResult:
+def run_demo(ctx: RunContext, *, timeout: float = 20.0, time_scale: float | None = None) -> DemoResult:
     """Run persona + conversation + callbacks against an embedded sandbox; return the outcome."""
     from ..resources.conversation import build_conversation, create_conversation, end_conversation
     from ..resources.persona import apply_persona
@@ -37,7 +38,7 @@ def run_demo(ctx: RunContext, *, timeout: float = 20.0, time_scale: float = 0.02
     from ..callbacks.receiver import Receiver
 
     key_was_set = bool(ctx.env.get("TAVUS_API_KEY"))
-    with Sandbox(SandboxSettings(time_scale=time_scale)) as sandbox:
+    with Sandbox(SandboxSettings(time_scale=TIME_SCALE if time_scale is None else time_scale)) as sandbox:
         local = sandbox_context(ctx, sandbox.url)
         with Receiver(local, path="/tavus/callback") as receiver:
             persona = apply_persona(local, {}, PERSONA_CONFIG)

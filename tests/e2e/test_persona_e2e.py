@@ -23,7 +23,9 @@ HARNESS_ONLY = ("llm", "tts", "stt", "perception", "tools", "tools_dir", "layers
 
 
 def preset(project: Path, rel: str) -> dict:
-    return json.loads((project / "presets" / "layers" / rel).read_text())
+    """A layer preset as the harness finds it: the project's own, else the built-in one."""
+    from harness_core.project import find_file, preset_folders
+    return json.loads(find_file(preset_folders(project, "presets/layers"), rel).read_text())
 
 
 def writes(sb) -> list[tuple[str, str]]:
@@ -414,3 +416,16 @@ def test_the_readme_persona_commands_run_as_written_in_order_on_one_api(project,
         assert result.code == 0, f"{command}\n{result.err}"
     names = sorted(p["persona_name"] for p in sandbox.store.personas.values())
     assert names == ["Assistant modular", "Assistant modular (from config)", "Assistant with Tools", "Meeting Facilitator"]
+
+
+def test_from_a_sub_folder_the_project_root_keeps_the_lock_file_and_logs(project, sandbox, monkeypatch):
+    (project / "tavus-harness.toml").write_text("")
+    sub = project / "agents" / "deep"
+    sub.mkdir(parents=True)
+    monkeypatch.chdir(sub)
+    result = run_cli("persona", "--config", "../../configs/persona/facilitator.example.json")
+    assert result.code == 0, result.err
+    assert (project / "tavus-harness.lock.toml").is_file() and not (sub / "tavus-harness.lock.toml").exists()
+    assert (project / "logs" / "api.jsonl").is_file() and not (sub / "logs").exists()
+    again = run_cli("persona", "--config", "../../configs/persona/facilitator.example.json")
+    assert again.code == 2 and "already created" in again.err, "the same lock file is read from the sub-folder"

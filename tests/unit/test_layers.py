@@ -3,16 +3,14 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
 from harness_core.errors import ConfigError
+from harness_core.project import BUILTIN
 from harness_core.resources.layers import check_layer_names, load_layers_preset, load_modular_layer
 from harness_plugins.tools import (append_tools, check_tool, load_tool_file, merge_layer_objects, select_tools, tool_name,
                                    tools_in)
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def tool(name, desc="d", params=None):
@@ -23,7 +21,7 @@ def tool(name, desc="d", params=None):
 @pytest.fixture
 def layers_dir(tmp_path):
     dest = tmp_path / "presets" / "layers"
-    shutil.copytree(REPO / "presets" / "layers", dest)
+    shutil.copytree(BUILTIN / "presets" / "layers", dest)
     return dest
 
 
@@ -50,15 +48,15 @@ def test_shipped_tool_files_use_all_three_formats_and_load(layers_dir):
 
 def test_select_tools_by_file_name_or_function_name_in_order(layers_dir):
     tools_dir = layers_dir / "llm" / "tools"
-    picked = select_tools(["lookup_order_status", "escalate_to_human", "schedule_meeting"], tools_dir, "flag --tools", layers_dir)
+    picked = select_tools(["lookup_order_status", "escalate_to_human", "schedule_meeting"], [tools_dir], "flag --tools", layers_dir)
     assert [tool_name(t) for t in picked] == ["lookup_order_status", "escalate_to_human", "schedule_meeting"]
-    whole_file = select_tools("support_desk", tools_dir, "x", layers_dir)
+    whole_file = select_tools("support_desk", [tools_dir], "x", layers_dir)
     assert [tool_name(t) for t in whole_file] == ["get_business_hours", "escalate_to_human"]
 
 
 def test_unknown_tool_names_the_source_and_lists_the_available_ones(layers_dir):
     with pytest.raises(ConfigError) as info:
-        select_tools(["schedule_meting"], layers_dir / "llm" / "tools", "configs/persona/a.json", layers_dir)
+        select_tools(["schedule_meting"], [layers_dir / "llm" / "tools"], "configs/persona/a.json", layers_dir)
     assert info.value.message == "configs/persona/a.json: tools: unknown tool 'schedule_meting'"
     assert "did you mean 'schedule_meeting'" in info.value.hint
     assert "lookup_order_status" in info.value.hint and "escalate_to_human" in info.value.hint
@@ -67,9 +65,9 @@ def test_unknown_tool_names_the_source_and_lists_the_available_ones(layers_dir):
 def test_a_broken_tool_file_only_fails_when_selected(layers_dir):
     tools_dir = layers_dir / "llm" / "tools"
     (tools_dir / "broken.json").write_text("{not json")
-    assert tool_name(select_tools(["get_business_hours"], tools_dir, "x", layers_dir.parent.parent)[0]) == "get_business_hours"
+    assert tool_name(select_tools(["get_business_hours"], [tools_dir], "x", layers_dir.parent.parent)[0]) == "get_business_hours"
     with pytest.raises(ConfigError, match=r"broken.json: invalid JSON at line 1"):
-        select_tools(["broken"], tools_dir, "x", layers_dir.parent.parent)
+        select_tools(["broken"], [tools_dir], "x", layers_dir.parent.parent)
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -96,26 +94,26 @@ def test_bad_tool_file_error_names_the_file_and_index(tmp_path):
 
 # --- presets -----------------------------------------------------------------------------
 def test_layers_preset_loads_a_full_layers_object(layers_dir):
-    label, data = load_layers_preset("assistant_with_tools", layers_dir, "flag --layers-preset", layers_dir.parent.parent)
+    label, data = load_layers_preset("assistant_with_tools", [layers_dir], "flag --layers-preset", layers_dir.parent.parent)
     assert label == "presets/layers/assistant_with_tools.json"
     assert [tool_name(t) for t in data["llm"]["tools"]] == ["schedule_meeting", "lookup_order_status"]
 
 
 def test_unknown_layers_preset_lists_what_exists(layers_dir):
     with pytest.raises(ConfigError) as info:
-        load_layers_preset("assistant_with_tool", layers_dir, "flag --layers-preset", layers_dir)
+        load_layers_preset("assistant_with_tool", [layers_dir], "flag --layers-preset", layers_dir)
     assert info.value.message == "flag --layers-preset: layers_preset: unknown layers preset 'assistant_with_tool'"
     assert "did you mean 'assistant_with_tools'" in info.value.hint
 
 
 def test_modular_layer_from_file_inline_object_and_unknown_name(layers_dir):
-    label, data = load_modular_layer("llm", "tavus_llama", layers_dir, "c.json", layers_dir.parent.parent)
+    label, data = load_modular_layer("llm", "tavus_llama", [layers_dir], "c.json", layers_dir.parent.parent)
     assert label == "presets/layers/llm/tavus_llama.json" and data == {"llm": json.loads((layers_dir / "llm/tavus_llama.json").read_text())}
-    assert load_modular_layer("tts", {"tts_engine": "elevenlabs"}, layers_dir, "c.json", layers_dir)[1] == {"tts": {"tts_engine": "elevenlabs"}}
+    assert load_modular_layer("tts", {"tts_engine": "elevenlabs"}, [layers_dir], "c.json", layers_dir)[1] == {"tts": {"tts_engine": "elevenlabs"}}
     with pytest.raises(ConfigError, match=r"c.json: stt: unknown stt preset 'deepgram'"):
-        load_modular_layer("stt", "deepgram", layers_dir, "c.json", layers_dir)
+        load_modular_layer("stt", "deepgram", [layers_dir], "c.json", layers_dir)
     with pytest.raises(ConfigError, match=r"c.json: llm: '../x' is not a preset name"):
-        load_modular_layer("llm", "../x", layers_dir, "c.json", layers_dir)
+        load_modular_layer("llm", "../x", [layers_dir], "c.json", layers_dir)
 
 
 def test_shipped_presets_use_contract_field_names_and_values(layers_dir):
