@@ -80,3 +80,21 @@ def listing_hint(folders: list[Path], root: Path, names) -> str:
     if not where:
         return f"there is no {display_path(folders[0], root)} folder in {Path(root).resolve()}"
     return f"available in {where}: {', '.join(names) or 'none'}"
+
+
+def preset_inventory(root: Path) -> list[dict]:
+    """Every preset a project can use: {kind, name, source ("project" or "built-in"), path}.
+
+    kind is `layers` (a full layers object), a layer name (`llm`, `tts`, ...) or `tools`. A
+    project's file shadows the built-in file of the same path, which is then not listed.
+    """
+    rows: dict[str, dict] = {}
+    for folder, source in ((BUILTIN / "presets/layers", "built-in"), (Path(root) / "presets/layers", "project")):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*.json")):
+            parts = path.relative_to(folder).parts
+            kind = "layers" if len(parts) == 1 else ("tools" if parts[:2] == ("llm", "tools") else parts[0])
+            rows["/".join(parts)] = {"kind": kind, "name": path.stem, "source": source,
+                                     "path": display_path(path, root)}
+    return sorted(rows.values(), key=lambda r: (r["kind"], r["name"]))

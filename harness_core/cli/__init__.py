@@ -23,6 +23,23 @@ NOT_OFFERED = ("command-timeout", "config", "dry", "echo", "hide", "pty", "promp
                "write-pyc")
 
 
+# Tasks whose positional argument may be left out, and what it then means (invoke has no optional
+# positional argument): `tune init` is the current folder, `tune run` the project's scenarios/.
+DEFAULT_POSITIONAL = {"init": ".", "run": "scenarios"}
+
+
+def with_default_positional(argv: list[str]) -> list[str]:
+    """`argv` with the default positional argument added after a task that was given none."""
+    argv = list(argv)
+    for name, default in DEFAULT_POSITIONAL.items():
+        if name in argv[1:]:
+            at = argv.index(name, 1)
+            following = argv[at + 1] if at + 1 < len(argv) else None
+            if following is None or (following.startswith("-") and following not in ("-h", "--help")):
+                argv.insert(at + 1, default)
+    return argv
+
+
 class TuneConfig(Config):
     """invoke's configuration under tune's own name: tune.yaml files and TUNE_* variables, not invoke's."""
 
@@ -48,7 +65,7 @@ class TuneProgram(Program):
 
     def run(self, argv=None, exit=True):
         try:
-            return super().run(argv, exit)
+            return super().run(with_default_positional(sys.argv if argv is None else argv), exit)
         except BrokenPipeError:
             silence(sys.stdout)
             sys.exit(CLOSED_PIPE)

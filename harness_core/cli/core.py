@@ -1,11 +1,51 @@
-"""Project-wide tasks: doctor, plugins, sandbox."""
+"""Project-wide tasks: init, presets, doctor, plugins, sandbox, demo."""
 from __future__ import annotations
 
 from invoke import task
 
 from ..errors import CheckFailed
 from ..plugins import describe_plugins
-from .base import HarnessTask, context, number, say, say_json
+from .base import HarnessTask, context, not_help, number, say, say_json
+
+
+@task(klass=HarnessTask, positional=["folder"], help={
+    "folder": "where to create the project (default: the current folder; created if needed)",
+    "force": "overwrite files that already exist (otherwise they are kept as they are)",
+})
+def init(c, folder=None, force=False):
+    """Start a project: the example agent's configs, a scenario, .env.example, .gitignore entries, a CI workflow.
+
+    Nothing that exists is overwritten without --force; an existing .gitignore gains only the
+    lines it lacks. Prints the next three commands.
+    """
+    import os
+
+    from ..scaffold import init_project, next_steps
+    ctx = context()
+    result = init_project(not_help(folder, "init") if folder else ".", force=force)
+    for name in result.written:
+        say(ctx, f"wrote    {name}")
+    for name in result.extended:
+        say(ctx, f"extended {name}")
+    for name in result.kept:
+        say(ctx, f"kept     {name} (exists; --force to overwrite)")
+    program = "invoke" if os.path.basename(os.sys.argv[0]) == "invoke" else "tune"
+    say(ctx, f"Project ready in {result.root.resolve()}. Next:")
+    for step in next_steps(result, program):
+        say(ctx, f"  {step}")
+
+
+@task(klass=HarnessTask, help={"json": "print the presets as JSON"})
+def presets(c, json=False):
+    """List the layer presets and tools a persona can name, and whether each is the project's or built-in."""
+    from ..project import preset_inventory
+    ctx = context()
+    rows = preset_inventory(ctx.root)
+    if json:
+        say_json(ctx, rows)
+        return
+    for row in rows:
+        say(ctx, f"{row['kind']:<11} {row['name']:<24} {row['source']:<9} {row['path']}")
 
 
 @task(klass=HarnessTask, help={"json": "print the findings as JSON"})

@@ -25,7 +25,7 @@ def run(c, target=None, junit=None, json=False, keep=False, max_concurrent=None)
     from ..testing.runner import run_scenarios
     from ..testing.scenario import find_scenarios
     ctx = context()
-    paths = find_scenarios(not_help(target, "run") if target else "scenarios")
+    paths = find_scenarios(not_help(target, "run") if target else None, ctx.root)
     if junit:
         writable(junit, "junit", "logs/junit.xml")  # before the run, so a bad path does not cost the report
     results, label = run_scenarios(ctx, paths, keep=keep, max_concurrent=number(max_concurrent, "max-concurrent", 2, low=1),

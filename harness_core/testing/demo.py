@@ -3,19 +3,29 @@
 Starts the local sandbox and a callback receiver on free loopback ports, creates the example
 persona and a conversation with the receiver as callback_url, ends the conversation, waits for
 the callbacks and returns what happened. Nothing reaches Tavus, whatever keys are set.
+The example configs are the project's when it has them, else the built-in ones (`tune init`'s),
+so the demo also runs in an empty folder.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from ..context import RunContext, sandbox_context
 from ..errors import CheckFailed
 from ..callbacks.events import describe_event
+from ..scaffold import TEMPLATE
 
 PERSONA_CONFIG = "configs/persona/facilitator.example.json"
 CONVERSATION_CONFIG = "configs/conversation/facilitator_kickoff.json"
 FINAL_EVENT = "application.transcription_ready"
 TIME_SCALE = 0.02  # the embedded sandbox's clock: a call's seconds pass 50 times faster
+
+
+def example_file(ctx: RunContext, relative: str) -> str:
+    """The project's copy of an example config, else the built-in one."""
+    own = ctx.root / relative
+    return os.path.relpath(own) if own.is_file() else str(TEMPLATE / relative)
 
 
 @dataclass
@@ -38,11 +48,12 @@ def run_demo(ctx: RunContext, *, timeout: float = 20.0, time_scale: float | None
     from ..callbacks.receiver import Receiver
 
     key_was_set = bool(ctx.env.get("TAVUS_API_KEY"))
+    persona_config, conversation_config = example_file(ctx, PERSONA_CONFIG), example_file(ctx, CONVERSATION_CONFIG)
     with Sandbox(SandboxSettings(time_scale=TIME_SCALE if time_scale is None else time_scale)) as sandbox:
         local = sandbox_context(ctx, sandbox.url)
         with Receiver(local, path="/tavus/callback") as receiver:
-            persona = apply_persona(local, {}, PERSONA_CONFIG)
-            plan = build_conversation(local, {"callback_url": receiver.callback_url}, CONVERSATION_CONFIG)
+            persona = apply_persona(local, {}, persona_config)
+            plan = build_conversation(local, {"callback_url": receiver.callback_url}, conversation_config)
             conversation = create_conversation(local, plan.payload)
             cid = conversation["conversation_id"]
             _wait(lambda: receiver.wait_for(lambda evs: _has(evs, cid, "system.replica_joined"), timeout),

@@ -25,6 +25,7 @@
 """
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from pathlib import Path
 
 from ..config import check_keys, load_file
 from ..errors import ConfigError
+from ..project import find_root
 
 SCENARIO_KEYS = ("name", "persona_config", "persona_id", "persona_name", "conversation_config",
                  "end_after_seconds", "timeout_seconds", "expected_to_fail", "description")
@@ -155,8 +157,11 @@ def load_scenario(path: str | Path, kinds) -> Scenario:
         raise ConfigError(f"{where}: scenario.persona_config: no persona given",
                           hint="set persona_config, persona_id or persona_name")
     for key in ("persona_config", "conversation_config"):
-        if head.get(key) and not Path(head[key]).is_file():
-            raise ConfigError(f"{where}: scenario.{key}: {head[key]} not found", hint="paths are relative to the project")
+        if head.get(key):
+            head[key] = project_file(head[key], path)
+            if not Path(head[key]).is_file():
+                raise ConfigError(f"{where}: scenario.{key}: {head[key]} not found",
+                                  hint="paths are relative to the project root (the folder with tavus-harness.toml)")
     for key in ("end_after_seconds", "timeout_seconds"):
         if key in head and not _is_seconds(head[key]):
             raise ConfigError(f"{where}: scenario.{key}: must be a positive number of seconds")
@@ -186,9 +191,26 @@ def load_scenario(path: str | Path, kinds) -> Scenario:
                     timeout_seconds=float(head.get("timeout_seconds") or 60), expected_to_fail=bool(head.get("expected_to_fail")))
 
 
-def find_scenarios(target: str | Path) -> list[Path]:
-    """One file, or every scenario file in a folder (sorted); an empty result is an error."""
-    target = Path(target)
+def project_file(value: str, scenario: Path) -> str:
+    """A path a scenario names: as given when it exists from here, else under the scenario's
+    project root; spelled relative to the current folder when that is shorter."""
+    if Path(value).is_absolute() or Path(value).exists():
+        return value
+    found = find_root(scenario.resolve().parent) / value
+    if not found.exists():
+        return value
+    return os.path.relpath(found)
+
+
+def find_scenarios(target: str | Path | None, root: Path | None = None) -> list[Path]:
+    """One file, or every scenario file in a folder (sorted); an empty result is an error.
+
+    `target` is looked up from the current folder, then under the project `root` (so `tune run
+    scenarios/` works from a sub-folder); no target means the root's `scenarios/`.
+    """
+    target = Path(target or "scenarios")
+    if root is not None and not target.is_absolute() and not target.exists() and (root / target).exists():
+        target = Path(os.path.relpath(root / target))
     if target.is_dir():
         found = sorted(p for p in target.glob("*.toml") if is_scenario_file(p))
         if not found:
