@@ -16,9 +16,10 @@ FLAT = {"bucket_name": "recording_s3_bucket_name", "bucket_region": "recording_s
         "assume_role_arn": "aws_assume_role_arn"}
 
 
-def wants_recording(config: dict, env) -> bool:
-    """--record / enable_recording, then properties.enable_recording, then TUNE_AUTO_RECORDING.
+def wants_recording(config: dict, env) -> str | None:
+    """What turned recording on (a key, or TUNE_AUTO_RECORDING and where it was set), or None when off.
 
+    Looked at in order: --record / enable_recording, properties.enable_recording, TUNE_AUTO_RECORDING.
     An explicit false in the config wins over the environment; anything but true/false is an error.
     """
     for key, value in (("enable_recording", config.get("enable_recording")),
@@ -27,8 +28,8 @@ def wants_recording(config: dict, env) -> bool:
             if not isinstance(value, bool):
                 raise ConfigError(f"{key}: {value!r} is not true or false",
                                   hint="write true or false, without quotes")
-            return value
-    return env.flag("TUNE_AUTO_RECORDING")
+            return key if value else None
+    return f"{env.where('TUNE_AUTO_RECORDING')}=true" if env.flag("TUNE_AUTO_RECORDING") else None
 
 
 def storage_configured(properties: dict) -> bool:
@@ -45,7 +46,8 @@ def harness_config_keys(kind):
 @hookimpl
 def harness_build_payload(kind, config, payload, context):
     """properties.enable_recording plus storage from the environment; missing settings are an error."""
-    if kind != "conversation" or not wants_recording(config, context.env):
+    cause = wants_recording(config, context.env) if kind == "conversation" else None
+    if cause is None:
         return None
     properties = payload.get("properties") or {}
     if storage_configured(properties):
@@ -53,8 +55,9 @@ def harness_build_payload(kind, config, payload, context):
     values = {field: context.env.get(var) for field, var in VARS.items()}
     missing = [VARS[f] for f, v in values.items() if not v]
     if missing:
-        raise ConfigError(f"recording is on but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set",
-                          hint="add them to .env (see .env.example), or turn recording off")
+        raise ConfigError(f"recording is on ({cause}) but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                          "not set", hint=f"add them to {context.env.dotenv_path} or the environment (see .env.example), "
+                                          "or turn recording off")
     if (context.env.get("TAVUS_RECORDING_STORAGE") or "").lower() == "flat":
         return {"properties": {"enable_recording": True, **{FLAT[f]: v for f, v in values.items()}}}
     return {"properties": {"enable_recording": True, "recording_storage": {"provider": "s3", **values}}}

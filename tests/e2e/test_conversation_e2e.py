@@ -138,7 +138,7 @@ def test_dry_run_prints_the_payload_and_sends_nothing(facilitator, sandbox):
     (["--config", "languages_disagree.json"], "properties.language: 'french' disagrees with language 'english'"),
     (["--config", "unknown_key.json"], "unknown_key.json: langauge: unknown key"),
     (["--persona-name", "Nobody Here"], "no persona named 'Nobody Here'"),
-    (["--config", "recorded.json"], "TAVUS_RECORDING_S3_BUCKET"),
+    (["--config", "recorded.json"], "recording is on (enable_recording) but TAVUS_RECORDING_S3_BUCKET"),
     (["--replica-id", "r4317e64d25a", "--language", "klingon"], "'klingon' is not a language"),
 ])
 def test_bad_input_is_one_line_nonzero_and_nothing_sent(facilitator, sandbox, project, args, needle):
@@ -158,6 +158,16 @@ def test_bad_input_is_one_line_nonzero_and_nothing_sent(facilitator, sandbox, pr
     if "unknown key" in needle and "properties" in needle:
         assert "max_call_duration" in result.err, "did-you-mean suggestion"
     assert posts(sandbox) == []
+
+
+def test_the_recording_error_says_what_turned_it_on_and_names_the_dotenv_file_in_use(project, sandbox, monkeypatch):
+    other = project / "secrets" / "team.env"
+    other.parent.mkdir()
+    other.write_text("TUNE_AUTO_RECORDING=true\n")
+    monkeypatch.setenv("TAVUS_HARNESS_DOTENV", str(other))
+    result = run_cli("conversation", "--replica-id", "r4317e64d25a", "--dry-run")
+    assert result.code == 2 and result.err.count("\n") == 1, result.err
+    assert "recording is on (.env TUNE_AUTO_RECORDING=true)" in result.err and f"add them to {other}" in result.err
 
 
 def test_explicit_recording_false_beats_tune_auto_recording_and_language_flag_beats_config(project, sandbox, monkeypatch):
