@@ -1,6 +1,7 @@
 """RunContext: what every harness_core function and every hook gets to know about this run."""
 from __future__ import annotations
 
+import re
 import sys
 from collections import deque
 from dataclasses import dataclass, field
@@ -23,6 +24,15 @@ class RunContext:
     pm: object = None  # pluggy.PluginManager, built lazily by `plugins`
     notes: deque = field(default_factory=lambda: deque(maxlen=MAX_NOTES))
     quiet: bool = False
+    program: str = "invoke"  # the command the user typed (`tune` or `invoke`): hints name it
+    commands: frozenset = frozenset()  # its task names, so only `invoke <task>` is renamed
+
+    def spoken(self, text: str) -> str:
+        """`text` with each `invoke <task>` hint naming the program actually running (e.g. `tune plan`)."""
+        if self.program == "invoke" or not self.commands:
+            return text
+        tasks = "|".join(sorted(map(re.escape, self.commands), key=len, reverse=True))
+        return re.sub(rf"\binvoke (?=(?:{tasks})\b)", f"{self.program} ", text)
 
     @property
     def root(self) -> Path:
@@ -55,7 +65,7 @@ class RunContext:
 
     def note(self, text: str) -> None:
         """Tell the user one line (stderr, redacted), and keep it for summaries."""
-        text = redact_text(text, self.secrets)
+        text = self.spoken(redact_text(text, self.secrets))
         self.notes.append(text)
         if not self.quiet:
             print(text, file=sys.stderr, flush=True)
@@ -77,4 +87,4 @@ def sandbox_context(ctx: RunContext, api_url: str) -> RunContext:
     values.update({"TAVUS_API_URL": api_url, EPHEMERAL: "1"})
     env = Environment(values=values, sources={k: ctx.env.sources.get(k, "env") for k in values},
                       root=ctx.root, dotenv_path=ctx.env.dotenv_path)
-    return RunContext(env=env, pm=ctx.pm, quiet=ctx.quiet)
+    return RunContext(env=env, pm=ctx.pm, quiet=ctx.quiet, program=ctx.program, commands=ctx.commands)

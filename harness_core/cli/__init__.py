@@ -31,11 +31,13 @@ DEFAULT_POSITIONAL = {"init": ".", "run": "scenarios"}
 def with_default_positional(argv: list[str]) -> list[str]:
     """`argv` with the default positional argument added after a task that was given none."""
     argv = list(argv)
+    if "-h" in argv or "--help" in argv:  # `tune --help run`: help, not a run
+        return argv
     for name, default in DEFAULT_POSITIONAL.items():
         if name in argv[1:]:
             at = argv.index(name, 1)
             following = argv[at + 1] if at + 1 < len(argv) else None
-            if following is None or (following.startswith("-") and following not in ("-h", "--help")):
+            if following is None or following.startswith("-"):
                 argv.insert(at + 1, default)
     return argv
 

@@ -12,6 +12,9 @@ from ..errors import ConfigError, HarnessError
 from ..redact import redact, redact_text
 
 
+HELP = {}  # "program": the Program that shows a task's help; set by harness_core.cli (no import back up)
+
+
 class HarnessTask(Task):
     """An invoke Task whose HarnessError becomes one `error: ...` line and its exit code.
 
@@ -24,19 +27,29 @@ class HarnessTask(Task):
         super().__init__(*args, **kwargs)
 
     def __call__(self, *args, **kwargs):
+        config = getattr(args[0], "config", None) if args else None
+        RUNNING["program"] = getattr(type(config), "prefix", "invoke") or "invoke"  # TuneConfig: "tune"
         try:
             return super().__call__(*args, **kwargs)
         except HarnessError as exc:
             try:
-                secrets = make_context(quiet=True).secrets
+                ctx = context(quiet=True)
             except HarnessError:
-                secrets = []
-            raise Exit(f"error: {redact_text(exc.render(), secrets)}", code=exc.exit_code) from None
+                ctx = None
+            text = redact_text(exc.render(), ctx.secrets) if ctx else exc.render()
+            raise Exit(f"error: {ctx.spoken(text) if ctx else text}", code=exc.exit_code) from None
+
+
+RUNNING = {"program": "invoke"}  # which program runs this task: `tune` or `invoke` (set by HarnessTask)
 
 
 def context(quiet: bool = False) -> RunContext:
-    """The RunContext for this command (current directory, environment, `.env`)."""
-    return make_context(quiet=quiet)
+    """The RunContext for this command (project root, environment, `.env`), naming the running program."""
+    ctx = make_context(quiet=quiet)
+    ctx.program = RUNNING["program"]
+    if "program" in HELP:
+        ctx.commands = frozenset(HELP["program"].namespace.task_names)
+    return ctx
 
 
 CLOSED_PIPE = 141  # the exit code of a command whose reader went away, as git and grep end
@@ -57,7 +70,7 @@ def _emit(text: str, stream) -> None:
 
 def say(ctx: RunContext, text: str = "") -> None:
     """Print one line of normal output, with secrets removed."""
-    _emit(redact_text(text, ctx.secrets), sys.stdout)
+    _emit(ctx.spoken(redact_text(text, ctx.secrets)), sys.stdout)
 
 
 def say_json(ctx: RunContext, data) -> None:
@@ -67,7 +80,7 @@ def say_json(ctx: RunContext, data) -> None:
 
 def warn(ctx: RunContext, text: str) -> None:
     """Print one line to stderr, with secrets removed."""
-    _emit(redact_text(text, ctx.secrets), sys.stderr)
+    _emit(ctx.spoken(redact_text(text, ctx.secrets)), sys.stderr)
 
 
 def split_list(value: str | None) -> list[str] | None:
@@ -111,9 +124,6 @@ def json_object(value: str | None, flag: str) -> dict | None:
         raise ConfigError(f"--{flag}: must be a JSON object, not {type(data).__name__}",
                           hint=f"e.g. --{flag} '{{\"max_call_duration\": 600}}'")
     return data
-
-
-HELP = {}  # "program": the Program that shows a task's help; set by harness_core.cli (no import back up)
 
 
 def not_help(value: str, name: str) -> str:

@@ -45,7 +45,7 @@ def test_without_key_or_url_a_task_stops_before_sending_with_both_ways_forward(p
     assert result.code == 2
     line = result.err.strip()
     assert line.count("\n") == 0 and line.startswith("error: no TAVUS_API_KEY and no TAVUS_API_URL")
-    assert "invoke sandbox" in line and "invoke demo" in line
+    assert "`tune sandbox`" in line and "`tune demo`" in line, "hints name the program that runs (tune)"
 
 
 def test_doctor_reports_a_healthy_sandbox_setup(project, sandbox):
@@ -57,7 +57,7 @@ def test_doctor_reports_a_healthy_sandbox_setup(project, sandbox):
 def test_doctor_fails_with_a_fix_when_the_api_does_not_answer(project):
     result = run_cli("doctor")
     assert result.code == 5
-    assert "BAD reachable" in result.out and "fix:" in result.out and "invoke sandbox" in result.out
+    assert "BAD reachable" in result.out and "fix:" in result.out and "`tune sandbox`" in result.out
 
 
 def test_doctor_never_shows_the_key(project, sandbox, monkeypatch):
@@ -93,7 +93,7 @@ def test_doctor_passes_webhook_url_only_when_a_real_receiver_answers(project, sa
 
     monkeypatch.setenv("WEBHOOK_URL", collector.url + "?token=abc")  # a web server answering 200, not a receiver
     result = run_cli("doctor")
-    assert result.code == 5 and "BAD webhook" in result.out and "invoke webhook" in result.out, result.out
+    assert result.code == 5 and "BAD webhook" in result.out and "`tune webhook`" in result.out, result.out
     with Receiver(make_context(quiet=True), token="t0ken-123") as rx:
         monkeypatch.setenv("WEBHOOK_URL", rx.callback_url)
         result = run_cli("doctor")
@@ -129,3 +129,19 @@ def test_the_seed_script_outside_the_venv_says_how_to_use_the_venv():
                           text=True, timeout=30)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert f"{Path(sys.prefix)}" in proc.stderr and "/bin/python bin/webhook_server.py --port 1" in proc.stderr, proc.stderr
+
+
+def test_hints_name_the_program_that_runs(project):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    shutil.copy(Path(__file__).resolve().parents[2] / "tasks.py", project / "tasks.py")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAVUS_", "WEBHOOK_"))}
+    for program in ("invoke", "tune"):
+        proc = subprocess.run([str(Path(sys.executable).parent / program), "persona", "--persona-name", "X",
+                               "--system-prompt", "y"], cwd=project, env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and f"`{program} sandbox`" in proc.stderr and f"`{program} demo`" in proc.stderr, \
+            proc.stderr

@@ -67,7 +67,7 @@ def test_trigger_refused_by_the_target_is_an_error_with_the_fix(rx, project):
 def test_trigger_with_nothing_listening_says_how_to_start_the_receiver(project):
     result = run_cli("trigger", "system.replica_joined", "--to", "http://127.0.0.1:9/tavus/callback")
     assert result.code == 3 and "could not post to http://127.0.0.1:9/tavus/callback" in result.err
-    assert "is anything listening there" in result.err and "invoke webhook --port 8000" in result.err
+    assert "is anything listening there" in result.err and "`tune webhook --port 8000`" in result.err
 
 
 def test_trigger_refuses_bad_arguments_before_posting(project, collector):

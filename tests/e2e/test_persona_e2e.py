@@ -369,7 +369,7 @@ def test_unknown_policy_id_and_name_fail_before_create(project, sandbox):
     assert_one_error(run_cli("persona", "--config", FACILITATOR, "--objectives-id", "o000missing"),
                      "--objectives-id", "o000missing")
     assert_one_error(run_cli("persona", "--config", FACILITATOR, "--guardrails-name", "Nope"),
-                     "--guardrails-name", "Nope", "invoke guardrails")
+                     "--guardrails-name", "Nope", "`tune guardrails")
     assert_one_error(run_cli("persona", "--config", FACILITATOR, "--update", "--persona-id", "p000missing"),
                      "flag --persona-id: persona_id: no persona 'p000missing'")
     assert_one_error(run_cli("persona", "--config", FACILITATOR, "--update"),

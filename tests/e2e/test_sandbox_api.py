@@ -246,7 +246,9 @@ def test_scripted_transcript_and_end_over_http(sb, collector):
     assert resp.status_code == 200
     call(sb, "POST", "/conversations", {"persona_id": pid, "callback_url": collector.url})
     events = collector.wait_for(lambda evs: any(e["event_type"] == "application.transcription_ready" for e in evs))
-    transcript = events[-1]["properties"]["transcript"]
+    # later callbacks (perception, recording) may already be there: pick the transcript itself
+    ready = next(e for e in events if e["event_type"] == "application.transcription_ready")
+    transcript = ready["properties"]["transcript"]
     assert [t["content"] for t in transcript[1:]] == ["Let's cover risks."]
 
 
