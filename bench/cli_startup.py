@@ -1,8 +1,11 @@
-"""CLI start-up: `invoke persona --dry-run` against the bare import floor, measured in the same run.
+"""CLI start-up: `tune persona --dry-run` (and `invoke persona --dry-run`) against the bare import
+floor, and against the official Tavus CLI's `tavus --help`, all measured in the same run.
 
-Prints median wall time and peak memory of both, their ratios, and the imports that dominate
-start-up (from `python -X importtime`). No network: the dry run sends nothing.
-Usage: .venv/bin/python bench/cli_startup.py [--runs 15]
+Prints median wall time and peak memory, the ratios, and the imports that dominate start-up (from
+`python -X importtime`). No network: the dry run sends nothing. The official CLI is looked for in
+a scratch venv (`python3 -m venv /tmp/tavuscli && /tmp/tavuscli/bin/pip install tavus-cli==0.11.0`,
+or --tavus PATH); without it that line is skipped with a note.
+Usage: .venv/bin/python bench/cli_startup.py [--runs 15] [--tavus /tmp/tavuscli/bin/tavus]
 """
 from __future__ import annotations
 
@@ -18,8 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 INVOKE = str(Path(PY).parent / "invoke")
+TUNE = str(Path(PY).parent / "tune")
 FLOOR = [PY, "-c", "import requests, pluggy, invoke, dotenv, tomli_w"]
-CLI = [INVOKE, "persona", "--dry-run", "--config", "configs/persona/facilitator.example.json"]
+DRY_RUN = ["persona", "--dry-run", "--config", "configs/persona/facilitator.example.json"]
+CLI = [TUNE, *DRY_RUN]
+CLI_INVOKE = [INVOKE, *DRY_RUN]
 
 
 def measure_once(cmd, env):
@@ -67,6 +73,7 @@ def extra_imports(env, n=8):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--tavus", default="/tmp/tavuscli/bin/tavus", help="the official CLI's executable")
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TAVUS_", "WEBHOOK_"))}
     # A user's Python keeps bytecode caches, and pip wrote them for the floor's libraries; with
@@ -74,13 +81,27 @@ def main():
     # measure the compiler. The warm-up run writes them.
     bytecode_off = env.pop("PYTHONDONTWRITEBYTECODE", None)
     subprocess.run(CLI, cwd=ROOT, env=env, capture_output=True, timeout=120)  # warm the caches
-    (floor_wall, floor_mem), (cli_wall, cli_mem) = measure([FLOOR, CLI], env, args.runs)
+    subprocess.run(CLI_INVOKE, cwd=ROOT, env=env, capture_output=True, timeout=120)
+    official = [args.tavus, "--help"] if Path(args.tavus).is_file() else None
+    if official:
+        subprocess.run(official, cwd=ROOT, env=env, capture_output=True, timeout=120)
+    commands = [FLOOR, CLI, CLI_INVOKE] + ([official] if official else [])
+    measured = measure(commands, env, args.runs)
+    (floor_wall, floor_mem), (cli_wall, cli_mem), (inv_wall, inv_mem) = measured[:3]
     print(f"runs per command: {args.runs}, alternating (median wall time, max peak RSS)")
     if bytecode_off:
         print("note: PYTHONDONTWRITEBYTECODE was set here; unset for these runs so bytecode caches are used")
-    print(f"import floor   {floor_wall * 1000:7.1f} ms  {floor_mem:6.1f} MiB   {' '.join(FLOOR[1:])}")
-    print(f"persona dry-run{cli_wall * 1000:7.1f} ms  {cli_mem:6.1f} MiB   invoke persona --dry-run --config ...")
-    print(f"ratio          {cli_wall / floor_wall:7.2f} x   {cli_mem / floor_mem:6.2f} x     (target: wall <= 1.5x)")
+    print(f"import floor        {floor_wall * 1000:7.1f} ms  {floor_mem:6.1f} MiB   {' '.join(FLOOR[1:])}")
+    print(f"tune dry-run        {cli_wall * 1000:7.1f} ms  {cli_mem:6.1f} MiB   tune persona --dry-run --config ...")
+    print(f"invoke dry-run      {inv_wall * 1000:7.1f} ms  {inv_mem:6.1f} MiB   invoke persona --dry-run --config ...")
+    print(f"tune / floor        {cli_wall / floor_wall:7.2f} x   {cli_mem / floor_mem:6.2f} x     (target: wall <= 1.2x)")
+    print(f"invoke / floor      {inv_wall / floor_wall:7.2f} x   {inv_mem / floor_mem:6.2f} x")
+    if official:
+        tavus_wall, tavus_mem = measured[3]
+        print(f"tavus --help        {tavus_wall * 1000:7.1f} ms  {tavus_mem:6.1f} MiB   the official Tavus CLI")
+        print(f"tune / tavus --help {cli_wall / tavus_wall:7.2f} x   {cli_mem / tavus_mem:6.2f} x     (target: wall <= 0.5x)")
+    else:
+        print(f"tavus --help        skipped: {args.tavus} not found (install tavus-cli==0.11.0 in a scratch venv)")
     print("imports beyond the floor (self time under -X importtime, which inflates it; per package):")
     for ms, name in extra_imports(env):
         print(f"  {ms:7.1f} ms  {name}")

@@ -5,7 +5,6 @@ a real environment variable beats the same name in `.env`.
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +98,8 @@ def is_loopback(url: str) -> bool:
     if host == "localhost":
         return True
     try:
+        import ipaddress  # only when a URL is checked: it costs ~2 ms of every command's start
+
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False

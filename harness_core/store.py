@@ -11,7 +11,6 @@ import json
 import os
 import tempfile
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 from .errors import ConfigError
 from .redact import redact
 
-RUN_ID = uuid.uuid4().hex[:12]
+RUN_ID = os.urandom(6).hex()  # this process's run, on every log record (uuid would import platform)
 
 
 def utc_now() -> str:

@@ -7,7 +7,7 @@ from invoke import Exit, task
 
 from ..errors import ChangesPending
 from ..redact import redact, redact_field
-from ..resources.lockfile import LOCK_FILE
+from ..project import LOCK_FILE
 from .base import HarnessTask, context, say, say_json
 from .base import context as run_context
 from .persona import PERSONA_HELP, persona_flags
