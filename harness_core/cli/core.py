@@ -11,25 +11,28 @@ from .base import HarnessTask, context, not_help, number, say, say_json
 @task(klass=HarnessTask, positional=["folder"], help={
     "folder": "where to create the project (default: the current folder; created if needed)",
     "force": "overwrite files that already exist (otherwise they are kept as they are)",
+    "json": "print what was written, extended and kept, and the next commands, as one JSON document",
 })
-def init(c, folder=None, force=False):
+def init(c, folder=None, force=False, json=False):
     """Start a project: the example agent's configs, a scenario, .env.example, .gitignore entries, a CI workflow.
 
     Nothing that exists is overwritten without --force; an existing .gitignore gains only the
     lines it lacks. Prints the next three commands.
     """
-    import os
-
     from ..scaffold import init_project, next_steps
     ctx = context()
     result = init_project(not_help(folder, "init") if folder else ".", force=force)
+    program = ctx.program
+    if json:
+        say_json(ctx, {"root": str(result.root.resolve()), "written": result.written, "extended": result.extended,
+                       "kept": result.kept, "next": next_steps(result, program)})
+        return
     for name in result.written:
         say(ctx, f"wrote    {name}")
     for name in result.extended:
         say(ctx, f"extended {name}")
     for name in result.kept:
         say(ctx, f"kept     {name} (exists; --force to overwrite)")
-    program = "invoke" if os.path.basename(os.sys.argv[0]) == "invoke" else "tune"
     say(ctx, f"Project ready in {result.root.resolve()}. Next:")
     for step in next_steps(result, program):
         say(ctx, f"  {step}")
@@ -110,8 +113,9 @@ def sandbox(c, port=None, host=None, state=None, api_key=None, max_concurrent=No
     serve_forever(settings, host or "127.0.0.1", number(port, "port", 8800, high=65535), on_ready=ready)
 
 
-@task(klass=HarnessTask, help={"timeout": "seconds to wait for each callback (default 20)"})
-def demo(c, timeout=None):
+@task(klass=HarnessTask, help={"timeout": "seconds to wait for each callback (default 20)",
+                               "json": "print the outcome as one JSON document (ids, status, the callbacks)"})
+def demo(c, timeout=None, json=False):
     """Create the example persona and a conversation on an embedded local sandbox and show its callbacks.
 
     Starts the sandbox and a callback receiver on free 127.0.0.1 ports. Nothing reaches Tavus.
@@ -119,5 +123,8 @@ def demo(c, timeout=None):
     from ..testing.demo import run_demo, summary_lines
     ctx = context()
     result = run_demo(ctx, timeout=number(timeout, "timeout", 20.0, whole=False))
+    if json:
+        say_json(ctx, result.__dict__)
+        return
     for line in summary_lines(result):
         say(ctx, line)

@@ -76,3 +76,20 @@ def test_the_embedded_sandbox_never_sees_the_key_from_dotenv(project, monkeypatc
     assert "TAVUS_API_KEY is set, but the demo always uses the embedded sandbox" in result.out
     artifacts = result.out + result.err + "".join(p.read_text() for p in (project / "logs").rglob("*") if p.is_file())
     assert SECRET not in artifacts
+
+
+def test_demo_and_init_report_as_json(project, monkeypatch, tmp_path):
+    import json
+
+    from tests.helpers import run_cli
+
+    monkeypatch.delenv("TAVUS_API_URL")
+    demo = run_cli("demo", "--json")
+    assert demo.code == 0, demo.err
+    body = json.loads(demo.out)
+    assert body["status"] == "ended" and body["conversation_id"] and any(
+        e["event_type"] == "application.transcription_ready" for e in body["events"])
+    made = run_cli("init", str(tmp_path / "fresh"), "--json")
+    report = json.loads(made.out)
+    assert made.code == 0 and "tavus-harness.toml" in report["written"] and report["kept"] == []
+    assert report["next"][0].endswith("tune demo")
