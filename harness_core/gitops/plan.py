@@ -139,9 +139,7 @@ def apply_plan(ctx: RunContext, only: str | None = None, *, dry_run: bool = Fals
             raise CheckFailed(f"{rel}: {item.kind} {item.name!r} ({item.remote_id}) was changed outside the harness",
                               hint=f"review `invoke plan`, then `invoke apply --force` to overwrite it, or {take}")
         elif item.status not in ("unchanged", "duplicate-config") and not dry_run:
-            if item.status == "missing-remote":
-                lockfile.forget(ctx, kind, item.name)
-            write(ctx, item, rel)
+            write(ctx, item, rel)  # a missing-remote entry is forgotten by the create's own check
         done.append(item)
         if on_step:
             on_step(item)
@@ -149,10 +147,14 @@ def apply_plan(ctx: RunContext, only: str | None = None, *, dry_run: bool = Fals
 
 
 def write(ctx: RunContext, item: PlanItem, rel: str) -> None:
-    """Create or update one resource through the same code as `invoke persona/objectives/guardrails`."""
+    """Create or update one resource through the same code as `invoke persona/objectives/guardrails`.
+
+    A create is an upsert: it checks the state again under the inter-process lock, and when
+    another command created the resource since this plan was made, it updates that one instead.
+    """
     if item.kind == "persona":
         update = item.status in ("update", "remote-changed", "both-changed")
-        apply_persona(ctx, {"persona_id": item.remote_id} if update else {}, rel, update=update)
+        apply_persona(ctx, {"persona_id": item.remote_id} if update else {}, rel, update=update, upsert=True)
     else:
         apply_policy(ctx, item.kind, rel)
 
