@@ -2,6 +2,7 @@
 (issue 13, defect 2); and `invoke conversations` costs what is still open, not all history."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -119,3 +120,18 @@ def test_invoke_conversations_asks_only_about_conversations_not_known_to_be_over
     again = run_cli("conversations")
     assert again.code == 0 and again.out.count("ended") == 18
     assert reads_of_one_conversation() == [], "what the API said was over is not asked again"
+
+
+def test_a_command_lists_personas_once_and_logs_one_line_per_listing(project, sandbox):
+    with requests.Session() as http:  # 250 personas made elsewhere: a listing is 3 pages of 100
+        for i in range(250):
+            made = http.post(f"{sandbox.url}/personas", json={"persona_name": f"filler {i}", "system_prompt": "x"},
+                             headers={"x-api-key": "dashboard"}, timeout=5)
+            assert made.status_code == 200
+    sandbox.requests.clear()
+    result = run_cli("apply")  # three personas created, two policies looked up by name
+    assert result.code == 0, result.err
+    assert [p for m, p in sandbox.requests if m == "GET" and p == "/v2/personas"] == ["/v2/personas"] * 3
+    logged = [json.loads(line) for line in (project / "logs" / "api.jsonl").read_text().splitlines()]
+    listings = [r for r in logged if r.get("method") == "GET" and r["url"].endswith("/v2/personas")]
+    assert len(listings) == 1 and listings[0]["pages"] == 3 and listings[0]["rows"] >= 250
