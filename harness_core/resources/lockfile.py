@@ -27,6 +27,7 @@ resource. The price is that a command waits while another creates one resource (
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import os
@@ -59,6 +60,7 @@ class State:
         self.text: str | None = None  # the file's text as last read or written (None: no file)
         self.stamp: tuple | None | bool = False  # (device, inode, mtime, size) of that file; None: none; False: unread
         self.guard = threading.RLock()  # threads of this process; the file lock is for processes
+        self._chunks: dict = {}  # (api, kind, name) -> (entry, its TOML text): render() reuses unchanged ones
         self._mutex = None
 
     def current(self) -> dict:
@@ -88,7 +90,7 @@ class State:
 
         Call it only under `locked()`, after changing `data` as read under that lock.
         """
-        text = render(self.data)
+        text = render(self.data, self._chunks)
         if text == self.text:
             return False
         atomic_write(self.path, text)
@@ -125,12 +127,28 @@ def _stamp(path: Path) -> tuple | None:
         return None
 
 
-def render(state: dict) -> str:
-    """The file's text for a state: sorted by API, kind, name and key, empty tables left out."""
-    ordered = {"api": {url: {kind: {name: dict(sorted(entry.items())) for name, entry in sorted(kinds[kind].items())}
-                             for kind in sorted(kinds) if kinds[kind]}
-                       for url, kinds in sorted(state.items()) if any(kinds.values())}}
-    return HEADER + tomli_w.dumps(ordered)
+def render(state: dict, chunks: dict | None = None) -> str:
+    """The file's text for a state: sorted by API, kind, name and key, empty tables left out.
+
+    The same text as tomli_w gives for the whole state, built entry by entry so that `chunks`
+    ((api, kind, name) -> (entry, text), kept between calls) saves re-formatting the entries that
+    did not change: writing after each of 500 creates stays linear.
+    """
+    chunks = {} if chunks is None else chunks
+    parts, seen = [], set()
+    for url, kinds in sorted(state.items()):
+        for kind in sorted(kinds):
+            for name, entry in sorted(kinds[kind].items()):
+                key = (url, kind, name)
+                seen.add(key)
+                known = chunks.get(key)
+                if known is None or known[0] != entry:
+                    ordered = dict(sorted(entry.items()))
+                    known = chunks[key] = (copy.deepcopy(entry), tomli_w.dumps({"api": {url: {kind: {name: ordered}}}}))
+                parts.append(known[1])
+    for key in [k for k in chunks if k not in seen]:
+        del chunks[key]
+    return HEADER + "\n".join(parts)
 
 
 def state(ctx: RunContext) -> State:
