@@ -7,6 +7,9 @@ yet, e.g. it names a policy that does not exist); duplicate-config (a second con
 resource another config already manages: reported, never applied). Conversations are not managed
 resources (they are short-lived): plan and apply cover objectives, guardrails and personas,
 in that order, so personas that name a policy find it.
+
+Cost: the state file is read once and each kind listed once per command (see listed()); a
+resource is read on its own only when its config or its listed row differs from the state.
 """
 from __future__ import annotations
 

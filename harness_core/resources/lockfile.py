@@ -58,15 +58,20 @@ class State:
         self.path = path
         self.data: dict = {}  # {api_url: {kind: {name: entry}}}
         self.text: str | None = None  # the file's text as last read or written (None: no file)
+        self._raw: bytes | None = None  # the same, as bytes
         self.stamp: tuple | None | bool = False  # (device, inode, mtime, size) of that file; None: none; False: unread
         self.guard = threading.RLock()  # threads of this process; the file lock is for processes
         self._chunks: dict = {}  # (api, kind, name) -> (entry, its TOML text): render() reuses unchanged ones
         self._mutex = None
 
-    def current(self) -> dict:
-        """The state, parsed again only when the file changed since this command last saw it."""
+    def current(self, *, exact: bool = False) -> dict:
+        """The state, parsed again only when the file changed since this command last saw it.
+
+        Changed means another (device, inode, mtime, size), one `stat`; `exact=True` (writers,
+        under the lock) compares the bytes instead, which no coarse clock or reused inode fools.
+        """
         with self.guard:
-            if _stamp(self.path) != self.stamp:
+            if exact or _stamp(self.path) != self.stamp:
                 self._read()
             return self.data
 
@@ -75,7 +80,10 @@ class State:
             with open(self.path, "rb") as fh:
                 stamp, raw = _fstamp(os.fstat(fh.fileno())), fh.read()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            self.data, self.text, self.stamp = {}, None, None
+            self.data, self.text, self._raw, self.stamp = {}, None, None, None
+            return
+        if raw == self._raw:  # the same bytes: keep what was parsed
+            self.stamp = stamp
             return
         try:
             text = raw.decode("utf-8")
@@ -83,7 +91,7 @@ class State:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{self.path.name}: unreadable state file ({exc})",
                               hint="restore it from git, or delete it to start over (resources stay on Tavus)") from None
-        self.data, self.text, self.stamp = data.get("api", {}), text, stamp
+        self.data, self.text, self._raw, self.stamp = data.get("api", {}), text, raw, stamp
 
     def write(self) -> bool:
         """Write the state in a stable order, atomically; False (nothing written) when unchanged.
@@ -93,8 +101,12 @@ class State:
         text = render(self.data, self._chunks)
         if text == self.text:
             return False
-        atomic_write(self.path, text)
-        self.text, self.stamp = text, _stamp(self.path)
+        try:
+            atomic_write(self.path, text)
+        except BaseException:
+            self._raw, self.stamp = None, False  # `data` holds what is not on disk: read the file again
+            raise
+        self.text, self._raw, self.stamp = text, text.encode("utf-8"), _stamp(self.path)
         return True
 
     @contextlib.contextmanager
@@ -110,6 +122,9 @@ class State:
             except filelock.Timeout:
                 raise HarnessError(f"{LOCK_FILE}: another tavus-harness command has held {MUTEX_FILE} "
                                    f"for {MUTEX_WAIT:.0f} s", hint="wait for it to finish, then run this again") from None
+            except OSError as exc:
+                raise ConfigError(f"{MUTEX_FILE}: cannot create the lock beside {LOCK_FILE} ({exc.strerror})",
+                                  hint="run the command where the project folder is writable") from None
             try:
                 yield
             finally:
@@ -169,7 +184,7 @@ def locked(ctx: RunContext):
         return
     current = state(ctx)
     with current.mutex():
-        current.current()
+        current.current(exact=True)
         yield
 
 
