@@ -199,7 +199,7 @@ class TavusClient:
         if not isinstance(created, dict):
             return
         row = {**body, **created} if isinstance(body, dict) else dict(created)
-        for (listed, _params), rows in self._listings.items():
+        for (listed, _params), rows in list(self._listings.items()):  # a snapshot: other threads may list
             if listed == path:
                 rows.append(row)
 
