@@ -2,7 +2,8 @@
 
 Reads (GET) and DELETE are retried by urllib3's Retry on the session's adapter; POST and
 PATCH never are (a retried create could make a duplicate). Every exchange is appended to
-logs/api.jsonl, redacted; request headers are never logged.
+logs/api.jsonl, redacted, except the pages of a listing: list_all() writes one summary line per
+listing (the log of a plan over 500 configs was 144 MB of pages). Request headers are never logged.
 """
 from __future__ import annotations
 
@@ -67,6 +68,7 @@ class TavusClient:
         self.store = store
         self.timeout = timeout
         self.retries = retries
+        self._listings: dict[tuple, list[dict]] = {}  # (path, params) -> rows, see list_all(cached=True)
         # A local sandbox that refuses the connection is not running: say so now, not in 4 s.
         self.session = build_session(retries, connect_retries=1 if target.is_sandbox else None)
         self.session.headers.update({
@@ -75,8 +77,12 @@ class TavusClient:
             "Accept": "application/json",
         })
 
-    def request(self, method: str, path: str, *, json_body=None, params: dict | None = None) -> Reply:
-        """Send one request; return a Reply for 2xx/304, raise ApiError otherwise."""
+    def request(self, method: str, path: str, *, json_body=None, params: dict | None = None, log: bool = True) -> Reply:
+        """Send one request; return a Reply for 2xx/304, raise ApiError otherwise.
+
+        `log=False` leaves a successful exchange out of logs/api.jsonl (list_all logs one summary
+        per listing instead); a failure is always logged.
+        """
         url = self.target.base_url + path
         started = time.monotonic()
         try:
@@ -89,8 +95,10 @@ class TavusClient:
             raise ApiUnreachable(f"{method} {path}: cannot reach {self.target.label} ({type(exc).__name__})",
                                  method=method, url=url, hint=hint, maybe_sent=maybe_sent) from None
         body = decode_body(resp)
-        self._log(method, url, params, json_body, resp.status_code, body, started)
-        if resp.status_code == 304 or 200 <= resp.status_code < 300:
+        ok = resp.status_code == 304 or 200 <= resp.status_code < 300
+        if log or not ok:
+            self._log(method, url, params, json_body, resp.status_code, body, started)
+        if ok:
             return Reply(resp.status_code, body)
         said = error_message(body, resp)
         raise ApiError(f"{method} {path}: {resp.status_code} {said}", status=resp.status_code, method=method,
@@ -130,7 +138,9 @@ class TavusClient:
         waited = 0.0
         for attempt in range(1, attempts + 1):
             try:
-                return self.post(path, body)
+                created = self.post(path, body)
+                self._remember_created(path, body, created)
+                return created
             except ApiError as exc:
                 rate_limited = exc.status == 429
                 ambiguous = (isinstance(exc, ApiUnreachable) and exc.maybe_sent) or (exc.status or 0) >= 500
@@ -139,6 +149,7 @@ class TavusClient:
                 if ambiguous and find_existing is not None:
                     found = find_existing()
                     if found is not None:
+                        self._remember_created(path, body, found)
                         return found
                 delay = exc.retry_after or min(0.25 * 2 ** (attempt - 1), 4.0)
                 if waited + delay > max_wait:
@@ -150,17 +161,47 @@ class TavusClient:
     def patch(self, path: str, ops: list) -> Reply:
         return self.request("PATCH", path, json_body=ops)
 
-    def list_all(self, path: str, *, limit: int = 100, max_pages: int = 50, **params) -> list[dict]:
-        """Every row of a `{data, total_count}` list endpoint, page by page (1-based pages)."""
+    def list_all(self, path: str, *, limit: int = 100, max_pages: int = 50, cached: bool = False,
+                 **params) -> list[dict]:
+        """Every row of a `{data, total_count}` list endpoint, page by page (1-based pages).
+
+        `cached=True`: a listing already fetched by this client (one command) is answered from
+        memory; rows this client created since are appended to it (see create()), so lookups by
+        name see them without listing again. The rows are shared with the cache: read them only.
+        `cached=False` always asks the API (and refreshes the cache): use it where a stale answer
+        would be wrong, e.g. to find what an ambiguous create left behind. Each fetch writes one
+        summary record to logs/api.jsonl (pages, rows), not one per page.
+        """
+        key = (path, tuple(sorted((k, str(v)) for k, v in params.items() if v is not None)))
+        if cached and key in self._listings:
+            return list(self._listings[key])
         rows: list[dict] = []
+        started, pages = time.monotonic(), 0
         for page in range(1, max_pages + 1):
-            body = self.get(path, limit=limit, page=page, **params) or {}
+            pages = page
+            body = self.request("GET", path, params={k: v for k, v in {**params, "limit": limit, "page": page}.items()
+                                                     if v is not None}, log=False).body or {}
             data = body.get("data") or [] if isinstance(body, dict) else []
             rows.extend(data)
             total = body.get("total_count") if isinstance(body, dict) else None
             if len(data) < limit or (isinstance(total, int) and len(rows) >= total):
                 break
-        return rows
+        if self.store is not None:
+            self.store.append("api", {"type": "api", "method": "GET", "url": self.target.base_url + path,
+                                      "params": dict(key[1]) or None, "listing": True, "pages": pages,
+                                      "rows": len(rows), "status": 200,
+                                      "duration_ms": round((time.monotonic() - started) * 1000, 1)})
+        self._listings[key] = rows
+        return list(rows)
+
+    def _remember_created(self, path: str, body, created) -> None:
+        """Append a created resource (what was sent, overlaid with the answer) to cached listings of `path`."""
+        if not isinstance(created, dict):
+            return
+        row = {**body, **created} if isinstance(body, dict) else dict(created)
+        for (listed, _params), rows in list(self._listings.items()):  # a snapshot: other threads may list
+            if listed == path:
+                rows.append(row)
 
     def _log(self, method, url, params, payload, status, body, started, error=None):
         if self.store is None:

@@ -7,6 +7,9 @@ yet, e.g. it names a policy that does not exist); duplicate-config (a second con
 resource another config already manages: reported, never applied). Conversations are not managed
 resources (they are short-lived): plan and apply cover objectives, guardrails and personas,
 in that order, so personas that name a policy find it.
+
+Cost: the state file is read once and each kind listed once per command (see listed()); a
+resource is read on its own only when its config or its listed row differs from the state.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from ..context import RunContext
 from ..errors import CheckFailed, ConfigError, HarnessError
 from ..resources.persona import API_KEYS as PERSONA_KEYS, apply_persona, build_persona
 from ..resources.remote import diff_managed, fetch_remote
-from ..resources.policies import apply_policy, build_policy
+from ..resources.policies import apply_policy, build_policy, list_policies, policy_id
 from ..redact import redact_field
 from ..store import atomic_write
 
@@ -67,8 +70,11 @@ def desired(ctx: RunContext, kind: str, path: Path) -> tuple[str, dict]:
     return (body.get("name") if shape == "set" else body.get("guardrail_name")) or path.stem, body
 
 
-def classify(ctx: RunContext, kind: str, path: Path, *, with_diff: bool = True) -> PlanItem:
-    """One config file's class (and field-level diff) against the state and the remote."""
+def classify(ctx: RunContext, kind: str, path: Path, *, with_diff: bool = True, listing: dict | None = None) -> PlanItem:
+    """One config file's class (and field-level diff) against the state and the remote.
+
+    `listing`: {kind: {id: row}} shared by the calls of one plan (see listed()).
+    """
     item = PlanItem(kind, str(path.relative_to(ctx.root)) if path.is_absolute() else str(path))
     try:
         item.name, item.body = desired(ctx, kind, path)
@@ -80,12 +86,22 @@ def classify(ctx: RunContext, kind: str, path: Path, *, with_diff: bool = True) 
         item.status = "create"
         return item
     item.remote_id = known["id"]
+    local = lockfile.canonical_hash(item.body) != known["sent_hash"]
+    fields = known.get("fields") or item.body
+    row = None
+    if not local:  # only an unchanged config can be confirmed from its listed row
+        listing = {} if listing is None else listing
+        if kind not in listing:
+            listing[kind] = listed(ctx, kind)
+        row = listing[kind].get(known["id"])
+    if row is not None and lockfile.canonical_hash(lockfile.managed(row, fields)) == known["remote_hash"]:
+        item.status = "unchanged"  # its row in the listing matches the state exactly: no GET needed
+        return item
     remote = fetch_remote(ctx, kind, known["id"])
     if remote is None:
         item.status = "missing-remote"
         return item
-    local = lockfile.canonical_hash(item.body) != known["sent_hash"]
-    drift = lockfile.canonical_hash(lockfile.managed(remote, known.get("fields") or item.body)) != known["remote_hash"]
+    drift = lockfile.canonical_hash(lockfile.managed(remote, fields)) != known["remote_hash"]
     item.status = {(False, False): "unchanged", (True, False): "update", (False, True): "remote-changed",
                    (True, True): "both-changed"}[(local, drift)]
     if with_diff and item.status != "unchanged":
@@ -94,14 +110,30 @@ def classify(ctx: RunContext, kind: str, path: Path, *, with_diff: bool = True) 
     return item
 
 
+def listed(ctx: RunContext, kind: str) -> dict[str, dict]:
+    """id -> row of the kind's listing, fetched once per command (pages of 100).
+
+    A row only ever confirms "unchanged": when its managed fields hash to what the state recorded
+    after the last write. A list row that lacks fields (the real API's may be summaries) or differs
+    in any way sends classify() to GET the resource itself, so a no-op plan of N resources costs
+    N/100 listing pages instead of N reads, and a change is never missed.
+    """
+    client = ctx.client()
+    if kind == "persona":
+        rows = client.list_all("/personas", persona_type="user", cached=True)
+        return {r["persona_id"]: r for r in rows if isinstance(r.get("persona_id"), str)}
+    return {pid: r for r in list_policies(client, kind) if (pid := policy_id(kind, r))}
+
+
 def _at(document, pointer: str):
     """The value at a JSON pointer, or None."""
     return resolve_pointer(document, pointer, None)
 
 
 def make_plan(ctx: RunContext, only: str | None = None, *, with_diff: bool = True) -> list[PlanItem]:
-    owners: dict = {}
-    return [one_owner(classify(ctx, kind, path, with_diff=with_diff), owners) for kind, path in discover(ctx, only)]
+    owners, listing = {}, {}
+    return [one_owner(classify(ctx, kind, path, with_diff=with_diff, listing=listing), owners)
+            for kind, path in discover(ctx, only)]
 
 
 def one_owner(item: PlanItem, owners: dict) -> PlanItem:
@@ -124,9 +156,9 @@ def pending(items: list[PlanItem]) -> bool:
 def apply_plan(ctx: RunContext, only: str | None = None, *, dry_run: bool = False, force: bool = False,
                on_step=None) -> list[PlanItem]:
     """Do what the plan shows, kind by kind; stop at the first failure (the state keeps what happened)."""
-    done, owners = [], {}
+    done, owners, listing = [], {}, {}
     for kind, path in discover(ctx, only):
-        item = one_owner(classify(ctx, kind, path), owners)  # classified after the policies it names exist
+        item = one_owner(classify(ctx, kind, path, listing=listing), owners)  # after the policies it names exist
         rel = item.config
         if item.status == "duplicate-config" or (item.status == "blocked" and dry_run):
             if item.status == "blocked":
@@ -139,9 +171,7 @@ def apply_plan(ctx: RunContext, only: str | None = None, *, dry_run: bool = Fals
             raise CheckFailed(f"{rel}: {item.kind} {item.name!r} ({item.remote_id}) was changed outside the harness",
                               hint=f"review `invoke plan`, then `invoke apply --force` to overwrite it, or {take}")
         elif item.status not in ("unchanged", "duplicate-config") and not dry_run:
-            if item.status == "missing-remote":
-                lockfile.forget(ctx, kind, item.name)
-            write(ctx, item, rel)
+            write(ctx, item, rel)  # a missing-remote entry is forgotten by the create's own check
         done.append(item)
         if on_step:
             on_step(item)
@@ -149,10 +179,14 @@ def apply_plan(ctx: RunContext, only: str | None = None, *, dry_run: bool = Fals
 
 
 def write(ctx: RunContext, item: PlanItem, rel: str) -> None:
-    """Create or update one resource through the same code as `invoke persona/objectives/guardrails`."""
+    """Create or update one resource through the same code as `invoke persona/objectives/guardrails`.
+
+    A create is an upsert: it checks the state again under the inter-process lock, and when
+    another command created the resource since this plan was made, it updates that one instead.
+    """
     if item.kind == "persona":
         update = item.status in ("update", "remote-changed", "both-changed")
-        apply_persona(ctx, {"persona_id": item.remote_id} if update else {}, rel, update=update)
+        apply_persona(ctx, {"persona_id": item.remote_id} if update else {}, rel, update=update, upsert=True)
     else:
         apply_policy(ctx, item.kind, rel)
 

@@ -180,15 +180,24 @@ def end_conversation(ctx: RunContext, conversation_id: str) -> dict:
 
 
 def list_mine(ctx: RunContext) -> list[dict]:
-    """The conversations this harness created on the current API, with their live status."""
+    """The conversations this harness created on the current API, with their status.
+
+    Only those the ledger does not already know to be over are asked of the API (one GET each);
+    a final answer (ended, not found) is written to the ledger so the next listing skips it.
+    """
     client = ctx.client()
+    api_url = client.target.base_url
     rows = []
-    for row in ledger.mine(ctx, client.target.base_url):
-        try:
-            live = unwrap_one(client.get(f"/conversations/{row['conversation_id']}"))
-            status = live.get("status") or "?"  # the API may answer null
-        except ApiError as exc:
-            status = "gone" if exc.not_found else f"unknown ({exc.status})"
+    for row in ledger.mine(ctx, api_url):
+        status = row.get("final")
+        if status is None:
+            try:
+                live = unwrap_one(client.get(f"/conversations/{row['conversation_id']}"))
+                status = live.get("status") or "?"  # the API may answer null
+            except ApiError as exc:
+                status = "gone" if exc.not_found else f"unknown ({exc.status})"
+            if status in ledger.FINAL:
+                ledger.record_final(ctx, row["conversation_id"], api_url, status)
         rows.append({"conversation_id": row["conversation_id"], "conversation_name": row.get("conversation_name"),
                      "created_at": row.get("created_at"), "status": status})
     return rows

@@ -2,12 +2,20 @@
 
 `invoke end --all-mine` ends only conversations recorded here for the same API base URL, so a
 conversation the harness did not create is never touched.
+
+The ledger also remembers which conversations are over: one this harness ended, one created in
+test mode (born ended), and one the API was seen to answer `ended` or not found for. A conversation
+never comes back from those, so `invoke conversations` asks the API only about the others: its
+cost follows the conversations still open, not every conversation ever created. (The list
+endpoint was the other way; per-id reads of the open ones need no paging through the account's
+whole history and cannot miss one.)
 """
 from __future__ import annotations
 
 from ..context import RunContext
 
 STREAM = "conversations"
+FINAL = ("ended", "gone")  # statuses a conversation never leaves
 
 
 def record_created(ctx: RunContext, conversation: dict, api_url: str) -> None:
@@ -19,14 +27,36 @@ def record_created(ctx: RunContext, conversation: dict, api_url: str) -> None:
 
 
 def record_ended(ctx: RunContext, conversation_id: str, api_url: str) -> None:
-    """Remember that we ended one (the audit trail; live status is always asked of the API)."""
+    """Remember that we ended one (it is then never asked about again)."""
     ctx.store.append(STREAM, {"type": "ended", "conversation_id": conversation_id, "api_url": api_url})
 
 
+def record_final(ctx: RunContext, conversation_id: str, api_url: str, status: str) -> None:
+    """Remember that the API answered a final status (`ended`, or `gone` for not found) for one of ours."""
+    ctx.store.append(STREAM, {"type": "final", "status": status, "conversation_id": conversation_id,
+                              "api_url": api_url})
+
+
 def mine(ctx: RunContext, api_url: str) -> list[dict]:
-    """Conversations created by this harness against `api_url`, oldest first."""
+    """Conversations created by this harness against `api_url`, oldest first.
+
+    Each row is the `created` record plus `final`: "ended" or "gone" when the ledger already
+    knows the conversation is over, else None (ask the API).
+    """
     rows: dict[str, dict] = {}
+    final: dict[str, str] = {}
     for record in ctx.store.read(STREAM):
-        if record.get("api_url") == api_url and record.get("conversation_id") and record.get("type") == "created":
-            rows[record["conversation_id"]] = record
+        cid = record.get("conversation_id")
+        if record.get("api_url") != api_url or not cid:
+            continue
+        kind = record.get("type")
+        if kind == "created":
+            rows[cid] = {**record, "final": "ended" if record.get("test_mode") else None}
+        elif kind == "ended":
+            final[cid] = "ended"
+        elif kind == "final" and record.get("status") in FINAL:
+            final[cid] = record["status"]
+    for cid, status in final.items():
+        if cid in rows:
+            rows[cid]["final"] = status
     return list(rows.values())

@@ -5,9 +5,13 @@ from ..api import TavusClient
 from ..errors import ConfigError
 
 
-def personas_named(client: TavusClient, name: str) -> list[dict]:
-    """Every user persona whose `persona_name` (or `pal_name`) equals `name` exactly."""
-    rows = client.list_all("/personas", persona_type="user")
+def personas_named(client: TavusClient, name: str, *, fresh: bool = False) -> list[dict]:
+    """Every user persona whose `persona_name` (or `pal_name`) equals `name` exactly.
+
+    The listing is fetched once per command (the client caches it, with this command's creates
+    appended); `fresh=True` asks the API again.
+    """
+    rows = client.list_all("/personas", persona_type="user", cached=not fresh)
     return [r for r in rows if (r.get("persona_name") or r.get("pal_name")) == name]
 
 

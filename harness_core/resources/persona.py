@@ -6,6 +6,7 @@ patch sent, the response) that the task renders and that a state file can record
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass, field
 
@@ -201,6 +202,16 @@ def apply_persona(ctx: RunContext, flags: dict, config_path: str | None = None, 
     names are not unique: it would make a duplicate), or becomes an update with upsert=True.
     """
     desired = build_persona(ctx, flags, config_path, check_prompt=not update)
+    # A create holds the state file's inter-process lock from the check to the record, so two
+    # commands never both create this name (see lockfile); an update needs it only to record.
+    guard = lockfile.locked(ctx) if not update and not dry_run else contextlib.nullcontext()
+    with guard:
+        return _apply(ctx, desired, flags, config_path, update=update, dry_run=dry_run, upsert=upsert)
+
+
+def _apply(ctx: RunContext, desired: DesiredPersona, flags: dict, config_path: str | None, *, update: bool,
+           dry_run: bool, upsert: bool) -> PersonaResult:
+    """apply_persona() once the body is built: check the state, create or patch, record."""
     body = desired.payload
     if not update:
         if dry_run and not api_configured(ctx.env):
@@ -272,7 +283,7 @@ def _finder(client, name: str | None):
     before = {r.get("persona_id") for r in personas_named(client, name)}
 
     def find():
-        new = [r for r in personas_named(client, name) if r.get("persona_id") not in before]
+        new = [r for r in personas_named(client, name, fresh=True) if r.get("persona_id") not in before]
         return new[0] if len(new) == 1 else None
     return find
 

@@ -9,6 +9,7 @@ set, anything else is a flat guardrail. A name resolves through both list endpoi
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 from dataclasses import dataclass, field
@@ -64,14 +65,18 @@ def policy_name(kind: str, row: dict) -> str | None:
     return None
 
 
-def list_policies(client, kind: str) -> list[dict]:
-    """Every objectives set, or every guardrail (legacy sets and flat ones), with names filled in."""
+def list_policies(client, kind: str, *, fresh: bool = False) -> list[dict]:
+    """Every objectives set, or every guardrail (legacy sets and flat ones), with names filled in.
+
+    Listed once per command (the client caches it, this command's creates appended); `fresh=True`
+    asks the API again.
+    """
     if kind == "objectives":
-        rows = client.list_all("/objectives")
+        rows = client.list_all("/objectives", cached=not fresh)
     else:
         rows, seen = [], set()
         for params in ({}, {"legacy": "false"}):
-            for row in client.list_all("/guardrails", **params):
+            for row in client.list_all("/guardrails", cached=not fresh, **params):
                 key = (is_guardrail_set(row), policy_id(kind, row))
                 if key not in seen:
                     seen.add(key)
@@ -80,14 +85,20 @@ def list_policies(client, kind: str) -> list[dict]:
 
 
 def _with_name(client, kind: str, row: dict, i: int) -> dict:
-    """List rows of sets may carry only the id (OAS); fetch the set to learn its name."""
+    """List rows of sets may carry only the id (OAS); fetch the set to learn its name.
+
+    The name found is also kept in the (cached) row itself, so a later lookup in the same
+    command does not fetch it again.
+    """
     if policy_name(kind, row) is not None or i >= MAX_ENRICH or not policy_id(kind, row):
         return row
     try:
         full = unwrap_policy(client.get(f"/{kind}/{policy_id(kind, row)}"))
     except ApiError:
         return row
-    return {**full, **row, **({"name": full["name"]} if isinstance(full.get("name"), str) else {})}
+    if isinstance(full.get("name"), str):
+        row["name"] = full["name"]
+    return {**full, **row}
 
 
 def resolve_by_name(ctx: RunContext, kind: str, name: str, where: str, rows: list[dict] | None = None) -> dict:
@@ -281,12 +292,26 @@ def apply_policy(ctx: RunContext, kind: str, config_path: str | None, *, dry_run
     schema = "objectives" if kind == "objectives" else ("guardrail" if shape == "flat" else "guardrails_set")
     validate_offline(schema, body, where, ctx)
     name = body.get("name") if shape == "set" else body["guardrail_name"]
+    # From the check to the record under the state file's inter-process lock: two commands never
+    # both create this name (see lockfile).
+    with lockfile.locked(ctx) if not dry_run else contextlib.nullcontext():
+        return _apply_policy(ctx, kind, config_path, body, shape, name, dry_run)
+
+
+def _apply_policy(ctx: RunContext, kind: str, config_path: str, body: dict, shape: str, name: str,
+                  dry_run: bool) -> PolicyResult:
+    """apply_policy() once the body is checked: find the one of that name, create or patch, record."""
+    where = str(config_path)
     client = ctx.client()
+
     def named(rows):
         return [r for r in rows if policy_name(kind, r) == name
                 and (kind == "objectives" or is_guardrail_set(r) == (shape == "set"))]
 
     same = named(list_policies(client, kind))
+    known = lockfile.entry(ctx, kind, name)
+    if known and known.get("id") not in {policy_id(kind, r) for r in same}:
+        same = named(list_policies(client, kind, fresh=True))  # created by another command since we listed
     if len(same) > 1:
         ids = ", ".join(policy_id(kind, r) or "?" for r in same)
         raise ConfigError(f"{where}: name: {len(same)} {kind} are already named {name!r} ({ids})",
@@ -296,7 +321,7 @@ def apply_policy(ctx: RunContext, kind: str, config_path: str | None, *, dry_run
         result.action = "would create" if dry_run else "created"
         if not dry_run:
             def find_existing():
-                found = named(list_policies(client, kind))
+                found = named(list_policies(client, kind, fresh=True))
                 return found[0] if len(found) == 1 else None
             result.response = client.create(f"/{kind}", body, find_existing=find_existing)
             result.policy_id = policy_id(kind, result.response if isinstance(result.response, dict) else {})
