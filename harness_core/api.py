@@ -147,6 +147,31 @@ class TavusClient:
                 waited += delay
         raise AssertionError("unreachable")
 
+    def post_repeatable(self, path: str, body=None, *, attempts: int = 6, max_wait: float = 30.0,
+                        sleep=time.sleep) -> object:
+        """POST a request that is harmless to repeat (ending a conversation), retried until it lands.
+
+        Retried after 429 (waiting Retry-After, or a backoff of 0.25 s doubling up to 4 s), after a
+        5xx and after a connection that broke or timed out (a refused one is not retried: no server is
+        listening): sending it twice changes nothing. At most
+        `attempts` tries and `max_wait` seconds of waiting in total; then the last error is raised.
+        """
+        waited = 0.0
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.post(path, body)
+            except ApiError as exc:
+                transient = exc.status == 429 or (exc.status or 0) >= 500 or (
+                    isinstance(exc, ApiUnreachable) and exc.maybe_sent)  # refused: nobody is there to retry
+                if not transient or attempt == attempts:
+                    raise
+                delay = exc.retry_after if exc.retry_after is not None else min(0.25 * 2 ** (attempt - 1), 4.0)
+                if waited + delay > max_wait:
+                    raise
+                sleep(delay)
+                waited += delay
+        raise AssertionError("unreachable")
+
     def patch(self, path: str, ops: list) -> Reply:
         return self.request("PATCH", path, json_body=ops)
 
