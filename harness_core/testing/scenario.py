@@ -25,6 +25,7 @@
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,8 +62,11 @@ class Scenario:
 
 def is_scenario_file(path: Path) -> bool:
     """A .toml file with a [scenario] table (cheap text check; used by the pytest plugin)."""
+    if path.suffix != ".toml" or not path.is_file():  # a FIFO or a device named *.toml is never read
+        return False
     try:
-        return path.suffix == ".toml" and "[scenario]" in path.read_text(encoding="utf-8", errors="ignore")[:20000]
+        with open(path, "rb") as fh:
+            return b"[scenario]" in fh.read(20000)
     except OSError:
         return False
 
@@ -138,8 +142,10 @@ def load_scenario(path: str | Path, kinds) -> Scenario:
         raise ConfigError(f"{where}: scenario.persona_config: no persona given",
                           hint="set persona_config, persona_id or persona_name")
     for key in ("persona_config", "conversation_config"):
-        if head.get(key) and not Path(head[key]).is_file():
+        if head.get(key) and not os.path.lexists(head[key]):
             raise ConfigError(f"{where}: scenario.{key}: {head[key]} not found", hint="paths are relative to the project")
+        if head.get(key):  # a directory, a FIFO, a symlink loop, broken JSON: said now, before any run
+            load_file(head[key], what=key.replace("_config", " config"))
     for key in ("end_after_seconds", "timeout_seconds"):
         if key in head and not _is_seconds(head[key]):
             raise ConfigError(f"{where}: scenario.{key}: must be a positive number of seconds")
@@ -177,6 +183,6 @@ def find_scenarios(target: str | Path) -> list[Path]:
         if not found:
             raise ConfigError(f"{target}: no scenario files (*.toml with a [scenario] table)")
         return found
-    if not target.is_file():
+    if not os.path.lexists(target):
         raise ConfigError(f"{target}: scenario file not found")
-    return [target]
+    return [target]  # anything else that is not a regular file is named by load_scenario()
