@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .merge import deep_merge, leaf_paths
-from .redact import is_secret_key
+from .redact import is_secret_key, remember_secret
 
 MAX_CONFIG_BYTES = 1024 * 1024
 # Lists/objects inside lists/objects. A persona's deepest settings (a tool's JSON Schema parameters)
@@ -237,7 +237,8 @@ def expand_env_refs(data, env_get, where: str, _path: str = ""):
     """Replace `{"$env": "NAME"}` values by the environment's NAME; refuse literal secrets.
 
     Secrets (API keys, tokens, role ARNs) come only from the environment or `.env`; a config
-    file names them with `{"$env": "NAME"}`.
+    file names them with `{"$env": "NAME"}`. Every value read this way is remembered as a secret
+    (redact.remember_secret), so it is redacted under any key, in output, logs/ and reports.
     """
     if isinstance(data, dict):
         if set(data) == {"$env"}:
@@ -250,6 +251,8 @@ def expand_env_refs(data, env_get, where: str, _path: str = ""):
             if value is None:
                 raise ConfigError(f"{where}: {_path}: environment variable {name} is not set",
                                   hint=f"add {name}=... to .env")
+            key = _path.rpartition(".")[2]
+            remember_secret(value, None if key.endswith("]") else key)  # a secret wherever it lands
             return value
         out = {}
         for key, value in data.items():

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values, set_key
 
 from .errors import ConfigError
+from .redact import remembered_secrets
 
 DEFAULT_API_URL = "https://tavusapi.com/v2"
 # Names of variables whose values are secrets (redacted everywhere).
@@ -48,8 +49,9 @@ class Environment:
         return f"{src} {name}" if src else "unset"
 
     def secrets(self) -> list[str]:
-        """Literal secret values to scrub from anything printed or stored."""
-        return [v for k, v in self.values.items() if v and is_secret_var(k, v)]
+        """Literal secret values to scrub from anything printed or stored: those of secret variables,
+        and every value a config read through `{"$env": ...}` (whatever its variable is called)."""
+        return [*(v for k, v in self.values.items() if v and is_secret_var(k, v)), *remembered_secrets()]
 
 
 def is_secret_var(name: str, value: str) -> bool:
