@@ -17,11 +17,10 @@ from pathlib import Path
 from .errors import ConfigError
 from .merge import deep_merge, leaf_paths
 from .redact import is_secret_key, remember_secret
+from .schemas import MAX_DEPTH, too_deep
 
 MAX_CONFIG_BYTES = 1024 * 1024
-# Lists/objects inside lists/objects. A persona's deepest settings (a tool's JSON Schema parameters)
-# need about a dozen; Tavus documents no limit. Deeper data is refused before anything walks it.
-MAX_CONFIG_DEPTH = 64
+MAX_CONFIG_DEPTH = MAX_DEPTH  # nesting of lists/objects (schemas.MAX_DEPTH says why)
 # Lowest first. Written here and in resolve()'s docstring, nowhere else.
 PRECEDENCE = ("default", "preset", ".env", "env", "config", "flag")
 
@@ -160,25 +159,6 @@ def load_file(path: str | Path, *, what: str = "config") -> dict:
         raise ConfigError(f"{path}: the top level must be an object, not {type(data).__name__}",
                           hint="wrap the settings in { ... }")
     return data
-
-
-def too_deep(data, limit: int) -> str | None:
-    """The dotted path of the first value nested deeper than `limit` lists/objects, or None.
-
-    Iterative, so it can measure what would make a recursive walker fail.
-    """
-    stack = [(data, "", 1)]
-    while stack:
-        value, where, depth = stack.pop()
-        if not isinstance(value, (dict, list)):
-            continue
-        if depth > limit:
-            return where or "(top)"
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        for key, child in items:
-            child_path = f"{where}[{key}]" if isinstance(value, list) else (f"{where}.{key}" if where else str(key))
-            stack.append((child, child_path, depth + 1))
-    return None
 
 
 def _too_deep(path: Path, where: str) -> ConfigError:
