@@ -75,7 +75,7 @@ class SandboxApp:
         r("GET", r"/v2/documents", self.list_documents)
         r("GET", r"/v2/documents/(?P<did>[^/]+)", self.get_document)
         # Control routes for tests and scenarios (not part of Tavus; same key check).
-        r("GET", r"/_sandbox/health", lambda req: Reply(200, {"ok": True}))
+        r("GET", r"/_sandbox/health", lambda req: Reply(200, {"ok": True, "time_scale": self.sb.settings.time_scale}))
         r("POST", r"/_sandbox/script", self.script)
         r("POST", r"/_sandbox/conversations/(?P<cid>[^/]+)/end", self.control_end)
         r("GET", r"/_sandbox/deliveries", lambda req: Reply(200, list(self.sb.deliveries)))
