@@ -17,6 +17,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import requests
 
@@ -153,11 +154,11 @@ def run_scenarios(ctx: RunContext, paths, *, keep: bool = False, max_concurrent:
         if keep and not lockfile.tracked(rctx):  # the embedded sandbox
             rctx.note("note: --keep has no effect here: the embedded sandbox stops when this run ends")
         pool = ThreadPoolExecutor(max_workers=max(1, min(max_concurrent, len(scenarios))))
-        futures, results = [], []
+        futures, results, personas = [], [], {}
         try:
             with stop_on_signals():  # a cancelled CI job (SIGTERM) still ends the conversations
                 futures += [pool.submit(run_one, rctx, sc, where.callback_url, where.source, kinds, run_id, keep,
-                                        cancel, where.time_scale)
+                                        cancel, where.time_scale, personas)
                             for sc in scenarios]
                 for future in futures:
                     results.append(future.result())
@@ -175,7 +176,7 @@ def run_scenarios(ctx: RunContext, paths, *, keep: bool = False, max_concurrent:
 
 
 def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run_id: str, keep: bool,
-            cancel: threading.Event | None = None, time_scale: float = 1.0) -> RunResult:
+            cancel: threading.Event | None = None, time_scale: float = 1.0, personas: dict | None = None) -> RunResult:
     """One scenario, with its artifacts under logs/runs/<run-id>/<scenario>/.
 
     `end_after_seconds` is simulated time: against a sandbox running `time_scale` times real time
@@ -191,7 +192,7 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
     save(run_dir, "scenario.json", {"path": str(sc.path), "name": sc.name, "expect": sc.expect, "events": sc.events,
                                     "overrides": sc.overrides, "sandbox": sc.sandbox}, ctx.secrets)
     try:
-        pid = upsert_persona(ctx, sc)
+        pid = upsert_persona(ctx, sc, personas)
         flags = {**sc.overrides, "callback_url": callback_url, "persona_id": pid}
         if "conversation_name" not in sc.overrides:
             flags["conversation_name"] = f"{sc.name} [{run_id}]"
@@ -207,7 +208,7 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
             ender.start()
         result.verdicts += wait_for_events(sc, source, cid, deadline, cancel)
         if any(k != "events" for k in sc.expect) and _needs_end(sc):
-            _settle(source, cid, deadline, cancel)
+            _settle(source, cid, deadline, cancel, settle_quiet(time_scale))
         result.events = source.current(cid)
         observed = Observed(result.events, status_of(ctx, cid))
         result.verdicts += evaluate(sc.expect, observed, kinds)
@@ -268,17 +269,27 @@ def create_when_a_slot_is_free(ctx: RunContext, payload: dict, deadline: float, 
         delay = min(delay * 2, QUEUE_MAX_WAIT)
 
 
-def upsert_persona(ctx: RunContext, sc: Scenario) -> str:
-    """The persona's id: created from its config, or updated in place when one of that name exists."""
+def upsert_persona(ctx: RunContext, sc: Scenario, done: dict | None = None) -> str:
+    """The persona's id: created from its config, or updated in place when one of that name exists.
+
+    `done` (config path -> persona id) is the run's memory: scenarios of one run that share a
+    persona config upsert it once, not once each (the config does not change during a run).
+    """
     if sc.persona_id:
         return sc.persona_id
     if sc.persona_config:
         from ..config import load_file
-        name = load_file(sc.persona_config).get("persona_name")
+        key = str(Path(sc.persona_config).resolve())
         with _UPSERT:
+            if done is not None and key in done:
+                return done[key]
+            name = load_file(sc.persona_config).get("persona_name")
             # two or more of that name: the update reports the ambiguity instead of making a third
             exists = bool(name) and bool(personas_named(ctx.client(), name))
-            return apply_persona(ctx, {}, sc.persona_config, update=exists).persona_id
+            pid = apply_persona(ctx, {}, sc.persona_config, update=exists).persona_id
+            if done is not None:
+                done[key] = pid
+            return pid
     return persona_id_for(ctx.client(), sc.persona_name, f"{sc.path}: scenario.persona_name")
 
 
@@ -324,7 +335,20 @@ def _needs_end(sc: Scenario) -> bool:
     return bool(sc.end_after_seconds)
 
 
-def _settle(source, cid: str, deadline: float, cancel: threading.Event, quiet_for: float = 0.3) -> None:
+SETTLE_QUIET = 0.3  # seconds without a new callback after the shutdown before the checks run
+SETTLE_QUIET_SCALED = 0.1  # against a time-scaled sandbox (see settle_quiet)
+
+
+def settle_quiet(time_scale: float) -> float:
+    """How long the callbacks must be quiet after the end: shorter against a time-scaled sandbox.
+
+    Such a sandbox sends a conversation's end events in one burst, and holds back a "late" one
+    for 0.3 s x its time scale (at least 0.03 s), so 0.1 s of quiet is enough there.
+    """
+    return SETTLE_QUIET if time_scale >= 1 else SETTLE_QUIET_SCALED
+
+
+def _settle(source, cid: str, deadline: float, cancel: threading.Event, quiet_for: float = SETTLE_QUIET) -> None:
     """After the end, wait (bounded) until no new callback has arrived for `quiet_for` seconds."""
     count, last_change = -1, time.monotonic()
     while time.monotonic() < deadline and not cancel.is_set():
