@@ -33,7 +33,7 @@ from ..resources.persona import apply_persona
 from .scenario import Scenario, load_scenario
 from ..signals import stop_on_signals
 
-POLL = 0.05
+POLL = 0.02  # seconds between looks at the received callbacks
 _UPSERT = threading.Lock()  # concurrent scenarios sharing a persona must not each create it
 
 
@@ -179,8 +179,9 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
             cancel: threading.Event | None = None, time_scale: float = 1.0, personas: dict | None = None) -> RunResult:
     """One scenario, with its artifacts under logs/runs/<run-id>/<scenario>/.
 
-    `end_after_seconds` is simulated time: against a sandbox running `time_scale` times real time
-    the conversation is ended after end_after_seconds * time_scale real seconds.
+    `end_after_seconds` counts from the replica's join, in simulated time: against a sandbox running
+    `time_scale` times real time the conversation is ended end_after_seconds * time_scale real
+    seconds after system.replica_joined arrived.
     """
     run_dir = ctx.root / "logs" / "runs" / run_id / sc.slug
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -188,7 +189,7 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
     started = time.monotonic()
     deadline = started + sc.timeout_seconds
     cancel = cancel or threading.Event()
-    ender: threading.Timer | None = None
+    ender = threading.Event()  # set: the end-after timer stands down
     save(run_dir, "scenario.json", {"path": str(sc.path), "name": sc.name, "expect": sc.expect, "events": sc.events,
                                     "overrides": sc.overrides, "sandbox": sc.sandbox}, ctx.secrets)
     try:
@@ -203,9 +204,8 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
         cid = result.conversation_id = response["conversation_id"]
         script_sandbox(ctx, sc, cid)
         if sc.end_after_seconds:
-            ender = threading.Timer(sc.end_after_seconds * time_scale, lambda: _quiet_end(ctx, cid))
-            ender.daemon = True
-            ender.start()
+            threading.Thread(target=end_after_join, args=(ctx, source, cid, sc.end_after_seconds * time_scale,
+                                                          deadline, ender), daemon=True).start()
         result.verdicts += wait_for_events(sc, source, cid, deadline, cancel)
         if any(k != "events" for k in sc.expect) and _needs_end(sc):
             _settle(source, cid, deadline, cancel, settle_quiet(time_scale))
@@ -219,8 +219,7 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
     except Exception as exc:  # noqa: BLE001 - one scenario's surprise must not skip the cleanup of the others
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
-        if ender:
-            ender.cancel()
+        ender.set()
         result.kept = bool(result.conversation_id and keep)
         if result.conversation_id and not keep:
             result.cleaned_up = _quiet_end(ctx, result.conversation_id)
@@ -329,6 +328,20 @@ def wait_for_events(sc: Scenario, source, cid: str, deadline: float, cancel: thr
                                     f"stalled: waited {waited:.1f}s for {wanted} (limit {limit:g}s); received {seen}"))
             break
     return verdicts
+
+
+def end_after_join(ctx: RunContext, source, cid: str, seconds: float, deadline: float, stop: threading.Event) -> None:
+    """End the conversation `seconds` after its replica joined (system.replica_joined arrived).
+
+    Counted from the join, as a sandbox script's end_after_seconds is, so the call lasts that long
+    however slow the join (a timer from the creation raced the join on a time-scaled sandbox).
+    Gives up at `deadline` or when `stop` is set: the run's cleanup ends it then.
+    """
+    while not any(e.get("event_type") == "system.replica_joined" for e in source.current(cid)):
+        if stop.wait(POLL) or time.monotonic() >= deadline:
+            return
+    if not stop.wait(seconds):
+        _quiet_end(ctx, cid)
 
 
 def _needs_end(sc: Scenario) -> bool:

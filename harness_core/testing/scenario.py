@@ -4,8 +4,8 @@
     name = "Facilitator smoke"
     persona_config = "configs/persona/facilitator.example.json"   # or persona_id / persona_name
     conversation_config = "configs/conversation/facilitator_kickoff.json"
-    end_after_seconds = 5          # the run ends the conversation itself after this long (simulated
-                                   # seconds: a sandbox at --time-scale 0.02 ends it after 0.1 s)
+    end_after_seconds = 5          # the run ends the conversation this long after the replica joined
+                                   # (simulated seconds: a sandbox at --time-scale 0.02 takes 0.1 s)
     timeout_seconds = 30           # the whole run's bound
 
     [conversation]                 # overrides of the conversation config (API field names)
