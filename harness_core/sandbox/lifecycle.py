@@ -143,6 +143,7 @@ class Deliverer:
 
     def _run(self, lane: queue.Queue):
         with requests.Session() as session:
+            session.trust_env = False  # Tavus posts callbacks directly: no proxy from our environment
             while True:
                 item = lane.get()
                 if item is None:

@@ -33,7 +33,7 @@ from ..resources.persona import apply_persona
 from .scenario import Scenario, load_scenario
 from ..signals import stop_on_signals
 
-POLL = 0.02  # seconds between looks at the received callbacks
+POLL = 0.05  # seconds between looks at the received callbacks
 _UPSERT = threading.Lock()  # concurrent scenarios sharing a persona must not each create it
 
 
@@ -189,7 +189,7 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
     started = time.monotonic()
     deadline = started + sc.timeout_seconds
     cancel = cancel or threading.Event()
-    ender = threading.Event()  # set: the end-after timer stands down
+    ender, ended = threading.Event(), threading.Event()  # the end-after timer: stand down / it ended it
     save(run_dir, "scenario.json", {"path": str(sc.path), "name": sc.name, "expect": sc.expect, "events": sc.events,
                                     "overrides": sc.overrides, "sandbox": sc.sandbox}, ctx.secrets)
     try:
@@ -205,7 +205,7 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
         script_sandbox(ctx, sc, cid)
         if sc.end_after_seconds:
             threading.Thread(target=end_after_join, args=(ctx, source, cid, sc.end_after_seconds * time_scale,
-                                                          deadline, ender), daemon=True).start()
+                                                          deadline, ender, ended), daemon=True).start()
         result.verdicts += wait_for_events(sc, source, cid, deadline, cancel)
         if any(k != "events" for k in sc.expect) and _needs_end(sc):
             _settle(source, cid, deadline, cancel, settle_quiet(time_scale))
@@ -222,7 +222,7 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
         ender.set()
         result.kept = bool(result.conversation_id and keep)
         if result.conversation_id and not keep:
-            result.cleaned_up = _quiet_end(ctx, result.conversation_id)
+            result.cleaned_up = ended.is_set() or _quiet_end(ctx, result.conversation_id)
             if not result.cleaned_up:  # a leaked conversation keeps billing: that fails the scenario
                 result.error = result.error or (f"could not end conversation {result.conversation_id}: it may still "
                                                 f"be active; run `invoke end --conversation-id {result.conversation_id}`")
@@ -330,18 +330,20 @@ def wait_for_events(sc: Scenario, source, cid: str, deadline: float, cancel: thr
     return verdicts
 
 
-def end_after_join(ctx: RunContext, source, cid: str, seconds: float, deadline: float, stop: threading.Event) -> None:
+def end_after_join(ctx: RunContext, source, cid: str, seconds: float, deadline: float, stop: threading.Event,
+                   ended: threading.Event) -> None:
     """End the conversation `seconds` after its replica joined (system.replica_joined arrived).
 
     Counted from the join, as a sandbox script's end_after_seconds is, so the call lasts that long
     however slow the join (a timer from the creation raced the join on a time-scaled sandbox).
-    Gives up at `deadline` or when `stop` is set: the run's cleanup ends it then.
+    Gives up at `deadline` or when `stop` is set: the run's cleanup ends it then. Sets `ended` when
+    the API confirmed the conversation is no longer active (the cleanup need not ask again).
     """
     while not any(e.get("event_type") == "system.replica_joined" for e in source.current(cid)):
         if stop.wait(POLL) or time.monotonic() >= deadline:
             return
-    if not stop.wait(seconds):
-        _quiet_end(ctx, cid)
+    if not stop.wait(seconds) and _quiet_end(ctx, cid):
+        ended.set()
 
 
 def _needs_end(sc: Scenario) -> bool:
