@@ -5,6 +5,7 @@ a real environment variable beats the same name in `.env`.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ class Environment:
         return [*(v for k, v in self.values.items() if v and is_secret_var(k, v)), *remembered_secrets()]
 
 
+@functools.lru_cache(maxsize=1024)  # pure, and asked for every variable each time secrets() is
 def is_secret_var(name: str, value: str) -> bool:
     """Whether the variable `name` holds a secret: a known name, or a secret-looking one with a value of 8+ characters."""
     upper = name.upper()
