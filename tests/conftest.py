@@ -48,8 +48,8 @@ def _no_real_api(monkeypatch, tmp_path):
 def _forget_env_secrets(monkeypatch):
     """Each test starts as a fresh process would: no value remembered from `{"$env": ...}`."""
     from harness_core import redact
-    monkeypatch.setattr(redact, "_remembered", frozenset())
-    monkeypatch.setattr(redact, "_remembered_keys", frozenset())
+    monkeypatch.setattr(redact, "_remembered", frozenset(), raising=False)
+    monkeypatch.setattr(redact, "_remembered_keys", frozenset(), raising=False)
 
 
 @pytest.fixture

@@ -162,3 +162,17 @@ def test_ending_gives_up_within_its_bound(project):
             client.post_repeatable("/conversations/c0/end", sleep=waits.append, max_wait=20)
         assert caught.value.status == 429
         assert waits == [7, 7], "Retry-After is honoured, and the total wait stays under max_wait"
+
+
+@pytest.mark.load
+def test_runs_under_api_faults_pass_and_leave_nothing_active(project, monkeypatch):
+    """The issue's fault mix (without its 200 ms latency): every run passes, no conversation stays active."""
+    settings = SandboxSettings(time_scale=0.01, faults="429:0.2,500:0.1,reset:0.05,latency:5ms", retry_after=0,
+                               fault_seed=2)
+    with Sandbox(settings) as sb:
+        monkeypatch.setenv("TAVUS_API_URL", sb.url)
+        results = [run_cli("run", "scenarios/facilitator_smoke.toml") for _ in range(4)]
+        assert [r.code for r in results] == [0] * 4, [r.out[-800:] for r in results if r.code]
+        assert all("Traceback" not in r.err for r in results)
+        assert [c for c, v in sb.store.conversations.items() if v["status"] == "active"] == []
+        assert sb.faults.injected.get("429", 0) and sb.faults.injected.get("500", 0), sb.faults.injected
