@@ -148,3 +148,17 @@ def test_a_folder_of_scenarios_skips_a_fifo_instead_of_hanging(project):
     os.mkfifo(project / "scenarios" / "pipe.toml")
     from harness_core.testing.scenario import find_scenarios
     assert [p.name for p in find_scenarios(project / "scenarios")] == ["facilitator_smoke.toml"]
+
+
+@pytest.mark.parametrize("case", ["llm preset nested 100,000 deep", "llm preset integer of 4,301 digits",
+                                  "llm preset wrapping a string", "tool file nested 100,000 deep"])
+def test_run_fails_the_scenario_whose_persona_names_a_broken_preset(project, sandbox, case):
+    """Presets are read when the scenario runs: its FAIL line names the preset file; nothing is created."""
+    given, names = CASES[case](project)
+    scenario = project / "scenarios" / "broken.toml"
+    scenario.write_text(f'[scenario]\nname = "b"\npersona_config = "{given}"\n')
+    result = run_cli("run", str(scenario))
+    assert result.code != 0 and "Traceback" not in result.out + result.err
+    [line] = [line for line in result.out.splitlines() if line.startswith("  FAIL error")]
+    assert str(names) in line and "RecursionError" not in line and "ValueError" not in line, line
+    assert sandbox.store.conversations == {} and sandbox.store.personas == {}
