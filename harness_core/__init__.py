@@ -7,7 +7,7 @@ from `harness_core` and nothing deeper. The names are:
 - the errors: `HarnessError`, `ConfigError`, `ApiError`, `ApiUnreachable`, `PluginError`,
   `CheckFailed`, `ChangesPending`, `Interrupted`;
 - `RunContext`: what every hook gets as `context`;
-- helpers: `suggest` (a "did you mean"), `deep_merge`, `printable` (text safe for a terminal);
+- helpers: `suggest` (a "did you mean"), `load_data` (a JSON/TOML file, with one-line errors), `deep_merge`, `printable` (text safe for a terminal);
   for preset files (project first, then built-in): `preset_folders`, `find_file`, `available`,
   `display_path`, `listing_hint`, `DEFAULT_LAYERS_DIR`; `policy_name`, `policy_id` (rows of the
   objectives and guardrails lists);
@@ -29,6 +29,7 @@ hookimpl = pluggy.HookimplMarker("tavus_harness")
 _LAZY = {
     "RunContext": "context",
     "suggest": "config",
+    "load_data": "config",
     "deep_merge": "merge",
     "printable": "callbacks.events",
     "preset_folders": "project",

@@ -71,6 +71,9 @@ class TavusClient:
         self._listings: dict[tuple, list[dict]] = {}  # (path, params) -> rows, see list_all(cached=True)
         # A local sandbox that refuses the connection is not running: say so now, not in 4 s.
         self.session = build_session(retries, connect_retries=1 if target.is_sandbox else None)
+        # No proxy, netrc or CA bundle from the environment applies to a loopback sandbox, and
+        # looking for them costs a scan of os.environ per request (a third of a busy run's CPU).
+        self.session.trust_env = not target.is_sandbox
         self.session.headers.update({
             "x-api-key": target.api_key,
             "User-Agent": f"tavus-harness/{__version__}",
@@ -152,6 +155,31 @@ class TavusClient:
                         self._remember_created(path, body, found)
                         return found
                 delay = exc.retry_after or min(0.25 * 2 ** (attempt - 1), 4.0)
+                if waited + delay > max_wait:
+                    raise
+                sleep(delay)
+                waited += delay
+        raise AssertionError("unreachable")
+
+    def post_repeatable(self, path: str, body=None, *, attempts: int = 6, max_wait: float = 30.0,
+                        sleep=time.sleep) -> object:
+        """POST a request that is harmless to repeat (ending a conversation), retried until it lands.
+
+        Retried after 429 (waiting Retry-After, or a backoff of 0.25 s doubling up to 4 s), after a
+        5xx and after a connection that broke or timed out (a refused one is not retried: no server is
+        listening): sending it twice changes nothing. At most
+        `attempts` tries and `max_wait` seconds of waiting in total; then the last error is raised.
+        """
+        waited = 0.0
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.post(path, body)
+            except ApiError as exc:
+                transient = exc.status == 429 or (exc.status or 0) >= 500 or (
+                    isinstance(exc, ApiUnreachable) and exc.maybe_sent)  # refused: nobody is there to retry
+                if not transient or attempt == attempts:
+                    raise
+                delay = exc.retry_after if exc.retry_after is not None else min(0.25 * 2 ** (attempt - 1), 4.0)
                 if waited + delay > max_wait:
                     raise
                 sleep(delay)

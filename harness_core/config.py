@@ -6,16 +6,21 @@ checks (`check_keys`) give one-line errors that name the file, the field and the
 from __future__ import annotations
 
 import difflib
+import errno
 import json
+import os
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
 from .merge import deep_merge, leaf_paths
-from .redact import is_secret_key
+from .redact import is_secret_key, remember_secret
+from .schemas import MAX_DEPTH, too_deep
 
 MAX_CONFIG_BYTES = 1024 * 1024
+MAX_CONFIG_DEPTH = MAX_DEPTH  # nesting of lists/objects (schemas.MAX_DEPTH says why)
 # Lowest first. Written here and in resolve()'s docstring, nowhere else.
 PRECEDENCE = ("default", "preset", ".env", "env", "config", "flag")
 
@@ -92,39 +97,103 @@ def _drop_none(data: dict) -> dict:
     return {k: (_drop_none(v) if isinstance(v, dict) else v) for k, v in data.items() if v is not None}
 
 
-def load_file(path: str | Path, *, what: str = "config") -> dict:
-    """Read a JSON or TOML object from `path`, with one-line errors for every way it can be bad."""
+def load_data(path: str | Path, *, what: str = "config"):
+    """The JSON or TOML value in `path` (any JSON type), with one-line errors for every way it can be bad.
+
+    The file must be a regular file (a directory, a FIFO, a device or a symlink loop is named as
+    such, and nothing is read from it), at most MAX_CONFIG_BYTES long (reading stops there), valid
+    UTF-8 and valid JSON/TOML, nested at most MAX_CONFIG_DEPTH levels, with no integer over
+    Python's 4,300-digit conversion limit.
+    """
     path = Path(path)
-    if path.is_dir():
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise _unreadable(path, what, exc) from None
+    if stat.S_ISDIR(info.st_mode):
         raise ConfigError(f"{path}: is a directory, not a {what} file", hint=f"name one file in it, e.g. {path}/...json")
-    if not path.is_file():
-        raise ConfigError(f"{path}: {what} file not found", hint="check the path (it is relative to the current directory)")
-    size = path.stat().st_size
-    if size > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: {what} file is {size} bytes, over the {MAX_CONFIG_BYTES} byte limit",
-                          hint="split it or remove embedded data")
-    raw = path.read_bytes()
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"{path}: is {_file_kind(info.st_mode)}, not a {what} file",
+                          hint="name a regular JSON or TOML file")
+    if info.st_size > MAX_CONFIG_BYTES:
+        raise _too_big(path, what, info.st_size)
+    try:  # O_NONBLOCK: should a FIFO take the file's place after the check, the open does not hang
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise ConfigError(f"{path}: is not a regular file", hint="name a regular JSON or TOML file")
+            raw = fh.read(MAX_CONFIG_BYTES + 1)  # a file that grew meanwhile is never read whole
+    except OSError as exc:
+        raise _unreadable(path, what, exc) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise _too_big(path, what, len(raw))
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not valid UTF-8 (byte {exc.start})", hint="save the file as UTF-8") from None
     if not text.strip():
         raise ConfigError(f"{path}: the file is empty", hint="put a JSON object in it, e.g. {}")
-    if path.suffix.lower() == ".toml":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the syntax at that line") from None
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
-                              hint="fix the syntax there") from None
+    toml = path.suffix.lower() == ".toml"
+    try:
+        data = tomllib.loads(text) if toml else json.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the syntax at that line") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+                          hint="fix the syntax there") from None
+    except RecursionError:
+        raise _too_deep(path, "") from None
+    except ValueError as exc:  # int(): more digits than sys.get_int_max_str_digits() allows
+        raise ConfigError(f"{path}: invalid {'TOML' if toml else 'JSON'}: {str(exc).split(';')[0]}",
+                          hint="write the number as a string, or a smaller one") from None
+    deep = too_deep(data, MAX_CONFIG_DEPTH)
+    if deep is not None:
+        raise _too_deep(path, deep)
+    return data
+
+
+def load_file(path: str | Path, *, what: str = "config") -> dict:
+    """Read a JSON or TOML object from `path`, with one-line errors for every way it can be bad (see load_data)."""
+    data = load_data(path, what=what)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be an object, not {type(data).__name__}",
                           hint="wrap the settings in { ... }")
     return data
+
+
+def _too_deep(path: Path, where: str) -> ConfigError:
+    at = f" at {where[:80]}{'...' if len(where) > 80 else ''}" if where else ""
+    return ConfigError(f"{path}: nested deeper than {MAX_CONFIG_DEPTH} levels{at}",
+                       hint="flatten the data (no Tavus setting nests this deep)")
+
+
+def _too_big(path: Path, what: str, size: int) -> ConfigError:
+    return ConfigError(f"{path}: {what} file is {size} bytes, over the {MAX_CONFIG_BYTES} byte limit",
+                       hint="split it or remove embedded data")
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def _unreadable(path: Path, what: str, exc: OSError) -> ConfigError:
+    """The one-line error for a file that cannot be opened, by its errno."""
+    if exc.errno == errno.ENOENT:
+        if path.is_symlink():
+            return ConfigError(f"{path}: is a symlink to {os.readlink(path)}, which does not exist",
+                               hint="fix the link or name the file itself")
+        return ConfigError(f"{path}: {what} file not found", hint="check the path (it is relative to the current directory)")
+    if exc.errno == errno.ELOOP:
+        return ConfigError(f"{path}: is a symlink loop (too many levels of symbolic links)",
+                           hint="fix the link or name the file itself")
+    if exc.errno == errno.ENOTDIR:
+        return ConfigError(f"{path}: a part of the path is a file, not a folder", hint="check the path")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return ConfigError(f"{path}: permission denied", hint="make the file readable (chmod u+r)")
+    return ConfigError(f"{path}: cannot read the {what} file ({exc.strerror or type(exc).__name__})",
+                       hint="check the path")
 
 
 def suggest(name: str, choices) -> str | None:
@@ -148,7 +217,8 @@ def expand_env_refs(data, env_get, where: str, _path: str = ""):
     """Replace `{"$env": "NAME"}` values by the environment's NAME; refuse literal secrets.
 
     Secrets (API keys, tokens, role ARNs) come only from the environment or `.env`; a config
-    file names them with `{"$env": "NAME"}`.
+    file names them with `{"$env": "NAME"}`. Every value read this way is remembered as a secret
+    (redact.remember_secret), so it is redacted under any key, in output, logs/ and reports.
     """
     if isinstance(data, dict):
         if set(data) == {"$env"}:
@@ -161,6 +231,8 @@ def expand_env_refs(data, env_get, where: str, _path: str = ""):
             if value is None:
                 raise ConfigError(f"{where}: {_path}: environment variable {name} is not set",
                                   hint=f"add {name}=... to .env")
+            key = _path.rpartition(".")[2]
+            remember_secret(value, None if key.endswith("]") else key)  # a secret wherever it lands
             return value
         out = {}
         for key, value in data.items():

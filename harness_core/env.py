@@ -5,6 +5,7 @@ a real environment variable beats the same name in `.env`.
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from dotenv import dotenv_values, set_key
 
 from .errors import ConfigError
 from .project import find_root
+from .redact import remembered_secrets
 
 DEFAULT_API_URL = "https://tavusapi.com/v2"
 # Names of variables whose values are secrets (redacted everywhere).
@@ -48,10 +50,12 @@ class Environment:
         return f"{src} {name}" if src else "unset"
 
     def secrets(self) -> list[str]:
-        """Literal secret values to scrub from anything printed or stored."""
-        return [v for k, v in self.values.items() if v and is_secret_var(k, v)]
+        """Literal secret values to scrub from anything printed or stored: those of secret variables,
+        and every value a config read through `{"$env": ...}` (whatever its variable is called)."""
+        return [*(v for k, v in self.values.items() if v and is_secret_var(k, v)), *remembered_secrets()]
 
 
+@functools.lru_cache(maxsize=1024)  # pure, and asked for every variable each time secrets() is
 def is_secret_var(name: str, value: str) -> bool:
     """Whether the variable `name` holds a secret: a known name, or a secret-looking one with a value of 8+ characters."""
     upper = name.upper()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections.abc import Iterable
 
 REDACTED = "[redacted]"
@@ -25,11 +26,41 @@ def is_secret_key(key: str) -> bool:
     return any(word in SECRET_WORDS for word in k.split("_")) or any(phrase in k for phrase in SECRET_PHRASES)
 
 
+# Values this process read through `{"$env": "NAME"}` (config.expand_env_refs): secrets whatever
+# the variable's name and wherever they land, so every redact() call knows them without being
+# handed them. Replaced whole on each addition (copy on write), so readers never see it change.
+# The key each one was put under is remembered too: a value under that key name is redacted
+# whole, so an older value of the same field (the remote side of a plan, an API answer) goes too.
+_remembered: frozenset[str] = frozenset()
+_remembered_keys: frozenset[str] = frozenset()
+_remember_lock = threading.Lock()
+
+
+def remember_secret(value, key: str | None = None) -> None:
+    """Treat `value` (and any value under `key`) as a secret in every later redaction of this process.
+
+    Called for the values read through `{"$env": ...}`.
+    """
+    global _remembered, _remembered_keys
+    with _remember_lock:
+        if isinstance(value, str) and value:
+            _remembered = _remembered | {value}
+        if isinstance(key, str) and key:
+            _remembered_keys = _remembered_keys | {key}
+
+
+def remembered_secrets() -> frozenset[str]:
+    """The values handed to remember_secret() so far."""
+    return _remembered
+
+
 def redact(obj, secrets: Iterable[str] = ()):
     """Return a copy of `obj` with secrets replaced by "[redacted]".
 
-    Values under secret-looking keys are replaced whole; the literal values in `secrets`,
-    AWS role ARNs and `token=` query parameters are replaced inside any string.
+    Values under secret-looking keys are replaced whole; the literal values in `secrets` and those
+    remembered from `$env` (4 characters or more), AWS role ARNs and `token=` query parameters are
+    replaced inside any string, and a string that is exactly a remembered value goes whole
+    whatever its length.
     """
     return _redact(obj, _known(secrets))
 
@@ -40,7 +71,7 @@ def redact_field(key: str, value, secrets: Iterable[str] = ()):
 
 
 def _field(key, value, known):
-    if is_secret_key(key) and value not in (None, "", False, True) and not isinstance(value, (dict, list)):
+    if (is_secret_key(key) or key in _remembered_keys) and value not in (None, "", False, True) and not isinstance(value, (dict, list)):
         return REDACTED
     return _redact(value, known)
 
@@ -61,10 +92,12 @@ def _redact(obj, known):
 
 def _known(secrets: Iterable[str]) -> list[str]:
     """The literal secrets worth replacing, longest first (so a secret inside another goes too)."""
-    return sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+    return sorted({s for s in (*secrets, *_remembered) if s and len(s) >= 4}, key=len, reverse=True)
 
 
 def _redact_string(text: str, known: list[str]) -> str:
+    if text in _remembered:  # a short value from $env: too short to replace inside text, not as a whole
+        return REDACTED
     for secret in known:
         if secret in text:
             text = text.replace(secret, REDACTED)

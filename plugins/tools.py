@@ -13,12 +13,11 @@ putting them into `layers.llm.tools`.
 from __future__ import annotations
 
 import copy
-import json
 import re
 from pathlib import Path
 
 from harness_core import (DEFAULT_LAYERS_DIR, ConfigError, available, deep_merge, display_path, find_file, hookimpl,
-                          listing_hint, preset_folders, suggest)
+                          listing_hint, load_data, preset_folders, suggest)
 
 TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 SHAPE_HINT = "see presets/layers/llm/tools/schedule_meeting.json for the shape"
@@ -92,12 +91,9 @@ def load_tool_file(path: Path, root: Path) -> list:
     """The checked tools of one tool file."""
     label = display_path(path, root)
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{label}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
-                          hint="fix the syntax there") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{label}: cannot read the tool file ({exc})", hint="check the file") from None
+        data = load_data(path, what="tool")
+    except ConfigError as exc:  # the same error, naming the file as the user would type it
+        raise ConfigError(exc.message.replace(str(path), label, 1), hint=exc.hint) from None
     tools = tools_in(data, label)
     if isinstance(data, list):
         prefix = "[{}]."

@@ -44,6 +44,14 @@ def _no_real_api(monkeypatch, tmp_path):
     monkeypatch.setenv("TAVUS_HARNESS_DOTENV", str(tmp_path / "guard.env"))
 
 
+@pytest.fixture(autouse=True)
+def _forget_env_secrets(monkeypatch):
+    """Each test starts as a fresh process would: no value remembered from `{"$env": ...}`."""
+    from harness_core import redact
+    monkeypatch.setattr(redact, "_remembered", frozenset(), raising=False)
+    monkeypatch.setattr(redact, "_remembered_keys", frozenset(), raising=False)
+
+
 @pytest.fixture
 def project(tmp_path, monkeypatch) -> Path:
     """A scratch project: copies of configs/, presets/ and scenarios/, as the current directory."""

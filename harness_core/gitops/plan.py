@@ -26,7 +26,7 @@ from ..errors import CheckFailed, ConfigError, HarnessError
 from ..resources.persona import API_KEYS as PERSONA_KEYS, apply_persona, build_persona
 from ..resources.remote import diff_managed, fetch_remote
 from ..resources.policies import apply_policy, build_policy, list_policies, policy_id
-from ..redact import redact_field
+from ..redact import REDACTED, redact_field
 from ..store import atomic_write
 
 FOLDERS = {"objectives": "configs/objectives", "guardrails": "configs/guardrails", "persona": "configs/persona"}
@@ -106,7 +106,7 @@ def classify(ctx: RunContext, kind: str, path: Path, *, with_diff: bool = True, 
                    (True, True): "both-changed"}[(local, drift)]
     if with_diff and item.status != "unchanged":
         item.diff = diff_managed(remote, item.body, lockfile.sent_before(ctx, kind, item.name, known["id"], item.config))
-        item.was = {op["path"]: _at(remote, op["path"]) for op in item.diff if op["op"] in ("replace", "remove")}
+        item.was = {op["path"]: _was(remote, op) for op in item.diff if op["op"] in ("replace", "remove")}
     return item
 
 
@@ -123,6 +123,13 @@ def listed(ctx: RunContext, kind: str) -> dict[str, dict]:
         rows = client.list_all("/personas", persona_type="user", cached=True)
         return {r["persona_id"]: r for r in rows if isinstance(r.get("persona_id"), str)}
     return {pid: r for r in list_policies(client, kind) if (pid := policy_id(kind, r))}
+
+
+def _was(remote: dict, op: dict):
+    """The remote value an op replaces; redacted whole when its replacement is a secret (an old key, say)."""
+    if op["op"] == "replace" and redact_field(op["path"].rpartition("/")[2], op.get("value")) != op.get("value"):
+        return REDACTED
+    return _at(remote, op["path"])
 
 
 def _at(document, pointer: str):

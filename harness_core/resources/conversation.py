@@ -164,12 +164,21 @@ def _finder(client, payload: dict):
 
 
 def end_conversation(ctx: RunContext, conversation_id: str) -> dict:
-    """End one conversation (idempotent on the API side) and note it in the ledger."""
+    """End one conversation and note it in the ledger.
+
+    POST /end is idempotent, so a rate limit, a 5xx or a dropped connection is retried (bounded:
+    TavusClient.post_repeatable); a conversation left active would keep billing.
+    """
     client = ctx.client()
     try:
-        live = unwrap_one(client.get(f"/conversations/{conversation_id}"))
+        try:
+            live = unwrap_one(client.get(f"/conversations/{conversation_id}"))
+        except ApiError as exc:
+            if exc.not_found:
+                raise
+            live = {}  # the look-up failed even after its retries: end it anyway, that is harmless
         if live.get("status") != "ended":
-            client.request("POST", f"/conversations/{conversation_id}/end")
+            client.post_repeatable(f"/conversations/{conversation_id}/end")  # 429/5xx/reset: tried again
     except ApiError as exc:
         if exc.not_found:
             raise ConfigError(f"--conversation-id {conversation_id}: {exc.message.split(': ', 1)[-1]}",

@@ -73,6 +73,9 @@ def load_modular_layer(layer: str, value, folders: list[Path], where: str, root:
         raise ConfigError(f"{where}: {layer}: unknown {layer} preset {name!r}", hint=hint)
     label = display_path(path, root)
     data = load_file(path, what=f"{layer} preset")
-    if layer in data and len(data) == 1 and isinstance(data[layer], dict):
-        data = data[layer]  # tolerate {"llm": {...}} as well as the bare layer object
+    if layer in data and len(data) == 1:  # tolerate {"llm": {...}} as well as the bare layer object
+        if not isinstance(data[layer], dict):
+            raise ConfigError(f"{label}: {layer}: must be the {layer} layer object, not {type(data[layer]).__name__}",
+                              hint=f'write the layer\'s fields at the top of the file, or {{"{layer}": {{"model": ...}}}}')
+        data = data[layer]
     return label, {layer: data}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..serving import BackgroundServer
 from .faults import CALLBACK_KINDS, FaultPlan, FaultSpecError, parse_faults
-from .app import SandboxApp
+from .app import MAX_BODY, SandboxApp
 from .lifecycle import DEFAULT_MAX_CALL, JOIN_DELAY, Deliverer, Scheduler, build_transcript, envelope, \
     perception_analysis, recording_event
 from ..store import utc_now
@@ -69,7 +69,9 @@ class Sandbox:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self, host: str = "127.0.0.1", port: int = 0) -> "Sandbox":
-        self.server = BackgroundServer(self.app, host=host, port=port, threads=8)
+        # waitress refuses a body longer than the app takes (413) by its Content-Length, before
+        # reading it, and stops reading a chunked one at the limit (its default allows 1 GiB).
+        self.server = BackgroundServer(self.app, host=host, port=port, threads=8, max_request_body_size=MAX_BODY + 1)
         self.scheduler.start()
         self.deliverer.start()
         self.server.start()

@@ -15,14 +15,18 @@ from urllib.parse import parse_qs
 import jsonpatch
 
 from ..callbacks.events import SHUTDOWN_REASONS
-from ..schemas import check
+from ..schemas import MAX_DEPTH, check, too_deep
 from ..schemas.objective_graph import link_problem
 from ..serving import status_line
 from ..schemas.quick import is_number
 from ..store import utc_now
 from .state import new_id
 
-MAX_BODY = 1024 * 1024
+MAX_BODY = 1024 * 1024  # bytes; a longer body is refused by its Content-Length, unread (413)
+# Nesting of lists/objects in a request body and in what a PATCH makes of a stored record
+# (schemas.MAX_DEPTH, invented: Tavus documents none), so a deep body is a 400, never a
+# RecursionError (500) now or when the stored record is listed later.
+MAX_BODY_DEPTH = MAX_DEPTH
 SERVER_FIELDS = ("persona_id", "created_at", "updated_at", "persona_type")
 CONCURRENCY_MESSAGE = "User has reached maximum concurrent conversations"
 PATCH_OPS = {"add": ("value",), "replace": ("value",), "test": ("value",), "remove": (), "move": ("from",), "copy": ("from",)}
@@ -71,7 +75,7 @@ class SandboxApp:
         r("GET", r"/v2/documents", self.list_documents)
         r("GET", r"/v2/documents/(?P<did>[^/]+)", self.get_document)
         # Control routes for tests and scenarios (not part of Tavus; same key check).
-        r("GET", r"/_sandbox/health", lambda req: Reply(200, {"ok": True}))
+        r("GET", r"/_sandbox/health", lambda req: Reply(200, {"ok": True, "time_scale": self.sb.settings.time_scale}))
         r("POST", r"/_sandbox/script", self.script)
         r("POST", r"/_sandbox/conversations/(?P<cid>[^/]+)/end", self.control_end)
         r("GET", r"/_sandbox/deliveries", lambda req: Reply(200, list(self.sb.deliveries)))
@@ -481,17 +485,23 @@ class Request:
         return values[0] if values else None
 
     def json_any(self):
+        """The decoded body; 400 when it is not JSON or nests deeper than MAX_BODY_DEPTH."""
         try:
-            return json.loads(self.raw or b"null")
+            data = json.loads(self.raw or b"null")
+        except RecursionError:
+            raise error(400, f"Invalid JSON body: nested deeper than {MAX_BODY_DEPTH} levels") from None
         except ValueError:
             raise error(400, "Invalid JSON body") from None
+        check_depth(data)
+        return data
 
     def json_patch(self) -> list | None:
         """The body as a list of well-formed RFC 6902 operations, or None when it is not one."""
         try:
             ops = json.loads(self.raw or b"null")
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
+        check_depth(ops)
         if not isinstance(ops, list) or not all(well_formed(op) for op in ops):
             return None
         return ops
@@ -501,6 +511,13 @@ class Request:
         if not isinstance(data, dict):
             raise error(400, "Invalid JSON body: expected an object")
         return data
+
+
+def check_depth(data, where: str = "Invalid JSON body") -> None:
+    """400 when `data` nests deeper than MAX_BODY_DEPTH (see there)."""
+    deep = too_deep(data, MAX_BODY_DEPTH)
+    if deep is not None:
+        raise error(400, f"{where}: nested deeper than {MAX_BODY_DEPTH} levels at {deep[:80]}")
 
 
 def well_formed(op) -> bool:
@@ -526,11 +543,16 @@ def detach(persona: dict, pid: str, record: dict) -> None:
 
 
 def apply_patch(document: dict, ops: list) -> dict:
-    """RFC 6902, atomically; a missing path or a failed test is 400 Invalid patch operation."""
+    """RFC 6902, atomically; a missing path or a failed test is 400 Invalid patch operation.
+
+    Patches that nest values inside each other past MAX_BODY_DEPTH are refused the same way.
+    """
     try:
-        return jsonpatch.JsonPatch(ops).apply(document, in_place=False)
+        patched = jsonpatch.JsonPatch(ops).apply(document, in_place=False)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, KeyError, IndexError, TypeError):
         raise error(400, "Invalid patch operation") from None
+    check_depth(patched, "Invalid patch operation")
+    return patched
 
 
 def page(rows: list, req: Request, base: int = 1) -> dict:

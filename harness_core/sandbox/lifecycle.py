@@ -11,6 +11,7 @@ import itertools
 import queue
 import threading
 import time
+import zlib
 
 import requests
 
@@ -69,22 +70,28 @@ class Scheduler:
 
 
 class Deliverer:
-    """POSTs callbacks one at a time, in queue order, fire-and-forget (no retries: CONTRACT A.5)."""
+    """POSTs callbacks fire-and-forget (no retries: CONTRACT A.5), in queue order per conversation.
 
-    def __init__(self, timeout: float = 5.0, faults=None, delay: float = 0.3):
+    `lanes` worker threads each own the conversations whose id hashes to them (and a Session of
+    their own), so one conversation's callbacks go out in order while many conversations' go out
+    side by side: one lane made 16 concurrent scenarios queue behind each other's callbacks.
+    """
+
+    def __init__(self, timeout: float = 5.0, faults=None, delay: float = 0.3, lanes: int = 4):
         self.timeout = timeout
         self.faults = faults
         self.delay = delay  # how late a "late" or held-back callback comes
         self._held = None
         self.deliveries: list[dict] = []
-        self._queue: queue.Queue = queue.Queue()
+        self._queues: list[queue.Queue] = [queue.Queue() for _ in range(max(1, lanes))]
         self._pending = 0
         self._cond = threading.Condition()
-        self._session = requests.Session()
-        self._thread = threading.Thread(target=self._run, name="sandbox-callbacks", daemon=True)
+        self._threads = [threading.Thread(target=self._run, args=(q,), name=f"sandbox-callbacks-{i}", daemon=True)
+                         for i, q in enumerate(self._queues)]
 
     def start(self):
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def send(self, url: str, event: dict) -> None:
         """Queue one callback; injected callback faults may delay, duplicate or reorder it.
@@ -111,7 +118,8 @@ class Deliverer:
 
     def _put(self, items: list) -> None:
         for item in items:
-            self._queue.put(item)
+            lane = zlib.crc32(str(item[1].get("conversation_id")).encode()) % len(self._queues)
+            self._queues[lane].put(item)
 
     def _release_held(self):
         with self._cond:
@@ -133,28 +141,32 @@ class Deliverer:
                 self._cond.wait(left)
         return True
 
-    def _run(self):
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            url, event = item
-            record = {"url": url, "event_type": event["event_type"], "conversation_id": event["conversation_id"],
-                      "at": utc_now()}
-            try:
-                resp = self._session.post(url, json=event, timeout=self.timeout)
-                record["status"] = resp.status_code
-            except requests.RequestException as exc:
-                record["error"] = type(exc).__name__
-            with self._cond:
-                self.deliveries.append(record)
-                self._pending -= 1
-                self._cond.notify_all()
+    def _run(self, lane: queue.Queue):
+        with requests.Session() as session:
+            session.trust_env = False  # Tavus posts callbacks directly: no proxy from our environment
+            while True:
+                item = lane.get()
+                if item is None:
+                    return
+                url, event = item
+                record = {"url": url, "event_type": event["event_type"], "conversation_id": event["conversation_id"],
+                          "at": utc_now()}
+                try:
+                    resp = session.post(url, json=event, timeout=self.timeout)
+                    record["status"] = resp.status_code
+                except requests.RequestException as exc:
+                    record["error"] = type(exc).__name__
+                with self._cond:
+                    self.deliveries.append(record)
+                    self._pending -= 1
+                    self._cond.notify_all()
 
     def stop(self, timeout: float = 2.0):
-        self._queue.put(None)
-        self._thread.join(timeout)
-        self._session.close()
+        for lane in self._queues:
+            lane.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def envelope(conversation: dict, event_type: str, properties: dict) -> dict:

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..schemas import MAX_DEPTH, too_deep
 from ..store import atomic_write, writable
 from .stock import stock_documents, stock_personas, stock_replicas
 
@@ -47,15 +48,27 @@ class SandboxState:
     def load(self) -> None:
         try:
             data = json.loads(self.state_file.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-            raise ConfigError(f"--state {self.state_file}: not a sandbox state file ({exc})",
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+            raise ConfigError(f"--state {self.state_file}: not a sandbox state file ({type(exc).__name__})",
                               hint="fix it, or move it away to start from the seeded state") from None
         if not isinstance(data, dict):
             raise ConfigError(f"--state {self.state_file}: not a sandbox state file (top level is not an object)",
                               hint="fix it, or move it away to start from the seeded state")
         for name in (*COLLECTIONS, "scripts"):
             if isinstance(data.get(name), dict):
-                getattr(self, name).update(data[name])
+                getattr(self, name).update(self._servable(name, data[name]))
+
+    def _servable(self, name: str, records: dict) -> dict:
+        """The records of a loaded collection, without those nested past MAX_DEPTH (an older sandbox
+        stored them; listing them would fail for everyone), each one said on stderr."""
+        kept = {}
+        for rid, record in records.items():
+            if too_deep(record, MAX_DEPTH) is None:
+                kept[rid] = record
+            else:
+                print(f"sandbox: --state {self.state_file}: {name} {rid} dropped: nested deeper than "
+                      f"{MAX_DEPTH} levels", file=sys.stderr, flush=True)
+        return kept
 
     def save(self) -> None:
         """Write the state file atomically (temp file + replace) when one is configured.

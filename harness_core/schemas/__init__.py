@@ -18,6 +18,32 @@ KINDS = ("persona", "pal", "conversation", "objectives", "guardrail", "guardrail
 ENGINES = ("jsonschema", "quick")
 
 
+# Lists/objects inside lists/objects, the most a config file, a request body or a stored record may
+# have. Invented: Tavus documents no limit. A persona's deepest field (a tool's JSON Schema
+# `parameters`) needs about a dozen; 64 leaves room and keeps every walk (merge, redaction, copy,
+# validation) far from Python's recursion limit: deeper data is refused before anything recurses.
+MAX_DEPTH = 64
+
+
+def too_deep(data, limit: int = MAX_DEPTH) -> str | None:
+    """The dotted path of the first value nested deeper than `limit` lists/objects, or None.
+
+    Iterative, so it can measure what would make a recursive walker fail.
+    """
+    stack = [(data, "", 1)]
+    while stack:
+        value, where, depth = stack.pop()
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth > limit:
+            return where or "(top)"
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, child in items:
+            child_path = f"{where}[{key}]" if isinstance(value, list) else (f"{where}.{key}" if where else str(key))
+            stack.append((child, child_path, depth + 1))
+    return None
+
+
 @dataclass(frozen=True)
 class Problem:
     """One broken rule: the dotted path of the field, a short message, and whether it is an enum miss."""

@@ -17,6 +17,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import requests
 
@@ -24,7 +25,7 @@ from ..resources import lockfile
 from ..context import RunContext, sandbox_context
 from ..resources.conversation import build_conversation, create_conversation, end_conversation
 from ..env import api_configured, is_loopback, resolve_target
-from ..errors import ConfigError, HarnessError, Interrupted
+from ..errors import ApiError, ConfigError, HarnessError, Interrupted
 from ..callbacks.events import read_events
 from .expectations import Observed, Verdict, all_kinds, evaluate
 from ..resources.lookup import persona_id_for, personas_named
@@ -32,7 +33,7 @@ from ..resources.persona import apply_persona
 from .scenario import Scenario, load_scenario
 from ..signals import stop_on_signals
 
-POLL = 0.05
+POLL = 0.05  # seconds between looks at the received callbacks
 _UPSERT = threading.Lock()  # concurrent scenarios sharing a persona must not each create it
 
 
@@ -77,24 +78,50 @@ class ReceiverEvents:
         return [e for e in list(self.receiver.events) if e.get("conversation_id") == cid]
 
 
+@dataclass
+class RunTarget:
+    """Where one run's scenarios go: the context to use, the callback URL, the event source, a label,
+    and the clock of the API (a time-scaled sandbox runs simulated seconds faster)."""
+
+    ctx: RunContext
+    callback_url: str
+    source: object
+    label: str
+    time_scale: float = 1.0
+
+
+EMBEDDED_TIME_SCALE = 0.02
+EMBEDDED_MIN_CONCURRENT = 8
+
+
 @contextlib.contextmanager
-def run_environment(ctx: RunContext):
-    """Yield (context to use, callback URL, event source, label) for the target this run talks to."""
+def run_environment(ctx: RunContext, max_concurrent: int = 1):
+    """Yield the RunTarget this run talks to.
+
+    An embedded sandbox allows at least `max_concurrent` active conversations, so the run's own
+    parallelism never meets the account limit it emulates.
+    """
     from ..sandbox import Sandbox, SandboxSettings
     from ..callbacks.publicurl import receiver_answers
     from ..callbacks.receiver import Receiver
 
     with contextlib.ExitStack() as stack:
+        time_scale = 1.0
         if not api_configured(ctx.env):  # neither key nor URL: an embedded sandbox
-            sandbox = stack.enter_context(Sandbox(SandboxSettings(time_scale=0.02, max_concurrent=8)))
+            settings = SandboxSettings(time_scale=EMBEDDED_TIME_SCALE,
+                                       max_concurrent=max(EMBEDDED_MIN_CONCURRENT, max_concurrent))
+            sandbox = stack.enter_context(Sandbox(settings))
             ctx = sandbox_context(ctx, sandbox.url)
             label = f"embedded local sandbox at {sandbox.url} (nothing reaches Tavus)"
+            time_scale = settings.time_scale
         else:
             label = resolve_target(ctx.env).label
         target = resolve_target(ctx.env)
         if target.is_sandbox:
+            if time_scale == 1.0:
+                time_scale = sandbox_time_scale(target)
             receiver = stack.enter_context(Receiver(ctx, path="/tavus/callback"))
-            yield ctx, receiver.callback_url, ReceiverEvents(receiver), label
+            yield RunTarget(ctx, receiver.callback_url, ReceiverEvents(receiver), label, time_scale)
             return
         hook = ctx.env.get("WEBHOOK_URL")
         if not hook or is_loopback(hook):
@@ -103,7 +130,17 @@ def run_environment(ctx: RunContext):
         up, detail = receiver_answers(hook)
         if not up:  # otherwise every expected event would just time out, on a billed conversation
             raise ConfigError(f"WEBHOOK_URL: {detail}", hint="run `invoke webhook --tunnel` in another terminal first")
-        yield ctx, hook, LogEvents(ctx), label
+        yield RunTarget(ctx, hook, LogEvents(ctx), label)
+
+
+def sandbox_time_scale(target) -> float:
+    """The time scale a running sandbox reports on /_sandbox/health (1.0 when it says nothing)."""
+    url = target.base_url.rsplit("/v2", 1)[0] + "/_sandbox/health"
+    try:
+        scale = requests.get(url, headers={"x-api-key": target.api_key}, timeout=5).json().get("time_scale")
+    except (requests.RequestException, ValueError, AttributeError):
+        return 1.0
+    return float(scale) if isinstance(scale, (int, float)) and 0 < scale <= 1 else 1.0
 
 
 def run_scenarios(ctx: RunContext, paths, *, keep: bool = False, max_concurrent: int = 2, on_result=None) -> tuple[list[RunResult], str]:
@@ -112,14 +149,16 @@ def run_scenarios(ctx: RunContext, paths, *, keep: bool = False, max_concurrent:
     scenarios = [load_scenario(p, kinds) for p in paths]
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     cancel = threading.Event()
-    with run_environment(ctx) as (rctx, callback_url, source, label):
+    with run_environment(ctx, max_concurrent) as where:
+        rctx, label = where.ctx, where.label
         if keep and not lockfile.tracked(rctx):  # the embedded sandbox
             rctx.note("note: --keep has no effect here: the embedded sandbox stops when this run ends")
         pool = ThreadPoolExecutor(max_workers=max(1, min(max_concurrent, len(scenarios))))
-        futures, results = [], []
+        futures, results, personas = [], [], {}
         try:
             with stop_on_signals():  # a cancelled CI job (SIGTERM) still ends the conversations
-                futures += [pool.submit(run_one, rctx, sc, callback_url, source, kinds, run_id, keep, cancel)
+                futures += [pool.submit(run_one, rctx, sc, where.callback_url, where.source, kinds, run_id, keep,
+                                        cancel, where.time_scale, personas)
                             for sc in scenarios]
                 for future in futures:
                     results.append(future.result())
@@ -137,35 +176,39 @@ def run_scenarios(ctx: RunContext, paths, *, keep: bool = False, max_concurrent:
 
 
 def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run_id: str, keep: bool,
-            cancel: threading.Event | None = None) -> RunResult:
-    """One scenario, with its artifacts under logs/runs/<run-id>/<scenario>/."""
+            cancel: threading.Event | None = None, time_scale: float = 1.0, personas: dict | None = None) -> RunResult:
+    """One scenario, with its artifacts under logs/runs/<run-id>/<scenario>/.
+
+    `end_after_seconds` counts from the replica's join, in simulated time: against a sandbox running
+    `time_scale` times real time the conversation is ended end_after_seconds * time_scale real
+    seconds after system.replica_joined arrived.
+    """
     run_dir = ctx.root / "logs" / "runs" / run_id / sc.slug
     run_dir.mkdir(parents=True, exist_ok=True)
     result = RunResult(sc, str(run_dir))
     started = time.monotonic()
     deadline = started + sc.timeout_seconds
     cancel = cancel or threading.Event()
-    ender: threading.Timer | None = None
+    ender, ended = threading.Event(), threading.Event()  # the end-after timer: stand down / it ended it
     save(run_dir, "scenario.json", {"path": str(sc.path), "name": sc.name, "expect": sc.expect, "events": sc.events,
                                     "overrides": sc.overrides, "sandbox": sc.sandbox}, ctx.secrets)
     try:
-        pid = upsert_persona(ctx, sc)
+        pid = upsert_persona(ctx, sc, personas)
         flags = {**sc.overrides, "callback_url": callback_url, "persona_id": pid}
         if "conversation_name" not in sc.overrides:
             flags["conversation_name"] = f"{sc.name} [{run_id}]"
         plan = build_conversation(ctx, flags, sc.conversation_config)
         save(run_dir, "payload.json", plan.payload, ctx.secrets)
-        response = create_conversation(ctx, plan.payload)
+        response = create_when_a_slot_is_free(ctx, plan.payload, deadline, cancel)
         save(run_dir, "response.json", response, ctx.secrets)
         cid = result.conversation_id = response["conversation_id"]
         script_sandbox(ctx, sc, cid)
         if sc.end_after_seconds:
-            ender = threading.Timer(sc.end_after_seconds, lambda: _quiet_end(ctx, cid))
-            ender.daemon = True
-            ender.start()
+            threading.Thread(target=end_after_join, args=(ctx, source, cid, sc.end_after_seconds * time_scale,
+                                                          deadline, ender, ended), daemon=True).start()
         result.verdicts += wait_for_events(sc, source, cid, deadline, cancel)
         if any(k != "events" for k in sc.expect) and _needs_end(sc):
-            _settle(source, cid, deadline, cancel)
+            _settle(source, cid, deadline, cancel, settle_quiet(time_scale))
         result.events = source.current(cid)
         observed = Observed(result.events, status_of(ctx, cid))
         result.verdicts += evaluate(sc.expect, observed, kinds)
@@ -176,11 +219,10 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
     except Exception as exc:  # noqa: BLE001 - one scenario's surprise must not skip the cleanup of the others
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
-        if ender:
-            ender.cancel()
+        ender.set()
         result.kept = bool(result.conversation_id and keep)
         if result.conversation_id and not keep:
-            result.cleaned_up = _quiet_end(ctx, result.conversation_id)
+            result.cleaned_up = ended.is_set() or _quiet_end(ctx, result.conversation_id)
             if not result.cleaned_up:  # a leaked conversation keeps billing: that fails the scenario
                 result.error = result.error or (f"could not end conversation {result.conversation_id}: it may still "
                                                 f"be active; run `invoke end --conversation-id {result.conversation_id}`")
@@ -193,17 +235,60 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
     return result
 
 
-def upsert_persona(ctx: RunContext, sc: Scenario) -> str:
-    """The persona's id: created from its config, or updated in place when one of that name exists."""
+CONCURRENCY_LIMIT = "maximum concurrent conversations"  # Tavus's 400 (CONTRACT §9; its wording varies)
+QUEUE_FIRST_WAIT, QUEUE_MAX_WAIT = 0.05, 2.0  # seconds between tries while the account is full
+
+
+def at_concurrency_limit(exc: ApiError) -> bool:
+    """The API refused a create because the account has as many live conversations as it may."""
+    return exc.status == 400 and CONCURRENCY_LIMIT in (exc.message or "").lower()
+
+
+def create_when_a_slot_is_free(ctx: RunContext, payload: dict, deadline: float, cancel: threading.Event,
+                               *, sleep=None) -> dict:
+    """Create the conversation; while the account is at its concurrency limit, wait and try again.
+
+    The limit's 400 means nothing was created, so trying again never duplicates. Waits double from
+    QUEUE_FIRST_WAIT to QUEUE_MAX_WAIT seconds, until the scenario's deadline or a cancel.
+    """
+    wait = cancel.wait if sleep is None else sleep
+    delay, told = QUEUE_FIRST_WAIT, False
+    while True:
+        try:
+            return create_conversation(ctx, payload)
+        except ApiError as exc:
+            if not at_concurrency_limit(exc) or time.monotonic() + delay > deadline:
+                raise
+            if not told:
+                ctx.note(f"{payload.get('conversation_name') or 'conversation'}: the account is at its limit of "
+                         "concurrent conversations; waiting for one to end")
+                told = True
+        if wait(delay) is True or cancel.is_set():
+            raise Cancelled()
+        delay = min(delay * 2, QUEUE_MAX_WAIT)
+
+
+def upsert_persona(ctx: RunContext, sc: Scenario, done: dict | None = None) -> str:
+    """The persona's id: created from its config, or updated in place when one of that name exists.
+
+    `done` (config path -> persona id) is the run's memory: scenarios of one run that share a
+    persona config upsert it once, not once each (the config does not change during a run).
+    """
     if sc.persona_id:
         return sc.persona_id
     if sc.persona_config:
         from ..config import load_file
-        name = load_file(sc.persona_config).get("persona_name")
+        key = str(Path(sc.persona_config).resolve())
         with _UPSERT:
+            if done is not None and key in done:
+                return done[key]
+            name = load_file(sc.persona_config).get("persona_name")
             # two or more of that name: the update reports the ambiguity instead of making a third
             exists = bool(name) and bool(personas_named(ctx.client(), name))
-            return apply_persona(ctx, {}, sc.persona_config, update=exists).persona_id
+            pid = apply_persona(ctx, {}, sc.persona_config, update=exists, upsert=True).persona_id
+            if done is not None:
+                done[key] = pid
+            return pid
     return persona_id_for(ctx.client(), sc.persona_name, f"{sc.path}: scenario.persona_name")
 
 
@@ -245,11 +330,40 @@ def wait_for_events(sc: Scenario, source, cid: str, deadline: float, cancel: thr
     return verdicts
 
 
+def end_after_join(ctx: RunContext, source, cid: str, seconds: float, deadline: float, stop: threading.Event,
+                   ended: threading.Event) -> None:
+    """End the conversation `seconds` after its replica joined (system.replica_joined arrived).
+
+    Counted from the join, as a sandbox script's end_after_seconds is, so the call lasts that long
+    however slow the join (a timer from the creation raced the join on a time-scaled sandbox).
+    Gives up at `deadline` or when `stop` is set: the run's cleanup ends it then. Sets `ended` when
+    the API confirmed the conversation is no longer active (the cleanup need not ask again).
+    """
+    while not any(e.get("event_type") == "system.replica_joined" for e in source.current(cid)):
+        if stop.wait(POLL) or time.monotonic() >= deadline:
+            return
+    if not stop.wait(seconds) and _quiet_end(ctx, cid):
+        ended.set()
+
+
 def _needs_end(sc: Scenario) -> bool:
     return bool(sc.end_after_seconds)
 
 
-def _settle(source, cid: str, deadline: float, cancel: threading.Event, quiet_for: float = 0.3) -> None:
+SETTLE_QUIET = 0.3  # seconds without a new callback after the shutdown before the checks run
+SETTLE_QUIET_SCALED = 0.1  # against a time-scaled sandbox (see settle_quiet)
+
+
+def settle_quiet(time_scale: float) -> float:
+    """How long the callbacks must be quiet after the end: shorter against a time-scaled sandbox.
+
+    Such a sandbox sends a conversation's end events in one burst, and holds back a "late" one
+    for 0.3 s x its time scale (at least 0.03 s), so 0.1 s of quiet is enough there.
+    """
+    return SETTLE_QUIET if time_scale >= 1 else SETTLE_QUIET_SCALED
+
+
+def _settle(source, cid: str, deadline: float, cancel: threading.Event, quiet_for: float = SETTLE_QUIET) -> None:
     """After the end, wait (bounded) until no new callback has arrived for `quiet_for` seconds."""
     count, last_change = -1, time.monotonic()
     while time.monotonic() < deadline and not cancel.is_set():

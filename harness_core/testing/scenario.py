@@ -4,7 +4,8 @@
     name = "Facilitator smoke"
     persona_config = "configs/persona/facilitator.example.json"   # or persona_id / persona_name
     conversation_config = "configs/conversation/facilitator_kickoff.json"
-    end_after_seconds = 5          # the run ends the conversation itself after this long
+    end_after_seconds = 5          # the run ends the conversation this long after the replica joined
+                                   # (simulated seconds: a sandbox at --time-scale 0.02 takes 0.1 s)
     timeout_seconds = 30           # the whole run's bound
 
     [conversation]                 # overrides of the conversation config (API field names)
@@ -71,7 +72,7 @@ def is_scenario_file(path: Path) -> bool:
     A file that is not valid TOML counts too, so that running it reports its error instead of
     skipping it in silence; an unreadable one (or one over 1 MiB) does not.
     """
-    if path.suffix != ".toml":
+    if path.suffix != ".toml" or not path.is_file():  # a FIFO or a device named *.toml is never read
         return False
     try:
         with open(path, "rb") as fh:
@@ -159,9 +160,11 @@ def load_scenario(path: str | Path, kinds) -> Scenario:
     for key in ("persona_config", "conversation_config"):
         if head.get(key):
             head[key] = project_file(head[key], path)
-            if not Path(head[key]).is_file():
+            if not os.path.lexists(head[key]):
                 raise ConfigError(f"{where}: scenario.{key}: {head[key]} not found",
                                   hint="paths are relative to the project root (the folder with tavus-harness.toml)")
+            # a directory, a FIFO, a symlink loop, broken JSON: said now, before any run
+            load_file(head[key], what=key.replace("_config", " config"))
     for key in ("end_after_seconds", "timeout_seconds"):
         if key in head and not _is_seconds(head[key]):
             raise ConfigError(f"{where}: scenario.{key}: must be a positive number of seconds")
@@ -216,6 +219,6 @@ def find_scenarios(target: str | Path | None, root: Path | None = None) -> list[
         if not found:
             raise ConfigError(f"{target}: no scenario files (*.toml with a [scenario] table)")
         return found
-    if not target.is_file():
+    if not os.path.lexists(target):
         raise ConfigError(f"{target}: scenario file not found")
-    return [target]
+    return [target]  # anything else that is not a regular file is named by load_scenario()

@@ -126,3 +126,53 @@ def test_a_slow_sender_does_not_block_the_receiver(project):
         assert requests.post(rx.callback_url, json=event, timeout=5).status_code == 200
         assert time.monotonic() - started < 1.0, "others are served while one sender trickles"
         slow.close()
+
+
+@pytest.mark.parametrize("fault", ["429", "500", "reset"])
+def test_ending_a_conversation_is_retried_until_it_lands(project, fault):
+    """POST /end is idempotent: a rate limit, a lost answer or a dropped connection is tried again."""
+    import requests
+
+    from harness_core.context import make_context
+    from harness_core.resources.conversation import end_conversation
+
+    with Sandbox(SandboxSettings(time_scale=0.01, retry_after=0, fault_seed=3)) as sb:
+        body = {"replica_id": "r4317e64d25a", "conversation_name": "billing"}
+        cid = requests.post(f"{sb.url}/conversations", json=body, headers={"x-api-key": "k"}, timeout=10).json()["conversation_id"]
+        sb.faults.api[fault] = 0.5  # seed 3 draws 0.24, 0.54, 0.37, 0.6: the first GET and the first end fail
+        ctx = make_context(project, {"TAVUS_API_URL": sb.url}, quiet=True)
+        assert end_conversation(ctx, cid)["status"] in ("ended", "already ended")
+        sb.faults.api.clear()
+        assert sb.store.conversations[cid]["status"] == "ended"
+        ends = [r for r in sb.requests if r == ("POST", f"/v2/conversations/{cid}/end")]
+        assert sb.faults.injected.get(fault, 0) >= 2
+        assert len(ends) == 2, "the failed end was sent again, once"
+
+
+def test_ending_gives_up_within_its_bound(project):
+    """An API that always answers 429 makes end fail with one error after a bounded wait, not hang."""
+    from harness_core.api import TavusClient
+    from harness_core.env import Target
+    from harness_core.errors import ApiError
+
+    with Sandbox(SandboxSettings(faults="429:1", retry_after=7)) as sb:
+        client = TavusClient(Target(sb.url, "k", "test", "test"))
+        waits = []
+        with pytest.raises(ApiError) as caught:
+            client.post_repeatable("/conversations/c0/end", sleep=waits.append, max_wait=20)
+        assert caught.value.status == 429
+        assert waits == [7, 7], "Retry-After is honoured, and the total wait stays under max_wait"
+
+
+@pytest.mark.load
+def test_runs_under_api_faults_pass_and_leave_nothing_active(project, monkeypatch):
+    """The issue's fault mix (without its 200 ms latency): every run passes, no conversation stays active."""
+    settings = SandboxSettings(time_scale=0.01, faults="429:0.2,500:0.1,reset:0.05,latency:5ms", retry_after=0,
+                               fault_seed=2)
+    with Sandbox(settings) as sb:
+        monkeypatch.setenv("TAVUS_API_URL", sb.url)
+        results = [run_cli("run", "scenarios/facilitator_smoke.toml") for _ in range(4)]
+        assert [r.code for r in results] == [0] * 4, [r.out[-800:] for r in results if r.code]
+        assert all("Traceback" not in r.err for r in results)
+        assert [c for c, v in sb.store.conversations.items() if v["status"] == "active"] == []
+        assert sb.faults.injected.get("429", 0) and sb.faults.injected.get("500", 0), sb.faults.injected

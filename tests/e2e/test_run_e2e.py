@@ -25,7 +25,8 @@ timeout_seconds = 20
 """
 
 
-def write(project: Path, name: str, body: str, end: float = 0.3) -> Path:
+def write(project: Path, name: str, body: str, end: float = 30) -> Path:
+    """A scenario file; `end` is simulated seconds (the sandbox fixture runs at 0.01: 30 -> 0.3 s)."""
     path = project / "scenarios" / f"{name}.toml"
     path.write_text(HEAD.format(name=name, end=end) + body)
     return path
@@ -65,7 +66,7 @@ def test_each_expectation_kind_fails_with_a_precise_message(project, sandbox, ex
 
 
 def test_a_stalled_event_says_what_and_how_long(project, sandbox):
-    write(project, "stall", '[[expect.events]]\ntype = "application.recording_ready"\nwithin_seconds = 1\n', end=30)
+    write(project, "stall", '[[expect.events]]\ntype = "application.recording_ready"\nwithin_seconds = 1\n', end=3000)
     started = time.monotonic()
     result = run_cli("run", "scenarios/stall.toml")
     assert result.code == 5 and time.monotonic() - started < 10
@@ -84,14 +85,14 @@ def test_scripted_transcript_makes_content_assertions_meaningful(project, sandbo
 
 
 def test_keep_leaves_the_conversation_running(project, sandbox):
-    write(project, "keep", '[[expect.events]]\ntype = "system.replica_joined"\nwithin_seconds = 10\n', end=30)
+    write(project, "keep", '[[expect.events]]\ntype = "system.replica_joined"\nwithin_seconds = 10\n', end=3000)
     result = run_cli("run", "scenarios/keep.toml", "--keep")
     assert result.code == 0 and len(active(sandbox)) == 1 and "left as it is (--keep)" in result.out
 
 
 def test_folder_runs_concurrently_and_junit_counts(project, sandbox):
     for i in range(3):
-        write(project, f"ok{i}", '[[expect.events]]\ntype = "system.shutdown"\nwithin_seconds = 10\n', end=0.8)
+        write(project, f"ok{i}", '[[expect.events]]\ntype = "system.shutdown"\nwithin_seconds = 10\n', end=80)
     write(project, "bad", '[[expect.events]]\ntype = "system.shutdown"\nwithin_seconds = 10\n[expect]\nrecording_ready = true\n')
     started = time.monotonic()
     result = run_cli("run", "scenarios/", "--junit", "logs/junit.xml", "--json", "--max-concurrent", "3")
@@ -122,7 +123,7 @@ def test_bad_scenario_files_are_one_line_errors(project, sandbox):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_or_sigterm_still_ends_the_conversation(project, sandbox, sig):
-    write(project, "long", '[[expect.events]]\ntype = "application.recording_ready"\nwithin_seconds = 60\n', end=60)
+    write(project, "long", '[[expect.events]]\ntype = "application.recording_ready"\nwithin_seconds = 60\n', end=6000)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TAVUS_", "WEBHOOK_"))}
     env["TAVUS_API_URL"] = sandbox.url
     proc = spawn([str(Path(sys.executable).parent / "tune"), "run", "scenarios/long.toml"], cwd=project,
@@ -145,7 +146,7 @@ def test_hook_harness_expectation_kinds(project, sandbox):
             return {"event_count_at_least": lambda n, obs: Verdict("event_count_at_least", len(obs.events) >= n,
                                                                    len(obs.events), f"{len(obs.events)} events")}
 
-    write(project, "plugin", "[expect]\nevent_count_at_least = 3\n", end=0.3)
+    write(project, "plugin", "[expect]\nevent_count_at_least = 3\n", end=30)
     original = plugins.get_plugin_manager
     plugins_with_kind = lambda env=None, extra=(): original(env, (*extra, Kinds()))
     context_module_pm = plugins.get_plugin_manager
@@ -164,3 +165,43 @@ def test_a_conversation_is_never_reported_ended_when_the_api_cannot_be_asked(pro
     from tests.conftest import closed_port_url
     ctx = make_context(project, {"TAVUS_API_URL": closed_port_url()}, quiet=True)
     assert _quiet_end(ctx, "c123") is False
+
+
+def test_runs_queue_when_the_account_is_at_its_concurrency_limit(project, monkeypatch):
+    """A sandbox allowing 2 live conversations, 5 scenarios at once: the others wait for a slot, none fails."""
+    from harness_core.sandbox import Sandbox, SandboxSettings
+    with Sandbox(SandboxSettings(time_scale=0.01, max_concurrent=2)) as sb:
+        monkeypatch.setenv("TAVUS_API_URL", sb.url)
+        for i in range(5):
+            write(project, f"q{i}", '[[expect.events]]\ntype = "system.shutdown"\nwithin_seconds = 10\n', end=20)
+        (project / "scenarios" / "facilitator_smoke.toml").unlink()
+        result = run_cli("run", "scenarios/", "--max-concurrent", "5")
+        assert result.code == 0, result.out + result.err
+        assert "5 passed, 0 failed" in result.out
+        assert "at its limit of concurrent conversations; waiting" in result.err
+        creates = [r for r in sb.requests if r == ("POST", "/v2/conversations")]
+        assert len(creates) > 5, "some creates met the limit and were tried again"
+        assert len(sb.store.conversations) == 5, "a refused create made nothing: no duplicate"
+        assert active(sb) == []
+
+
+def test_the_embedded_sandbox_allows_what_the_run_asks_for(project, monkeypatch):
+    monkeypatch.delenv("TAVUS_API_URL")  # neither key nor URL: the embedded sandbox
+    for i in range(11):
+        write(project, f"e{i}", '[[expect.events]]\ntype = "system.shutdown"\nwithin_seconds = 10\n', end=30)
+    result = run_cli("run", "scenarios/", "--max-concurrent", "12")
+    assert result.code == 0, result.out + result.err
+    assert "12 passed, 0 failed" in result.out and "embedded local sandbox" in result.out
+    assert "maximum concurrent conversations" not in (project / "logs" / "api.jsonl").read_text()
+
+
+def test_end_after_seconds_follows_the_sandbox_clock(project, sandbox):
+    """end_after_seconds is simulated time: 150 s at the fixture's 0.01 ends after 1.5 real seconds, not 150."""
+    write(project, "clock", '[[expect.events]]\ntype = "system.shutdown"\nwithin_seconds = 15\n', end=150)
+    started = time.monotonic()
+    result = run_cli("run", "scenarios/clock.toml")
+    assert result.code == 0, result.out
+    assert 1.2 < time.monotonic() - started < 10
+    [conv] = sandbox.store.conversations.values()
+    shutdown = [e for e in conv["events"] if e["event_type"] == "system.shutdown"]
+    assert shutdown[0]["properties"]["shutdown_reason"] == "end_conversation_endpoint_hit", "the run ended it"

@@ -91,3 +91,30 @@ def test_a_custom_llm_key_from_the_environment_stays_out_of_every_view(project, 
     for secret in (llm_key, "sk-custom-llm-9z8y7x6w5v4u"):
         assert secret not in artifacts
         assert not [r.args for r in runs if secret in r.stdout + r.stderr]
+
+
+def test_a_value_from_env_is_a_secret_under_any_key_and_any_variable_name(project, sandbox):
+    """LLMCRED looks like no secret and extra_body.auth like no secret key: it came from $env, so it is one."""
+    import json
+    first, second = "cred-first-81f2e3d4c5b6", "cred-second-1a9b8c7d6e5f"
+    cfg = project / "configs" / "persona" / "cred.json"
+    cfg.write_text(json.dumps({"persona_name": "Cred", "system_prompt": "p", "layers": {"llm": {
+        "model": "my-model", "base_url": "http://127.0.0.1:9/v1", "extra_body": {"auth": {"$env": "LLMCRED"}}}}}))
+    rel = str(cfg.relative_to(project))
+    env = {"TAVUS_API_URL": sandbox.url, "LLMCRED": first, "TAVUS_HARNESS_DOTENV": str(project / ".env")}
+    runs = [tune(project, "persona", "--config", rel, **env), tune(project, "explain", "--config", rel, **env),
+            tune(project, "persona", "--config", rel, "--update", "--dry-run", **env)]
+    assert runs[0].returncode == 0, runs[0].stderr
+    [stored] = [p for p in sandbox.store.personas.values() if p.get("persona_name") == "Cred"]
+    assert stored["layers"]["llm"]["extra_body"]["auth"] == first, "the real value is sent"
+    changed = {**env, "LLMCRED": second}  # each command is a fresh process: it knows only the new value
+    runs += [tune(project, "plan", **changed), tune(project, "plan", "--json", **changed),
+             tune(project, "apply", "--dry-run", **changed)]
+    assert runs[3].returncode == 6, runs[3].stderr
+    assert "/layers/llm/extra_body/auth = \"[redacted]\"  (was \"[redacted]\")" in runs[3].stdout, runs[3].stdout
+    assert "layers.llm.extra_body.auth" in runs[1].stdout and "[redacted]" in runs[1].stdout
+    logs = "".join(p.read_text(errors="replace") for p in (project / "logs").rglob("*") if p.is_file())
+    assert "api.jsonl" in " ".join(str(p) for p in (project / "logs").rglob("*")), "the API log was written"
+    for secret in (first, second):
+        assert secret not in logs
+        assert not [r.args for r in runs if secret in r.stdout + r.stderr], secret

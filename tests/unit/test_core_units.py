@@ -38,6 +38,19 @@ def test_redact_keeps_booleans_and_empty_values_under_secret_looking_keys():
     assert redact({"require_auth_token": True, "secret": ""}) == {"require_auth_token": True, "secret": ""}
 
 
+def test_values_from_env_refs_are_secrets_under_any_key_and_inside_text():
+    config = {"layers": {"llm": {"extra_body": {"auth": {"$env": "LLMCRED"}, "max_tokens": 5}}},
+              "tags": [{"$env": "SHORT"}]}
+    env = env_of({"LLMCRED": "plain-looking-value", "SHORT": "ab"})
+    expanded = expand_env_refs(config, env.get, "cfg.json")
+    assert expanded["layers"]["llm"]["extra_body"]["auth"] == "plain-looking-value", "the real value is sent"
+    assert "plain-looking-value" in env.secrets() and "ab" in env.secrets()
+    out = redact({"note": "sent plain-looking-value to the LLM", "other": {"auth": "an-older-value"},
+                  "tags": ["ab", "abc"], "max_tokens": 5})
+    assert out == {"note": f"sent {REDACTED} to the LLM", "other": {"auth": REDACTED},
+                   "tags": [REDACTED, "abc"], "max_tokens": 5}, "a short value goes only as a whole string"
+
+
 # --- merging ----------------------------------------------------------------------------
 def test_deep_merge_merges_dicts_and_replaces_lists_and_scalars():
     base = {"a": {"b": 1, "c": [1, 2]}, "d": "x"}
