@@ -118,7 +118,7 @@ class Receiver:
     """
 
     def __init__(self, ctx: RunContext, path: str = DEFAULT_PATH, token: str | None = None,
-                 host: str = "127.0.0.1", port: int = 0, *, show=None, on_problem=None, threads: int = 8,
+                 host: str = "127.0.0.1", port: int = 0, *, show=None, on_problem=None, threads: int = 32,
                  keep_events: bool = True, request_timeout: float = REQUEST_TIMEOUT):
         self.ctx = ctx
         self.path = normalise_path(path)
