@@ -134,12 +134,20 @@ def _row(record: dict, text: str) -> tuple:
 
 
 class _Pending:
-    """One callback waiting for its batch to commit."""
+    """One callback waiting for its batch to commit: `wait()` returns once `release()` was called."""
 
-    __slots__ = ("row", "done", "stored", "error")
+    __slots__ = ("row", "event", "record", "_latch", "stored", "error")
 
-    def __init__(self, row: tuple):
-        self.row, self.done, self.stored, self.error = row, threading.Event(), False, None
+    def __init__(self, row: tuple, event=None, record=None):
+        self.row, self.event, self.record, self.stored, self.error = row, event, record, False, None
+        self._latch = threading.Lock()  # a bare lock is the cheapest thing to block a thread on
+        self._latch.acquire()
+
+    def wait(self) -> None:
+        self._latch.acquire()
+
+    def release(self) -> None:
+        self._latch.release()
 
 
 class EventStore:
@@ -147,13 +155,16 @@ class EventStore:
 
     `problem` holds why the database could not be opened at start (None when it could); a
     later batch tries again, so the receiver keeps running and answers 500 meanwhile.
+    `on_stored([(event, record), ...])`, when given, is called by the writer thread after each
+    commit with what that batch newly stored, in commit order (it must be quick: a queue put).
     """
 
-    def __init__(self, path: Path, secrets=(), *, legacy_dir: Path | None = None):
+    def __init__(self, path: Path, secrets=(), *, legacy_dir: Path | None = None, on_stored=None):
         self.path = Path(path)
         self.legacy_dir = legacy_dir
         self.secrets = list(secrets)
         self.problem: str | None = None
+        self.on_stored = on_stored
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
@@ -166,7 +177,7 @@ class EventStore:
         self._thread.start()
         opened = _Pending(())
         self._queue.put(opened)
-        opened.done.wait()
+        opened.wait()
         self.problem = f"{self.path}: {opened.error}" if opened.error else None
         return self
 
@@ -175,12 +186,12 @@ class EventStore:
         is already committed. Raises StoreError when its batch could not be committed."""
         record = redact({"ts": received_at or utc_now(), "run_id": RUN_ID, "type": "callback", "event": event},
                         self.secrets)
-        pending = _Pending(_row(record, _encode(record)))
+        pending = _Pending(_row(record, _encode(record)), event, record)
         with self._lock:
             if self._closed:
                 raise StoreError(f"{self.path}: the store is closed")
             self._queue.put(pending)
-        pending.done.wait()
+        pending.wait()
         if pending.error is not None:
             raise StoreError(f"{self.path}: {pending.error}")
         return record if pending.stored else None
@@ -236,8 +247,12 @@ class EventStore:
             self._disconnect()  # rolls back; the next batch opens afresh
             for p in items:
                 p.error = f"{type(exc).__name__}: {exc}"
+        if self.on_stored is not None:
+            stored = [(p.event, p.record) for p in rows if p.stored]
+            if stored:
+                self.on_stored(stored)
         for p in items:
-            p.done.set()
+            p.release()
 
     def _disconnect(self) -> None:
         if self._conn is not None:

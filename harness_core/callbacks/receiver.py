@@ -2,8 +2,10 @@
 
 A POST to the callback path carrying the right `?token=` and a valid envelope is committed to
 logs/callbacks.sqlite3 (callbacks/eventstore.py: one writer thread, one fsync per batch) and
-answered 200 only after that; a copy already committed is answered 200 `{"duplicate": true}`. One worker thread then shows it and dispatches it to `harness_handle_callback`, one
-event at a time in arrival order, so a slow or failing plugin never delays or loses a callback.
+answered 200 only after that; a copy already committed is answered 200 `{"duplicate": true}`.
+The store's writer hands each committed batch to one worker thread, which shows each event and
+dispatches it to `harness_handle_callback`, one at a time in commit order, so a slow or failing
+plugin never delays or loses a callback.
 
 Bad input gets a JSON error (400/403/404/405/413/422) and a `rejected` record in
 logs/webhook.jsonl, and the server keeps running: this is the harness's second error edge.
@@ -129,14 +131,14 @@ class Receiver:
         self.show, self.on_problem = show, on_problem
         if self.token not in ctx.store.secrets:
             ctx.store.secrets.append(self.token)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()  # batches of (event, record), as committed
         self.log = EventStore(ctx.store.logs_dir / DB_NAME, [*ctx.secrets, self.token],
-                              legacy_dir=ctx.store.logs_dir / LEGACY_DIR)
+                              legacy_dir=ctx.store.logs_dir / LEGACY_DIR, on_stored=self._queue.put)
         self.events: list[dict] = []  # handed-over events, for wait_for(); not kept when keep_events=False
         self.keep_events = keep_events
         self.accepted = 0
         self.rejected = 0
         self._cond = threading.Condition()
-        self._queue: queue.Queue = queue.Queue()
         self._server: BackgroundServer | None = None
         self._worker: threading.Thread | None = None
         parent = self.path.rsplit("/", 1)[0]
@@ -164,10 +166,10 @@ class Receiver:
         first), let the worker finish the events already accepted (bounded), close the store."""
         if self._server is not None:
             self._server.stop(timeout)
+        self.log.close()  # commits what is queued and hands it over
         if self._worker is not None and self._worker.is_alive():
             self._queue.put(None)
             self._worker.join(timeout)
-        self.log.close()
 
     def __enter__(self) -> "Receiver":
         return self.start()
@@ -248,8 +250,7 @@ class Receiver:
         record = self.log.append(event, utc_now())
         if record is None:  # Tavus re-sent one we already have: acknowledged, stored once
             return 200, {"ok": True, "duplicate": True}, []
-        self._queue.put((event, record))
-        return 200, {"ok": True}, []
+        return 200, {"ok": True}, []  # the store's writer has queued it for the worker
 
     def _refuse(self, environ, status, reason, headers=(), *, preview=b"", problems=None):
         self._reject(environ, status, reason, preview=preview)
@@ -284,22 +285,22 @@ class Receiver:
     # -- the worker: show + plugins, one event at a time ---------------------------------------
     def _work(self):
         while True:
-            item = self._queue.get()
-            if item is None:
+            batch = self._queue.get()
+            if batch is None:
                 return
-            event, record = item
-            if self.show:
-                try:
-                    self.show(record)
-                except Exception:  # noqa: BLE001
-                    pass
-            for name, exc in dispatch(self.ctx, event):
-                self._plugin_failed(name, event, exc)
-            with self._cond:
-                self.accepted += 1
-                if self.keep_events:
-                    self.events.append(event)
-                self._cond.notify_all()
+            for event, record in batch:
+                if self.show:
+                    try:
+                        self.show(record)
+                    except Exception:  # noqa: BLE001
+                        pass
+                for name, exc in dispatch(self.ctx, event):
+                    self._plugin_failed(name, event, exc)
+                with self._cond:
+                    self.accepted += 1
+                    if self.keep_events:
+                        self.events.append(event)
+                    self._cond.notify_all()
 
     def _plugin_failed(self, name, event, exc):
         message = exc.render() if isinstance(exc, HarnessError) else f"{type(exc).__name__}: {exc}"
