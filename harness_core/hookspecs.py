@@ -73,8 +73,8 @@ def harness_resolve_policy(kind: str, name: str, candidates: list[dict], context
 def harness_handle_callback(event: dict, context) -> None:
     """React to one Tavus conversation callback that the receiver has stored.
 
-    Called by callbacks.receiver.dispatch() for every accepted event, after it was written durably to
-    logs/callbacks/. `event` is the callback envelope as posted (conversation_id, event_type,
+    Called by callbacks.receiver.dispatch() for every accepted event, after it was committed to
+    logs/callbacks.sqlite3 (a re-sent copy already stored is not handed over again). `event` is the callback envelope as posted (conversation_id, event_type,
     message_type, timestamp, properties). Implementations run on the receiver's single worker
     thread, one event at a time in arrival order, after the 2xx was sent. Returns nothing (the
     value is ignored); an exception is logged as a plugin error and does not stop the others.

@@ -89,3 +89,17 @@ def interrupt(proc: subprocess.Popen, sig=signal.SIGINT, timeout: float = 15):
         proc.kill()
         proc.communicate(timeout=5)
         raise
+
+
+def stored_callbacks(project, conversation_id: str | None = None) -> list[dict]:
+    """The callback records stored under `project`'s logs/, in arrival order, read by the store's own reader."""
+    from pathlib import Path
+
+    from harness_core.callbacks.eventstore import DB_NAME, iter_records
+    return list(iter_records(Path(project) / "logs" / DB_NAME, conversation_id=conversation_id))
+
+
+def logs_bytes(project) -> bytes:
+    """Every byte under `project`'s logs/ (the callback database and its WAL included), for secret checks."""
+    from pathlib import Path
+    return b"".join(p.read_bytes() for p in sorted((Path(project) / "logs").rglob("*")) if p.is_file())

@@ -1,14 +1,16 @@
 """Conversation callback events: the documented envelopes, the stored log, replay and trigger.
 
 `build_event()` makes a synthetic callback in the exact envelope Tavus documents for each event
-type (CONTRACT §6), `read_events()` reads what the receiver stored under logs/callbacks/,
+type (CONTRACT §6), `iter_events()` reads what the receiver stored in logs/callbacks.sqlite3,
 `replay_events()` re-posts stored events in order and `trigger_event()` posts one synthetic
 event, so a handler can be tested offline.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import re
+from collections.abc import Iterator
 import secrets as _secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +22,9 @@ from .. import __version__
 from ..context import RunContext
 from ..env import is_loopback
 from ..errors import ApiError, CheckFailed, ConfigError
-from ..redact import redact_text
-from ..store import read_jsonl, utc_now
+from ..redact import redact, redact_text
+from ..store import utc_now
+from .eventstore import DB_NAME, LEGACY_DIR, iter_records
 
 # Exact strings from the docs (note the spaces). A bare form without " reached" also occurs.
 SHUTDOWN_REASONS = (
@@ -164,33 +167,57 @@ def printable(text: str) -> str:
 
 
 def callbacks_dir(ctx: RunContext) -> Path:
-    """Where the receiver stores callbacks: logs/callbacks/ under the project."""
-    return ctx.store.logs_dir / "callbacks"
+    """Where earlier versions stored callbacks (logs/callbacks/*.jsonl), imported once into the database."""
+    return ctx.store.logs_dir / LEGACY_DIR
+
+
+def events_db(ctx: RunContext) -> Path:
+    """Where the receiver stores callbacks: logs/callbacks.sqlite3 under the project."""
+    return ctx.store.logs_dir / DB_NAME
+
+
+def iter_events(ctx: RunContext, *, conversation_id: str | None = None,
+                event_type: str | None = None) -> Iterator[dict]:
+    """Stored callback records, in arrival order, filtered by conversation and event type; read lazily.
+
+    `event_type` matches exactly, or as a prefix group (`system`, `application`).
+    """
+    if conversation_id is not None and not CONVERSATION_ID.fullmatch(conversation_id):
+        raise ConfigError(f"--conversation-id: {conversation_id!r} is not a conversation id",
+                          hint="copy the id from `invoke events`")
+    return iter_records(events_db(ctx), legacy_dir=callbacks_dir(ctx), conversation_id=conversation_id,
+                        event_type=event_type)
 
 
 def read_events(ctx: RunContext, *, conversation_id: str | None = None,
                 event_type: str | None = None) -> list[dict]:
-    """Stored callback records, oldest first, filtered by conversation and event type.
+    """The records iter_events() yields, as a list (for one conversation, or a small store)."""
+    return list(iter_events(ctx, conversation_id=conversation_id, event_type=event_type))
 
-    `event_type` matches exactly, or as a prefix group (`system`, `application`).
+
+def event_lines(records, fmt: str, secrets) -> Iterator[str]:
+    """Output lines for stored `records`, streamed: `text` (one readable line each), `jsonl` (one
+    record per line, for jq) or `json` (the indented JSON array `--json` has always printed).
+
+    Secrets are removed from every line; `secrets` is computed once by the caller.
     """
-    folder = callbacks_dir(ctx)
-    if conversation_id is not None:
-        if not CONVERSATION_ID.fullmatch(conversation_id):
-            raise ConfigError(f"--conversation-id: {conversation_id!r} is not a conversation id",
-                              hint="copy the id from `invoke events`")
-        files = [folder / f"{conversation_id}.jsonl"]
+    secrets = list(secrets)
+    if fmt == "text":
+        for record in records:
+            yield redact_text(format_event_line(record, with_date=True), secrets)
+    elif fmt == "jsonl":
+        for record in records:
+            yield json.dumps(redact(record, secrets), ensure_ascii=False, default=str)
     else:
-        files = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
-    records = [record for path in files for record in read_jsonl(path) if isinstance(record.get("event"), dict)]
-    if event_type:
-        records = [r for r in records if _type_matches(r["event"].get("event_type", ""), event_type)]
-    records.sort(key=lambda r: str(r.get("ts", "")))  # stable: arrival order within a file is kept
-    return records
-
-
-def _type_matches(actual: str, wanted: str) -> bool:
-    return actual == wanted or actual.startswith(wanted.rstrip(".") + ".")
+        held = None  # the previous element: its comma depends on whether another follows
+        for record in records:
+            text = json.dumps(redact(record, secrets), indent=2, ensure_ascii=False, default=str)
+            if held is None:
+                yield "["
+            else:
+                yield held + ","
+            held = "\n".join("  " + line for line in text.splitlines())
+        yield "[]" if held is None else held + "\n]"
 
 
 def resolve_target_url(ctx: RunContext, to: str | None) -> str:
@@ -311,13 +338,14 @@ def replay_events(ctx: RunContext, *, to: str | None = None, conversation_id: st
     Every event is posted even if some are refused; then a CheckFailed says how many were.
     """
     url = resolve_target_url(ctx, to)
-    records = read_events(ctx, conversation_id=conversation_id, event_type=event_type)
-    if not records:
+    records = iter_events(ctx, conversation_id=conversation_id, event_type=event_type)
+    first = next(records, None)
+    if first is None:
         raise ConfigError("no stored events match" + (f" conversation {conversation_id}" if conversation_id else ""),
-                          hint="`invoke events` lists what logs/callbacks/ holds")
+                          hint="`invoke events` lists what logs/callbacks.sqlite3 holds")
     deliveries = []
     with requests.Session() as session:
-        for record in records:
+        for record in itertools.chain([first], records):
             status, body = post_event(url, record["event"], session=session)
             delivery = Delivery(record["event"], status, body)
             deliveries.append(delivery)

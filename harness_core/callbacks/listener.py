@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from ..context import RunContext
 from ..env import write_dotenv
-from ..signals import stop_on_signals
+from ..signals import ignoring_signals, stop_on_signals
+from .eventstore import DB_NAME
 from .events import format_event_line
 from .publicurl import DEFAULT_PORT, check_reachable, compose_callback_url, ensure_webhook_token, normalise_path, public_url
 from .receiver import Receiver
@@ -43,6 +44,8 @@ def serve(ctx: RunContext, *, say, warn, host: str | None = None, port: int | No
     rx = Receiver(ctx, path, token, host or "127.0.0.1", DEFAULT_PORT if port is None else int(port),
                   show=show, on_problem=warn, keep_events=False)  # a long session: they are on disk already
     rx.start()
+    if rx.log.problem:
+        warn(f"cannot open the callback store ({rx.log.problem}); callbacks are answered 500 until it opens")
     summary = ServeSummary(0, 0)
     try:
         if host == "0.0.0.0":
@@ -59,7 +62,8 @@ def serve(ctx: RunContext, *, say, warn, host: str | None = None, port: int | No
             else:
                 info(f"Checked end to end: {detail}.")
         state = "Ready!" if summary.reachable in (None, True) else "Listening locally only."
-        info(f"{state} Callbacks are stored in logs/callbacks/. Listening on {rx.callback_url} (Ctrl-C to quit)")
+        info(f"{state} Callbacks are stored in logs/{DB_NAME} (`invoke events` lists them). "
+             f"Listening on {rx.callback_url} (Ctrl-C to quit)")
         if not tunnel:
             info("The full URL (with its token) for scripts: `invoke webhook --print-url`; "
                  "a public one: `invoke webhook --tunnel`.")
@@ -70,6 +74,7 @@ def serve(ctx: RunContext, *, say, warn, host: str | None = None, port: int | No
         except KeyboardInterrupt:
             pass
     finally:
-        rx.stop()
+        with ignoring_signals():  # a second Ctrl-C must not cut the drain short (or print a traceback)
+            rx.stop()
     summary.accepted, summary.rejected = rx.accepted, rx.rejected
     return summary

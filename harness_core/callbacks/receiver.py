@@ -1,9 +1,11 @@
 """The callback receiver: a WSGI app on waitress that keeps Tavus callbacks and hands them to plugins.
 
-A POST to the callback path carrying the right `?token=` and a valid envelope is appended
-durably (flushed and fsynced) to logs/callbacks/<conversation_id>.jsonl and answered 200 at
-once. One worker thread then shows it and dispatches it to `harness_handle_callback`, one
-event at a time in arrival order, so a slow or failing plugin never delays or loses a callback.
+A POST to the callback path carrying the right `?token=` and a valid envelope is committed to
+logs/callbacks.sqlite3 (callbacks/eventstore.py: one writer thread, one fsync per batch) and
+answered 200 only after that; a copy already committed is answered 200 `{"duplicate": true}`.
+The store's writer hands each committed batch to one worker thread, which shows each event and
+dispatches it to `harness_handle_callback`, one at a time in commit order, so a slow or failing
+plugin never delays or loses a callback.
 
 Bad input gets a JSON error (400/403/404/405/413/422) and a `rejected` record in
 logs/webhook.jsonl, and the server keeps running: this is the harness's second error edge.
@@ -26,12 +28,17 @@ from ..errors import ConfigError, HarnessError
 from ..redact import redact, redact_text
 from ..serving import BackgroundServer, status_line
 from ..store import utc_now
-from .eventlog import CallbackLog
+from .eventstore import DB_NAME, LEGACY_DIR, EventStore
 from .events import CONVERSATION_ID
 from .publicurl import DEFAULT_PATH, compose_callback_url, normalise_path
 
 MAX_BODY = 1024 * 1024  # callbacks larger than 1 MiB are refused with 413
 WAITRESS_BODY_LIMIT = 16 * MAX_BODY  # beyond this waitress itself answers 413 (unlogged)
+# Limits that keep callbacks flowing while hundreds of sockets sit idle or trickle bytes (serving.py):
+CONNECTION_LIMIT = 1000  # open connections at once (waitress's default of 100 was easy to exhaust)
+IDLE_TIMEOUT = 30  # seconds a kept-alive connection may sit idle between requests
+REQUEST_TIMEOUT = 15.0  # seconds one request (headers + body) may take to arrive, however it trickles
+CLEANUP_INTERVAL = 2  # seconds between the checks of both timeouts
 REQUIRED_FIELDS = ("conversation_id", "event_type")
 OPTIONAL_STRING_FIELDS = ("message_type", "timestamp", "webhook_url")
 
@@ -113,23 +120,25 @@ class Receiver:
     """
 
     def __init__(self, ctx: RunContext, path: str = DEFAULT_PATH, token: str | None = None,
-                 host: str = "127.0.0.1", port: int = 0, *, show=None, on_problem=None, threads: int = 8,
-                 keep_events: bool = True):
+                 host: str = "127.0.0.1", port: int = 0, *, show=None, on_problem=None, threads: int = 32,
+                 keep_events: bool = True, request_timeout: float = REQUEST_TIMEOUT):
         self.ctx = ctx
         self.path = normalise_path(path)
         self.token = token or _secrets.token_urlsafe(24)
         self.host, self.requested_port, self.threads = host, int(port), threads
+        self.request_timeout = request_timeout
         self.instance = uuid.uuid4().hex[:12]
         self.show, self.on_problem = show, on_problem
         if self.token not in ctx.store.secrets:
             ctx.store.secrets.append(self.token)
-        self.log = CallbackLog(ctx.store.logs_dir / "callbacks", [*ctx.secrets, self.token])
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()  # batches of (event, record), as committed
+        self.log = EventStore(ctx.store.logs_dir / DB_NAME, [*ctx.secrets, self.token],
+                              legacy_dir=ctx.store.logs_dir / LEGACY_DIR, on_stored=self._queue.put)
         self.events: list[dict] = []  # handed-over events, for wait_for(); not kept when keep_events=False
         self.keep_events = keep_events
         self.accepted = 0
         self.rejected = 0
         self._cond = threading.Condition()
-        self._queue: queue.Queue = queue.Queue()
         self._server: BackgroundServer | None = None
         self._worker: threading.Thread | None = None
         parent = self.path.rsplit("/", 1)[0]
@@ -139,24 +148,28 @@ class Receiver:
     def start(self) -> "Receiver":
         try:
             self._server = BackgroundServer(self.app, host=self.host, port=self.requested_port,
-                                            threads=self.threads, max_request_body_size=WAITRESS_BODY_LIMIT)
+                                            threads=self.threads, max_request_body_size=WAITRESS_BODY_LIMIT,
+                                            connection_limit=CONNECTION_LIMIT, channel_timeout=IDLE_TIMEOUT,
+                                            cleanup_interval=CLEANUP_INTERVAL, request_timeout=self.request_timeout)
         except OSError as exc:
             raise ConfigError(f"cannot listen on {self.host}:{self.requested_port}: {exc.strerror or exc}",
                               hint="pick another --port (0 takes a free one) or stop what uses it") from None
         self._worker = threading.Thread(target=self._work, name=f"receiver-dispatch:{self._server.port}",
                                         daemon=True)
         self._worker.start()
+        self.log.start()
         self._server.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop listening, let the worker finish the events already accepted (bounded), and return."""
+        """Drain and stop: refuse new connections, answer every request in flight (each committed
+        first), let the worker finish the events already accepted (bounded), close the store."""
         if self._server is not None:
             self._server.stop(timeout)
+        self.log.close()  # commits what is queued and hands it over
         if self._worker is not None and self._worker.is_alive():
             self._queue.put(None)
             self._worker.join(timeout)
-        self.log.close()
 
     def __enter__(self) -> "Receiver":
         return self.start()
@@ -237,8 +250,7 @@ class Receiver:
         record = self.log.append(event, utc_now())
         if record is None:  # Tavus re-sent one we already have: acknowledged, stored once
             return 200, {"ok": True, "duplicate": True}, []
-        self._queue.put((event, record))
-        return 200, {"ok": True}, []
+        return 200, {"ok": True}, []  # the store's writer has queued it for the worker
 
     def _refuse(self, environ, status, reason, headers=(), *, preview=b"", problems=None):
         self._reject(environ, status, reason, preview=preview)
@@ -273,22 +285,22 @@ class Receiver:
     # -- the worker: show + plugins, one event at a time ---------------------------------------
     def _work(self):
         while True:
-            item = self._queue.get()
-            if item is None:
+            batch = self._queue.get()
+            if batch is None:
                 return
-            event, record = item
-            if self.show:
-                try:
-                    self.show(record)
-                except Exception:  # noqa: BLE001
-                    pass
-            for name, exc in dispatch(self.ctx, event):
-                self._plugin_failed(name, event, exc)
-            with self._cond:
-                self.accepted += 1
-                if self.keep_events:
-                    self.events.append(event)
-                self._cond.notify_all()
+            for event, record in batch:
+                if self.show:
+                    try:
+                        self.show(record)
+                    except Exception:  # noqa: BLE001
+                        pass
+                for name, exc in dispatch(self.ctx, event):
+                    self._plugin_failed(name, event, exc)
+                with self._cond:
+                    self.accepted += 1
+                    if self.keep_events:
+                        self.events.append(event)
+                    self._cond.notify_all()
 
     def _plugin_failed(self, name, event, exc):
         message = exc.render() if isinstance(exc, HarnessError) else f"{type(exc).__name__}: {exc}"

@@ -1,9 +1,11 @@
 """Webhook tasks: webhook (the receiver), set-webhook-url, events, replay, trigger."""
 from __future__ import annotations
 
+import sys
+
 from invoke import task
 
-from .base import HarnessTask, context, not_help, number, say, say_json, warn
+from .base import HarnessTask, _emit, context, not_help, number, say, warn
 
 
 @task(klass=HarnessTask, help={
@@ -16,7 +18,7 @@ from .base import HarnessTask, context, not_help, number, say, say_json, warn
     "print_url": "print just the callback URL, token included, and exit (for scripts)",
 })
 def webhook(c, port=None, host=None, path=None, tunnel=False, json=False, print_url=False):
-    """Receive Tavus conversation callbacks: store each in logs/callbacks/ and show one line per event.
+    """Receive Tavus conversation callbacks: store each in logs/callbacks.sqlite3 and show one line per event.
 
     Callbacks must carry ?token=WEBHOOK_TOKEN (generated into .env when absent); others are
     refused with 403. Every event also goes to the plugins' harness_handle_callback hook.
@@ -54,21 +56,23 @@ def set_webhook_url(c, url, as_is=False):
 @task(klass=HarnessTask, help={
     "conversation_id": "only this conversation's events",
     "type": "only this event type (e.g. system.shutdown), or a group: system, application",
-    "json": "print the stored records (received time + envelope) as JSON",
+    "json": "print the stored records (received time + envelope) as one indented JSON array",
+    "jsonl": "print one stored record per line, for jq",
 })
-def events(c, conversation_id=None, type=None, json=False):
-    """List the callbacks stored in logs/callbacks/, oldest first: time, conversation, event type, detail."""
-    from ..callbacks.events import EVENT_SHAPES, format_event_line, read_events
+def events(c, conversation_id=None, type=None, json=False, jsonl=False):
+    """List the callbacks stored in logs/callbacks.sqlite3, oldest first: time, conversation, event type, detail."""
+    from ..callbacks.events import EVENT_SHAPES, event_lines, iter_events
     ctx = context()
-    records = read_events(ctx, conversation_id=conversation_id, event_type=type)
-    if json:
-        return say_json(ctx, records)
-    if not records and type and type not in (*EVENT_SHAPES, "system", "application"):
-        warn(ctx, f"note: {type!r} is not an event type Tavus documents; known: {', '.join(EVENT_SHAPES)}")
-    if not records:
-        say(ctx, "no stored events match (the receiver, `invoke webhook`, writes them to logs/callbacks/)")
-    for record in records:
-        say(ctx, format_event_line(record, with_date=True))
+    secrets = ctx.secrets  # once, not per line
+    shown = 0
+    for shown, line in enumerate(event_lines(iter_events(ctx, conversation_id=conversation_id, event_type=type),
+                                             "jsonl" if jsonl else "json" if json else "text", secrets), 1):
+        _emit(line, sys.stdout)  # already redacted
+    if not shown and not json:
+        if type and type not in (*EVENT_SHAPES, "system", "application"):
+            warn(ctx, f"note: {type!r} is not an event type Tavus documents; known: {', '.join(EVENT_SHAPES)}")
+        if not jsonl:
+            say(ctx, "no stored events match (the receiver, `invoke webhook`, stores them in logs/callbacks.sqlite3)")
 
 
 @task(klass=HarnessTask, help={

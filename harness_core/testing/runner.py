@@ -3,7 +3,7 @@
 Where the callbacks come from: against a sandbox (embedded when neither TAVUS_API_KEY nor
 TAVUS_API_URL is set, or the one TAVUS_API_URL points at) an in-process receiver on a free
 loopback port; against the real API the public WEBHOOK_URL, whose receiver (`invoke webhook
---tunnel`) stores events in logs/callbacks/, which the run reads.
+--tunnel`) stores events in logs/callbacks.sqlite3, which the run reads (one indexed query per poll).
 
 Cleanup is guaranteed: the conversation is ended when the run passes, fails, times out or is
 interrupted, unless keep=True.
@@ -26,7 +26,7 @@ from ..context import RunContext, sandbox_context
 from ..resources.conversation import build_conversation, create_conversation, end_conversation
 from ..env import api_configured, is_loopback, resolve_target
 from ..errors import ApiError, ConfigError, HarnessError, Interrupted
-from ..callbacks.events import read_events
+from ..callbacks.events import iter_events
 from .expectations import Observed, Verdict, all_kinds, evaluate
 from ..resources.lookup import persona_id_for, personas_named
 from ..resources.persona import apply_persona
@@ -59,13 +59,13 @@ class Cancelled(Exception):
 
 
 class LogEvents:
-    """Events of one conversation from logs/callbacks/ (a receiver in another process wrote them)."""
+    """Events of one conversation from logs/callbacks.sqlite3 (a receiver in another process wrote them)."""
 
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
 
     def current(self, cid: str) -> list[dict]:
-        return [r.get("event") or {} for r in read_events(self.ctx, conversation_id=cid)]
+        return [r["event"] for r in iter_events(self.ctx, conversation_id=cid)]
 
 
 class ReceiverEvents:

@@ -12,7 +12,7 @@ import pytest
 
 from harness_core.errors import ConfigError
 from harness_core.serving import BackgroundServer
-from tests.helpers import interrupt, run_cli, spawn
+from tests.helpers import interrupt, logs_bytes, run_cli, spawn
 
 BIN = Path(sys.executable).parent
 OPENAI_KEY = "sk-openai-should-never-show-0123"
@@ -40,7 +40,7 @@ def test_a_key_named_by_env_in_a_config_stays_out_of_explain_dry_run_and_logs(pr
     assert all(r.code == 0 for r in runs), [r.err for r in runs]
     assert "layers.llm.extra_body.openai_key" in runs[0].out and "[redacted]" in runs[0].out
     assert "true or false" in runs[1].out, "a short value (FEATURE_TOKEN=true) is never scrubbed from text"
-    logs = "".join(p.read_text() for p in (project / "logs").rglob("*") if p.is_file())
+    logs = logs_bytes(project).decode("utf-8", "replace")
     assert OPENAI_KEY not in "".join(r.out + r.err for r in runs) + logs
 
 

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.helpers import logs_bytes, stored_callbacks
+
 BIN = Path(sys.executable).parent
 SECRET = "tk-demo-should-never-show-1234"
 
@@ -27,8 +29,8 @@ def test_demo_runs_end_to_end_on_the_embedded_sandbox(project):
     assert order == ["system.replica_joined", "system.shutdown", "application.transcription_ready",
                      "application.perception_analysis"]
     assert "reason: end_conversation_endpoint_hit" in out
-    stored = list((project / "logs" / "callbacks").glob("c*.jsonl"))
-    assert len(stored) == 1 and len(stored[0].read_text().splitlines()) == 4
+    stored = stored_callbacks(project)
+    assert len({r["event"]["conversation_id"] for r in stored}) == 1 and len(stored) == 4
     assert "Traceback" not in proc.stderr
 
 
@@ -37,7 +39,7 @@ def test_demo_ignores_a_real_key_and_never_shows_or_logs_it(project):
     proc = run_demo(project, TAVUS_API_KEY=SECRET, TAVUS_API_URL="https://tavusapi.com/v2")
     assert proc.returncode == 0, proc.stderr
     assert "TAVUS_API_KEY is set, but the demo always uses the embedded sandbox" in proc.stdout
-    artifacts = proc.stdout + proc.stderr + "".join(p.read_text() for p in (project / "logs").rglob("*") if p.is_file())
+    artifacts = proc.stdout + proc.stderr + logs_bytes(project).decode("utf-8", "replace")
     assert SECRET not in artifacts
     assert "tavusapi.com" not in "".join(p.read_text() for p in (project / "logs").rglob("api.jsonl"))
 
@@ -74,7 +76,7 @@ def test_the_embedded_sandbox_never_sees_the_key_from_dotenv(project, monkeypatc
     result = run_cli("demo")
     assert result.code == 0, result.err
     assert "TAVUS_API_KEY is set, but the demo always uses the embedded sandbox" in result.out
-    artifacts = result.out + result.err + "".join(p.read_text() for p in (project / "logs").rglob("*") if p.is_file())
+    artifacts = result.out + result.err + logs_bytes(project).decode("utf-8", "replace")
     assert SECRET not in artifacts
 
 

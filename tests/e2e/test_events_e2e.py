@@ -7,7 +7,7 @@ import pytest
 
 from harness_core.context import make_context
 from harness_core.callbacks.receiver import Receiver
-from tests.helpers import run_cli
+from tests.helpers import run_cli, stored_callbacks
 
 TOKEN = "tok-events-0123456789abcd"
 
@@ -53,7 +53,7 @@ def test_trigger_each_event_type_is_accepted_by_the_receiver(rx, project, kind):
     result = run_cli("trigger", kind, "--conversation-id", "ckinds", "--to", local_url(rx))
     assert result.code == 0, result.err
     rx.wait_for(lambda evs: [e["event_type"] for e in evs] == [kind], 5)
-    assert json.loads((project / "logs/callbacks/ckinds.jsonl").read_text())["event"]["event_type"] == kind
+    assert [r["event"]["event_type"] for r in stored_callbacks(project, "ckinds")] == [kind]
 
 
 def test_trigger_refused_by_the_target_is_an_error_with_the_fix(rx, project):
@@ -112,7 +112,7 @@ def test_replay_reposts_one_conversation_in_order_to_another_url(rx, project, co
     result = run_cli("replay", "--conversation-id", "cfirst", "--to", collector.url)
     assert result.code == 0, result.err
     bodies = collector.wait_for(lambda b: len(b) == 3, 5)
-    stored = [json.loads(line)["event"] for line in (project / "logs/callbacks/cfirst.jsonl").read_text().splitlines()]
+    stored = [r["event"] for r in stored_callbacks(project, "cfirst")]
     assert bodies == stored, "the stored envelopes, byte for byte, in arrival order"
     assert collector.events[0]["query"].startswith("token="), "a loopback target gets the receiver's token"
     assert len(result.out.splitlines()) == 3 and all(line.startswith("ok  200") for line in result.out.splitlines())
@@ -131,11 +131,11 @@ def test_replay_into_a_receiver_stores_the_events_again(rx, project):
 
 def test_replay_into_the_same_receiver_is_acknowledged_but_stored_once(rx, project):
     seed_events(rx)
-    before = sorted(p.read_text() for p in (project / "logs" / "callbacks").glob("*.jsonl"))
+    before = stored_callbacks(project)
     result = run_cli("replay", "--to", local_url(rx))
     assert result.code == 0 and result.out.startswith("dup 200")
     assert "already stored by that receiver" in result.err and "--to URL" in result.err
-    assert sorted(p.read_text() for p in (project / "logs" / "callbacks").glob("*.jsonl")) == before
+    assert stored_callbacks(project) == before and len(before) == 4
 
 
 def test_replay_counts_refusals_and_unknown_conversations(rx, project):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from harness_core.sandbox import Sandbox, SandboxSettings
-from tests.helpers import run_cli
+from tests.helpers import run_cli, stored_callbacks
 
 
 @pytest.fixture
@@ -58,7 +58,6 @@ def test_fault_spec_errors_are_one_line(project):
 
 
 def test_duplicated_and_reordered_callbacks_are_stored_once_in_arrival_order(project, tmp_path):
-    import json
 
     import requests
 
@@ -83,8 +82,7 @@ def test_duplicated_and_reordered_callbacks_are_stored_once_in_arrival_order(pro
         sent = [d for d in sb.deliveries if d.get("status") == 200]
         assert sb.faults.injected.get("dup", 0) > 0 and len(sent) > 9, "duplicates were really delivered"
         for cid in conversations:
-            lines = (project / "logs" / "callbacks" / f"{cid}.jsonl").read_text().splitlines()
-            stored = [json.loads(line)["event"] for line in lines]
+            stored = [r["event"] for r in stored_callbacks(project, cid)]
             keys = [(e["event_type"], e["timestamp"]) for e in stored]
             assert len(keys) == len(set(keys)) == 4, keys
             assert {k[0] for k in keys} == {"system.replica_joined", "system.shutdown", "application.transcription_ready",

@@ -25,7 +25,7 @@ from harness_core.serving import BackgroundServer
 from harness_core.callbacks.listener import serve
 from harness_core.callbacks.receiver import Receiver
 from tests.conftest import closed_port_url
-from tests.helpers import interrupt, run_cli, spawn
+from tests.helpers import interrupt, run_cli, spawn, stored_callbacks
 
 TOKEN = "tok-tunnel-0123456789abcd"
 
@@ -123,7 +123,7 @@ def test_tunnel_to_our_port_is_saved_to_dotenv_and_checked_end_to_end(agent, pro
     finally:
         console.close()
     assert console.summary.reachable is True and console.summary.accepted == 1
-    assert (project / "logs/callbacks/ctunnel.jsonl").exists()
+    assert [r["event"]["event_type"] for r in stored_callbacks(project, "ctunnel")] == ["system.replica_joined"]
     assert agent.hits == 1
 
 
@@ -215,7 +215,7 @@ def test_the_one_terminal_flow_command_as_written(agent, project):
         trig = run_cli("trigger", "system.shutdown", "--reason", "participant_left_timeout",
                        "--conversation-id", "cone", "--to", url)
         assert trig.code == 0, trig.err
-        while not (project / "logs/callbacks/cone.jsonl").exists() and time.monotonic() < deadline:
+        while not stored_callbacks(project, "cone") and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         out, err = interrupt(proc)

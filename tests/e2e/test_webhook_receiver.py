@@ -17,8 +17,9 @@ import requests
 
 from harness_core import hookimpl
 from harness_core.context import make_context
+from harness_core.callbacks.eventstore import DB_NAME
 from harness_core.callbacks.receiver import MAX_BODY, Receiver
-from tests.helpers import interrupt, run_cli, spawn
+from tests.helpers import interrupt, logs_bytes, run_cli, spawn, stored_callbacks
 
 TOKEN = "tok-e2e-0123456789abcdef"
 T = 5  # seconds: every request's timeout
@@ -79,10 +80,7 @@ def url(rx, path=None, token=TOKEN):
 
 
 def stored(project: Path) -> list[dict]:
-    lines = []
-    for path in sorted((project / "logs" / "callbacks").glob("*.jsonl")):
-        lines += [json.loads(line) for line in path.read_text().splitlines()]
-    return lines
+    return stored_callbacks(project)
 
 
 def rejected(project: Path) -> list[dict]:
@@ -96,11 +94,11 @@ def test_an_accepted_callback_is_stored_durably_shown_to_plugins_and_answered_20
     assert resp.status_code == 200 and resp.json() == {"ok": True}
     rx.wait_for(lambda evs: len(evs) == 1, T)
     assert seen.events == [event], "the plugin got the envelope as posted"
-    records = [json.loads(line) for line in (project / "logs/callbacks/c0eaa60a267274af.jsonl").read_text().splitlines()]
+    records = stored_callbacks(project, "c0eaa60a267274af")
     assert len(records) == 1 and records[0]["type"] == "callback" and records[0]["ts"].endswith("Z")
     assert records[0]["event"]["properties"]["shutdown_reason"] == "end_conversation_endpoint_hit"
     assert records[0]["event"]["webhook_url"] == "http://127.0.0.1/tavus/callback?token=[redacted]"
-    assert TOKEN not in (project / "logs/callbacks/c0eaa60a267274af.jsonl").read_text()
+    assert TOKEN.encode() not in logs_bytes(project)
 
 
 def test_callback_url_carries_this_instances_token(ctx):
@@ -173,7 +171,7 @@ def test_a_1000_callback_burst_from_several_threads_is_stored_exactly_once(rx, s
     rx.wait_for(lambda evs: len(evs) == total, 20)
     numbers = [r["event"]["properties"]["n"] for r in stored(project)]
     assert sorted(numbers) == list(range(total)), "every callback stored, none twice"
-    assert len(list((project / "logs" / "callbacks").glob("*.jsonl"))) == 7, "one file per conversation"
+    assert {r["event"]["conversation_id"] for r in stored(project)} == {f"cburst{k}" for k in range(7)}
     assert sorted(e["properties"]["n"] for e in seen.events) == list(range(total)), "the hook saw each once"
     print(f"\nburst: {total} callbacks from {senders} threads in {elapsed:.2f}s ({total / elapsed:.0f}/s)")
 
@@ -287,7 +285,7 @@ def test_tune_webhook_generates_the_token_prints_ready_and_one_json_line_per_eve
     assert [e["event_type"] for e in events] == ["system.shutdown"], "stdout holds only raw events"
     assert events[0]["webhook_url"].endswith("token=[redacted]")
     assert "Stopped: 1 callbacks stored, 1 requests refused." in err
-    assert token not in out + err + "".join(p.read_text() for p in (project / "logs").rglob("*.jsonl"))
+    assert token not in out + err and token.encode() not in logs_bytes(project)
 
 
 def test_tune_webhook_readable_lines(project):
@@ -318,16 +316,19 @@ def test_a_bad_path_flag_is_one_error_line(project):
     assert result.code == 2 and result.err.startswith("error: --path: '/healthz' cannot be the callback path")
 
 
-def test_a_failed_write_is_a_500_that_is_logged_and_the_receiver_keeps_running(rx, project):
-    (project / "logs" / "callbacks").write_text("a file where the folder should be")
-    resp = requests.post(url(rx), json=envelope(), timeout=T)
-    assert resp.status_code == 500 and "logs/webhook.jsonl" in resp.json()["error"]
-    [record] = rejected(project)
-    assert record["status"] == 500 and "internal error" in record["reason"] and "Traceback" in record["detail"]
-    assert rx.events == [] and requests.get(rx.base_url + "/healthz", timeout=T).status_code == 200
-    (project / "logs" / "callbacks").unlink()
-    assert requests.post(url(rx), json=envelope(), timeout=T).status_code == 200
-    rx.wait_for(lambda evs: len(evs) == 1, T)
+def test_a_failed_write_is_a_500_that_is_logged_and_the_receiver_keeps_running(ctx, project):
+    (project / "logs" / DB_NAME).mkdir(parents=True)  # a folder where the database should be
+    with Receiver(ctx, token=TOKEN) as rx:
+        assert rx.log.problem and DB_NAME in rx.log.problem, "the CLI can say so at start"
+        resp = requests.post(url(rx), json=envelope(), timeout=T)
+        assert resp.status_code == 500 and "logs/webhook.jsonl" in resp.json()["error"]
+        [record] = rejected(project)
+        assert record["status"] == 500 and "internal error" in record["reason"] and "Traceback" in record["detail"]
+        assert rx.events == [] and requests.get(rx.base_url + "/healthz", timeout=T).status_code == 200
+        (project / "logs" / DB_NAME).rmdir()
+        assert requests.post(url(rx), json=envelope(), timeout=T).json() == {"ok": True}, "stored, not a duplicate"
+        rx.wait_for(lambda evs: len(evs) == 1, T)
+    assert len(stored(project)) == 1
 
 
 def test_a_run_on_the_real_api_can_tell_whether_a_receiver_answers_at_webhook_url(project, collector):

@@ -1,14 +1,13 @@
 """The sandbox's real callbacks for a created conversation land in logs/callbacks/ and reach every plugin."""
 from __future__ import annotations
 
-import json
 
 import requests
 
 from harness_core import hookimpl
 from harness_core.context import make_context
 from harness_core.callbacks.receiver import Receiver
-from tests.helpers import interrupt, run_cli, spawn
+from tests.helpers import interrupt, logs_bytes, run_cli, spawn, stored_callbacks
 
 T = 10
 HEADERS = {"x-api-key": "anything"}
@@ -55,13 +54,12 @@ def test_sandbox_callbacks_are_stored_in_order_and_seen_by_a_plugin(sandbox, pro
     assert kinds.index("system.shutdown") < kinds.index("application.transcription_ready")
     shutdown = next(e for e in received if e["event_type"] == "system.shutdown")
     assert shutdown["properties"]["shutdown_reason"] == "participant_left_timeout reached"
-    stored = [json.loads(line)["event"] for line in
-              (project / "logs" / "callbacks" / f"{cid}.jsonl").read_text().splitlines()]
+    stored = [r["event"] for r in stored_callbacks(project, cid)]
     assert [e["event_type"] for e in stored] == kinds, "each callback stored once, in arrival order"
     sent = [d for d in sandbox.deliveries if d["conversation_id"] == cid]
     assert [d["event_type"] for d in sent] == kinds and {d.get("status") for d in sent} == {200}, sent
     assert [e for e in seen.events if e["conversation_id"] == cid] == received, "the plugin saw every event"
-    assert rx.token not in (project / "logs" / "callbacks" / f"{cid}.jsonl").read_text()
+    assert rx.token.encode() not in logs_bytes(project)
     listing = run_cli("events", "--conversation-id", cid)
     assert listing.code == 0 and "reason: participant_left_timeout reached" in listing.out
 
@@ -76,8 +74,7 @@ def test_replaying_sandbox_events_to_your_app_keeps_their_order(sandbox, project
         sandbox.wait_idle(T)
     result = run_cli("replay", "--conversation-id", cid, "--to", collector.url)
     assert result.code == 0, result.err
-    stored = [json.loads(line)["event"] for line in
-              (project / "logs" / "callbacks" / f"{cid}.jsonl").read_text().splitlines()]
+    stored = [r["event"] for r in stored_callbacks(project, cid)]
     assert collector.wait_for(lambda bodies: len(bodies) == len(stored), T) == stored
 
 
@@ -124,7 +121,7 @@ def test_three_terminal_flow_receiver_then_set_webhook_url_then_a_conversation(s
     assert sent and {d.get("status") for d in sent} == {200}, (sent, err)
     assert f"{cid}" in out and "system.shutdown" in out and "reason: end_conversation_endpoint_hit" in out
     assert f"transcript of {cid}" in err, "the built-in transcript plugin printed it"
-    stored = (project / "logs" / "callbacks" / f"{cid}.jsonl").read_text().splitlines()
+    stored = stored_callbacks(project, cid)
     assert len(stored) == len(sent)
     token = dotenv_values(project / ".env")["WEBHOOK_TOKEN"]
     assert token not in out + err

@@ -1,7 +1,6 @@
 """Receiver rules as pure functions: envelope validation, paths, URLs, WEBHOOK_URL, tunnel choice, transcript."""
 from __future__ import annotations
 
-import json
 import os
 import stat
 
@@ -136,27 +135,3 @@ def test_transcript_lines_shorten_the_system_prompt_and_skip_other_events():
     assert transcript_lines({**event, "event_type": "system.shutdown"}) == []
     assert transcript_lines({"event_type": "application.transcription_ready", "properties": "x"}) == \
         ["transcript of ? (0 entries):"]
-
-
-def test_a_lone_surrogate_is_stored_as_a_json_escape_not_lost(tmp_path):
-    from harness_core.callbacks.eventlog import CallbackLog
-    log = CallbackLog(tmp_path)
-    event = {"conversation_id": "c1", "event_type": "application.transcription_ready", "timestamp": "t1",
-             "properties": {"transcript": [{"role": "user", "content": "bad \ud800 text"}]}}
-    assert log.append(event) is not None
-    log.close()
-    stored = json.loads((tmp_path / "c1.jsonl").read_text(encoding="utf-8"))
-    assert stored["event"]["properties"]["transcript"][0]["content"] == "bad \ud800 text"
-
-
-def test_open_descriptors_stay_bounded_however_many_conversations_arrive(tmp_path):
-
-    from harness_core.callbacks.eventlog import MAX_OPEN_FILES, CallbackLog
-    log = CallbackLog(tmp_path)
-    before = len(os.listdir("/proc/self/fd"))
-    for i in range(MAX_OPEN_FILES * 3):
-        log.append({"conversation_id": f"c{i}", "event_type": "system.replica_joined", "timestamp": "t"})
-    assert len(os.listdir("/proc/self/fd")) - before <= MAX_OPEN_FILES
-    assert log.append({"conversation_id": "c0", "event_type": "system.shutdown", "timestamp": "t2"}) is not None
-    log.close()
-    assert len((tmp_path / "c0.jsonl").read_text().splitlines()) == 2, "a closed file is opened again"

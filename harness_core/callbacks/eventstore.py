@@ -1,0 +1,304 @@
+"""logs/callbacks.sqlite3: the durable store of accepted callbacks, and its indexed readers.
+
+Stdlib `sqlite3` in WAL mode with `synchronous=FULL`: a committed transaction is on disk.
+One writer thread owns the write connection and commits whatever callbacks are waiting in one
+transaction (one fsync per batch, however many conversations it spans); `append()` returns
+only once its batch is committed, so the receiver answers 2xx only for what is kept.
+
+A callback is stored once: a UNIQUE index over (conversation, event type, timestamp, body hash)
+is checked inside the same transaction, so "duplicate" is only ever said of a copy that is
+already committed. An envelope without a timestamp is never called a duplicate (as before).
+Records are redacted before they are stored. The per-conversation `logs/callbacks/*.jsonl`
+files of earlier versions are imported once, in one transaction, the first time the database
+is opened (writer or reader); the files are left in place.
+"""
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import queue
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..redact import redact
+from ..store import RUN_ID, read_jsonl, utc_now
+
+DB_NAME = "callbacks.sqlite3"  # under logs/
+LEGACY_DIR = "callbacks"  # logs/callbacks/<conversation_id>.jsonl, imported once
+MAX_BATCH = 512  # callbacks committed together at most
+BUSY_TIMEOUT = 10.0  # seconds a connection waits for another one's write lock
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS events (
+        id INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        conversation_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        timestamp TEXT,
+        body_hash TEXT NOT NULL,
+        record TEXT NOT NULL)""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS events_once ON events (conversation_id, event_type, timestamp, body_hash)",
+    "CREATE INDEX IF NOT EXISTS events_by_conversation ON events (conversation_id)",
+    "CREATE INDEX IF NOT EXISTS events_by_type ON events (event_type)",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+_INSERT = ("INSERT OR IGNORE INTO events (ts, conversation_id, event_type, timestamp, body_hash, record) "
+           "VALUES (?, ?, ?, ?, ?, ?)")
+_INSERT_MANY = ("INSERT OR IGNORE INTO events (ts, conversation_id, event_type, timestamp, body_hash, record) "
+                "VALUES {values} RETURNING conversation_id, event_type, timestamp, body_hash")
+
+
+class StoreError(Exception):
+    """A callback could not be committed to the store (nothing of its batch was kept)."""
+
+
+def connect(path: Path, legacy_dir: Path | None = None) -> sqlite3.Connection:
+    """Open (creating if needed) the store at `path`: WAL, synchronous=FULL, schema, one-time import.
+
+    The connection is in autocommit mode; writers issue BEGIN IMMEDIATE / COMMIT themselves.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False,
+                           cached_statements=MAX_BATCH + 16)  # one INSERT per batch size
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        if conn.execute("SELECT count(*) FROM sqlite_master WHERE name IN ('events', 'meta')").fetchone()[0] < 2 \
+                or not _imported(conn):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                if not _imported(conn):
+                    count = _import_jsonl(conn, legacy_dir) if legacy_dir is not None else 0
+                    conn.execute("INSERT INTO meta (key, value) VALUES ('imported_jsonl', ?)",
+                                 (f"{utc_now()} ({count} records)",))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _imported(conn: sqlite3.Connection) -> bool:
+    try:
+        return conn.execute("SELECT 1 FROM meta WHERE key = 'imported_jsonl'").fetchone() is not None
+    except sqlite3.OperationalError:  # no meta table yet
+        return False
+
+
+def _import_jsonl(conn: sqlite3.Connection, folder: Path) -> int:
+    """Insert every readable record of folder/*.jsonl, oldest first (merged by received time)."""
+    if not folder.is_dir():
+        return 0
+    streams = [(r for r in read_jsonl(path) if isinstance(r.get("event"), dict))
+               for path in sorted(folder.glob("*.jsonl"))]
+    count = 0
+    for record in heapq.merge(*streams, key=lambda r: str(r.get("ts", ""))):
+        event = record["event"]
+        if not isinstance(event.get("conversation_id"), str) or not isinstance(event.get("event_type"), str):
+            continue
+        conn.execute(_INSERT, _row(record, _encode(record)))
+        count += 1
+    return count
+
+
+def _encode(record: dict) -> str:
+    text = json.dumps(record, ensure_ascii=False, default=str)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from the sender: keep it as a JSON escape
+        text = json.dumps(record, ensure_ascii=True, default=str)
+    return text
+
+
+def body_hash(event: dict) -> str:
+    """SHA-256 of the (redacted) envelope in canonical JSON: what tells two callbacks apart."""
+    canonical = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def _row(record: dict, text: str) -> tuple:
+    event = record["event"]
+    stamp = event.get("timestamp")
+    return (str(record.get("ts") or ""), event["conversation_id"], event["event_type"],
+            stamp if isinstance(stamp, str) and stamp else None, body_hash(event), text)
+
+
+class _Pending:
+    """One callback waiting for its batch to commit: `wait()` returns once `release()` was called."""
+
+    __slots__ = ("row", "event", "record", "_latch", "stored", "error")
+
+    def __init__(self, row: tuple, event=None, record=None):
+        self.row, self.event, self.record, self.stored, self.error = row, event, record, False, None
+        self._latch = threading.Lock()  # a bare lock is the cheapest thing to block a thread on
+        self._latch.acquire()
+
+    def wait(self) -> None:
+        self._latch.acquire()
+
+    def release(self) -> None:
+        self._latch.release()
+
+
+class EventStore:
+    """The writer side: `start()`, `append(event)` (returns once committed), `close()`.
+
+    `problem` holds why the database could not be opened at start (None when it could); a
+    later batch tries again, so the receiver keeps running and answers 500 meanwhile.
+    `on_stored([(event, record), ...])`, when given, is called by the writer thread after each
+    commit with what that batch newly stored, in commit order (it must be quick: a queue put).
+    """
+
+    def __init__(self, path: Path, secrets=(), *, legacy_dir: Path | None = None, on_stored=None):
+        self.path = Path(path)
+        self.legacy_dir = legacy_dir
+        self.secrets = list(secrets)
+        self.problem: str | None = None
+        self.on_stored = on_stored
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "EventStore":
+        """Start the writer thread and open the database (a failure is kept in `problem`)."""
+        self._thread = threading.Thread(target=self._run, name="callback-store", daemon=True)
+        self._thread.start()
+        opened = _Pending(())
+        self._queue.put(opened)
+        opened.wait()
+        self.problem = f"{self.path}: {opened.error}" if opened.error else None
+        return self
+
+    def append(self, event: dict, received_at: str | None = None) -> dict | None:
+        """Store one accepted envelope; return the record as stored, or None when that exact callback
+        is already committed. Raises StoreError when its batch could not be committed."""
+        record = redact({"ts": received_at or utc_now(), "run_id": RUN_ID, "type": "callback", "event": event},
+                        self.secrets)
+        pending = _Pending(_row(record, _encode(record)), event, record)
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"{self.path}: the store is closed")
+            self._queue.put(pending)
+        pending.wait()
+        if pending.error is not None:
+            raise StoreError(f"{self.path}: {pending.error}")
+        return record if pending.stored else None
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Commit what is queued, then close the database and end the writer thread (bounded)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # -- the writer thread ---------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            items = [p for p in batch if p is not None]
+            if items:
+                self._commit(items)
+            if None in batch:
+                self._disconnect()
+                return
+
+    def _commit(self, items: list[_Pending]) -> None:
+        """One statement for the whole batch: it inserts, checks uniqueness and commits (one fsync) at once.
+
+        Its RETURNING rows name the callbacks it kept; a row of the batch not returned was already stored
+        (by an earlier batch, or earlier in this one). Fewer calls into sqlite also means fewer waits for
+        the GIL, which a busy receiver's request threads hold most of the time.
+        """
+        rows = [p for p in items if p.row]
+        try:
+            if self._conn is None:
+                self._conn = connect(self.path, self.legacy_dir)
+            if rows:
+                sql = _INSERT_MANY.format(values=", ".join(["(?, ?, ?, ?, ?, ?)"] * len(rows)))
+                kept = Counter(self._conn.execute(sql, [v for p in rows for v in p.row]).fetchall())
+                for p in rows:
+                    key = p.row[1:5]
+                    if kept[key]:
+                        kept[key] -= 1
+                        p.stored = True
+        except Exception as exc:  # noqa: BLE001 - every waiter hears of it; nothing of the batch counts
+            for p in rows:
+                p.stored = False
+            self._disconnect()  # rolls back; the next batch opens afresh
+            for p in items:
+                p.error = f"{type(exc).__name__}: {exc}"
+        if self.on_stored is not None:
+            stored = [(p.event, p.record) for p in rows if p.stored]
+            if stored:
+                self.on_stored(stored)
+        for p in items:
+            p.release()
+
+    def _disconnect(self) -> None:
+        if self._conn is not None:
+            try:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+            self._conn = None
+
+
+def group_bounds(event_type: str) -> tuple[str, str, str]:
+    """(exact, low, high): `event_type` matches itself, or the types of its group (`system` -> `system.*`)."""
+    prefix = event_type.rstrip(".")
+    return event_type, prefix + ".", prefix + "/"  # "/" is the character after "."
+
+
+def iter_records(path: Path, *, legacy_dir: Path | None = None, conversation_id: str | None = None,
+                 event_type: str | None = None) -> Iterator[dict]:
+    """Stored records (received time + envelope), in arrival order, filtered; read lazily.
+
+    Nothing is created when neither the database nor `legacy_dir` exists.
+    """
+    path = Path(path)
+    if not path.exists() and not (legacy_dir is not None and legacy_dir.is_dir()):
+        return
+    where, args = [], []
+    if conversation_id is not None:
+        where.append("conversation_id = ?")
+        args.append(conversation_id)
+    if event_type:
+        where.append("(event_type = ? OR (event_type >= ? AND event_type < ?))")
+        args.extend(group_bounds(event_type))
+    sql = "SELECT record FROM events" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
+    conn = connect(path, legacy_dir)
+    try:
+        for (text,) in conn.execute(sql, args):
+            try:
+                record = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("event"), dict):
+                yield record
+    finally:
+        conn.close()

@@ -1,0 +1,130 @@
+"""The callback store (logs/callbacks.sqlite3): once-only storage, failures never called duplicates,
+the one-time import of logs/callbacks/*.jsonl, and the streamed output of `invoke events`."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import pytest
+
+from harness_core.callbacks.eventstore import DB_NAME, EventStore, StoreError, iter_records
+from harness_core.callbacks.events import event_lines
+
+
+def event(cid="c1", kind="system.replica_joined", stamp="2026-01-01T00:00:00.000001Z", **props):
+    return {"conversation_id": cid, "event_type": kind, "timestamp": stamp, "properties": props}
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = EventStore(tmp_path / DB_NAME, ["s3cr3t-value-123"]).start()
+    yield s
+    s.close()
+
+
+def records(tmp_path, **filters):
+    return list(iter_records(tmp_path / DB_NAME, **filters))
+
+
+def test_an_identical_resend_is_stored_once_and_called_duplicate(store, tmp_path):
+    assert store.append(event(n=1)) is not None
+    assert store.append(event(n=1)) is None
+    assert [r["event"]["properties"] for r in records(tmp_path)] == [{"n": 1}]
+
+
+def test_two_events_that_differ_only_in_body_are_both_kept(store, tmp_path):
+    first = event(kind="application.transcription_ready", transcript=[{"role": "user", "content": "Hi."}])
+    second = event(kind="application.transcription_ready", transcript=[{"role": "user", "content": "Bye."}])
+    assert store.append(first) is not None and store.append(second) is not None
+    assert [r["event"] for r in records(tmp_path)] == [first, second]
+
+
+def test_a_failed_write_is_never_answered_duplicate_and_a_later_resend_is_stored(tmp_path):
+    (tmp_path / DB_NAME).mkdir()  # the database cannot be opened: every batch fails
+    store = EventStore(tmp_path / DB_NAME).start()
+    try:
+        assert store.problem and DB_NAME in store.problem
+        outcomes, lock = [], threading.Lock()
+
+        def send():
+            try:
+                result = store.append(event(n=1))
+            except StoreError as exc:
+                result = exc
+            with lock:
+                outcomes.append(result)
+
+        threads = [threading.Thread(target=send) for _ in range(8)]  # the same callback, sent at once
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert len(outcomes) == 8 and all(isinstance(o, StoreError) for o in outcomes), outcomes
+        (tmp_path / DB_NAME).rmdir()
+        assert store.append(event(n=1)) is not None, "the re-send is stored, not called a duplicate"
+        assert store.append(event(n=1)) is None
+    finally:
+        store.close()
+    assert len(records(tmp_path)) == 1
+
+
+def test_records_are_redacted_before_they_are_stored(store, tmp_path):
+    store.append({**event(), "webhook_url": "https://x.example/cb?token=s3cr3t-value-123", "api_key": "k-123456789"})
+    store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    assert b"s3cr3t-value-123" not in raw and b"k-123456789" not in raw
+    [record] = records(tmp_path)
+    assert record["event"]["webhook_url"].endswith("token=[redacted]") and record["type"] == "callback"
+
+
+def test_a_lone_surrogate_is_stored_as_a_json_escape_not_lost(store, tmp_path):
+    bad = event(kind="application.transcription_ready", transcript=[{"role": "user", "content": "bad \ud800 text"}])
+    assert store.append(bad) is not None
+    [record] = records(tmp_path)
+    assert record["event"]["properties"]["transcript"][0]["content"] == "bad \ud800 text"
+
+
+def test_open_descriptors_stay_bounded_however_many_conversations_arrive(store, tmp_path):
+    store.append(event(cid="cwarm"))
+    before = len(os.listdir("/proc/self/fd"))
+    for i in range(800):
+        store.append(event(cid=f"c{i}"))
+    assert len(os.listdir("/proc/self/fd")) - before <= 2
+    assert len(records(tmp_path)) == 801
+
+
+def test_readers_filter_by_conversation_and_type_group_in_arrival_order(store, tmp_path):
+    for cid, kind in [("ca", "system.replica_joined"), ("cb", "system.replica_joined"), ("ca", "system.shutdown"),
+                      ("cb", "application.transcription_ready"), ("ca", "systemic.other")]:
+        store.append(event(cid=cid, kind=kind))
+    assert [r["event"]["event_type"] for r in records(tmp_path, conversation_id="ca")] == \
+        ["system.replica_joined", "system.shutdown", "systemic.other"]
+    assert len(records(tmp_path, event_type="system")) == 3, "a group is `system.*`, not every prefix"
+    assert len(records(tmp_path, event_type="system.shutdown")) == 1
+    assert records(tmp_path, conversation_id="cnone") == []
+
+
+def test_jsonl_files_of_earlier_versions_are_imported_once(tmp_path):
+    legacy = tmp_path / "callbacks"
+    legacy.mkdir()
+    rows = [{"ts": f"2026-01-01T00:00:0{i}.000000Z", "type": "callback", "event": event(stamp=f"t{i}")} for i in range(3)]
+    (legacy / "c1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"ts": "torn')
+    assert [r["event"]["timestamp"] for r in iter_records(tmp_path / DB_NAME, legacy_dir=legacy)] == ["t0", "t1", "t2"]
+    with open(legacy / "c1.jsonl", "a") as fh:  # written after the import: not imported again, nor twice
+        fh.write("\n" + json.dumps({**rows[0], "event": event(stamp="late")}) + "\n")
+    store = EventStore(tmp_path / DB_NAME, legacy_dir=legacy).start()
+    assert store.append(event(stamp="t1")) is None, "an imported callback re-sent is a duplicate"
+    store.close()
+    assert [r["event"]["timestamp"] for r in iter_records(tmp_path / DB_NAME, legacy_dir=legacy)] == ["t0", "t1", "t2"]
+
+
+def test_nothing_is_created_when_there_is_nothing_to_read(tmp_path):
+    assert records(tmp_path) == [] and not (tmp_path / DB_NAME).exists()
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_streamed_json_is_exactly_the_array_invoke_events_json_printed(count):
+    recs = [{"ts": f"t{i}", "type": "callback", "event": event(stamp=f"s{i}", text="é")} for i in range(count)]
+    assert "\n".join(event_lines(iter(recs), "json", [])) == json.dumps(recs, indent=2, ensure_ascii=False)
+    assert [json.loads(line) for line in event_lines(iter(recs), "jsonl", [])] == recs
