@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 
 from ..context import RunContext
 from ..errors import ConfigError
@@ -21,9 +22,13 @@ class Inspector:
         self.app = InspectorApp(ctx)
         port = DEFAULT_PORT if port is None else int(port)
         try:
-            # send_bytes=1: each server-sent event leaves at once instead of waiting for the next loop turn
-            self.server = BackgroundServer(self.app, HOST, port, threads=8, send_bytes=1, channel_timeout=60,
-                                           connection_limit=200)
+            # send_bytes=1: a worker writes each server-sent event to the socket at once. Without it a small
+            # chunk waits in waitress's buffer until more output or the next request comes (seconds, measured).
+            # waitress marks the option deprecated; the browser test of live rows fails if it ever stops working.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "send_bytes", DeprecationWarning)
+                self.server = BackgroundServer(self.app, HOST, port, threads=8, send_bytes=1, channel_timeout=60,
+                                               connection_limit=200)
         except OSError as exc:
             raise ConfigError(f"--port {port}: cannot listen on {HOST}:{port} ({exc.strerror or exc})",
                               hint="pick another port with --port N (0 takes a free one)") from None
