@@ -302,3 +302,71 @@ def iter_records(path: Path, *, legacy_dir: Path | None = None, conversation_id:
                 yield record
     finally:
         conn.close()
+
+
+def query_page(path: Path, *, legacy_dir: Path | None = None, conversation_id: str | None = None,
+               event_type: str | None = None, since: str | None = None, until: str | None = None,
+               before_id: int | None = None, after_id: int | None = None, limit: int = 50) -> list[tuple[int, dict]]:
+    """One page of (row id, record), by row id: newest first, or oldest first when `after_id` is given.
+
+    Keyset pagination (`before_id` / `after_id`) over the primary key and the conversation and type
+    indexes, so a page costs the same at row 100 and at row 100,000. `since`/`until` bound the
+    received time (ISO-8601 prefixes compare as text). Nothing is created when there is no store.
+    """
+    path = Path(path)
+    if not path.exists() and not (legacy_dir is not None and legacy_dir.is_dir()):
+        return []
+    where, args = [], []
+    if conversation_id:
+        where.append("conversation_id = ?")
+        args.append(conversation_id)
+    if event_type:
+        where.append("(event_type = ? OR (event_type >= ? AND event_type < ?))")
+        args.extend(group_bounds(event_type))
+    if since:
+        where.append("ts >= ?")
+        args.append(since)
+    if until:
+        where.append("ts < ?")
+        args.append(until)
+    if before_id is not None:
+        where.append("id < ?")
+        args.append(int(before_id))
+    if after_id is not None:
+        where.append("id > ?")
+        args.append(int(after_id))
+    order = "ASC" if after_id is not None else "DESC"
+    sql = (f"SELECT id, record FROM events{' WHERE ' + ' AND '.join(where) if where else ''} "
+           f"ORDER BY id {order} LIMIT ?")
+    conn = connect(path, legacy_dir)
+    try:
+        rows = conn.execute(sql, [*args, max(1, int(limit))]).fetchall()
+    finally:
+        conn.close()
+    page = []
+    for row_id, text in rows:
+        try:
+            record = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("event"), dict):
+            page.append((row_id, record))
+    return page
+
+
+def summarize(path: Path, *, legacy_dir: Path | None = None, limit: int = 200) -> dict:
+    """What the store holds at a glance: newest row id, event types, and the `limit` most recently active
+    conversations as (conversation id, events, first received, last received), newest first."""
+    path = Path(path)
+    if not path.exists() and not (legacy_dir is not None and legacy_dir.is_dir()):
+        return {"last_id": 0, "types": [], "conversations": []}
+    conn = connect(path, legacy_dir)
+    try:
+        last_id = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+        types = [t for (t,) in conn.execute("SELECT DISTINCT event_type FROM events ORDER BY event_type")]
+        conversations = conn.execute(
+            "SELECT conversation_id, count(*), min(ts), max(ts) FROM events GROUP BY conversation_id "
+            "ORDER BY max(id) DESC LIMIT ?", (int(limit),)).fetchall()
+    finally:
+        conn.close()
+    return {"last_id": last_id, "types": types, "conversations": conversations}

@@ -21,7 +21,7 @@ def run(c, target=None, junit=None, json=False, keep=False, max_concurrent=None)
     Without TAVUS_API_KEY and TAVUS_API_URL an embedded sandbox is used (nothing reaches Tavus).
     Exit code 0 only when every scenario passes (or fails as marked with expected_to_fail).
     """
-    from ..testing.report import as_json, ok, summary, text_lines, write_junit
+    from ..testing.report import as_json, ok, summary, text_lines, write_junit, write_run_reports
     from ..testing.runner import run_scenarios
     from ..testing.scenario import find_scenarios
     ctx = context()
@@ -32,6 +32,7 @@ def run(c, target=None, junit=None, json=False, keep=False, max_concurrent=None)
                                    on_result=None if json else lambda r: [say(ctx, line) for line in text_lines(r)])
     if junit:
         write_junit(results, junit, ctx.secrets)
+    write_run_reports(results, label, ctx.secrets)  # beside the artifacts, linked from `tune ui`
     if json:
         say_json(ctx, as_json(results, label))
     else:

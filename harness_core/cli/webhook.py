@@ -16,14 +16,18 @@ from .base import HarnessTask, _emit, context, not_help, number, say, warn
               "save its URL (+ path + token) as WEBHOOK_URL in .env and check it end to end",
     "json": "print each event as one raw JSON line (redacted) instead of a readable line",
     "print_url": "print just the callback URL, token included, and exit (for scripts)",
+    "ui": "also serve the web inspector (as `tune ui`) on 127.0.0.1, on a second port",
+    "ui_port": "the inspector's port with --ui (default 8040; 0 takes a free one)",
 })
-def webhook(c, port=None, host=None, path=None, tunnel=False, json=False, print_url=False):
+def webhook(c, port=None, host=None, path=None, tunnel=False, json=False, print_url=False, ui=False, ui_port=None):
     """Receive Tavus conversation callbacks: store each in logs/callbacks.sqlite3 and show one line per event.
 
     Callbacks must carry ?token=WEBHOOK_TOKEN (generated into .env when absent); others are
     refused with 403. Every event also goes to the plugins' harness_handle_callback hook.
-    GET /healthz answers liveness checks. Ctrl-C stops.
+    GET /healthz answers liveness checks. With --ui the inspector runs beside it. Ctrl-C stops.
     """
+    import contextlib
+
     from ..callbacks.listener import serve
     from ..callbacks.publicurl import resolve_callback_url
     ctx = context()
@@ -31,8 +35,13 @@ def webhook(c, port=None, host=None, path=None, tunnel=False, json=False, print_
     if print_url:  # the one output that shows the token: the user asked for it
         print(resolve_callback_url(ctx, host=host, port=port, path=path, tunnel=tunnel), flush=True)
         return
-    summary = serve(ctx, say=lambda text: say(ctx, text), warn=lambda text: warn(ctx, text),
-                    host=host, port=port, path=path, tunnel=tunnel, as_json=json)
+    with contextlib.ExitStack() as beside:
+        if ui:  # local only, whatever --host and --tunnel say
+            from ..ui.server import Inspector
+            inspector = beside.enter_context(Inspector(ctx, number(ui_port, "ui-port", None, high=65535, example=8040)))
+            (warn if json else say)(ctx, f"Inspector at {inspector.url} (this machine only)")
+        summary = serve(ctx, say=lambda text: say(ctx, text), warn=lambda text: warn(ctx, text),
+                        host=host, port=port, path=path, tunnel=tunnel, as_json=json)
     warn(ctx, f"Stopped: {summary.accepted} callbacks stored, {summary.rejected} requests refused.")
 
 

@@ -78,3 +78,17 @@ def write_junit(results: list[RunResult], path: str | Path, secrets=()) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
     return path
+
+
+def write_run_reports(results: list[RunResult], target: str, secrets=()) -> Path | None:
+    """report.json and junit.xml beside the run's scenario folders (logs/runs/<run-id>/), for `tune ui`."""
+    if not results:
+        return None
+    import json
+
+    from ..redact import redact
+    folder = Path(results[0].run_dir).parent
+    (folder / "report.json").write_text(json.dumps(redact(as_json(results, target), secrets), indent=2, default=str) + "\n",
+                                        encoding="utf-8")
+    write_junit(results, folder / "junit.xml", secrets)
+    return folder
