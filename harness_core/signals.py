@@ -40,3 +40,13 @@ def ignoring_signals():
         for sig, handler in previous.items():
             if handler is not None:  # None: a handler not set from Python, which cannot be put back
                 signal.signal(sig, handler)
+
+
+def wait_until_stopped(stop: threading.Event | None = None) -> None:
+    """Block until Ctrl-C, SIGTERM or (when given) `stop` is set; the long-running commands' main loop."""
+    try:
+        with stop_on_signals():
+            while not (stop.wait(0.5) if stop else threading.Event().wait(0.5)):
+                pass
+    except KeyboardInterrupt:
+        pass

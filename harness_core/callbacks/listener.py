@@ -4,12 +4,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from dataclasses import dataclass
 
 from ..context import RunContext
 from ..env import write_dotenv
-from ..signals import ignoring_signals, stop_on_signals
+from ..signals import ignoring_signals, wait_until_stopped
 from .eventstore import DB_NAME
 from .events import format_event_line
 from .publicurl import DEFAULT_PORT, check_reachable, compose_callback_url, ensure_webhook_token, normalise_path, public_url
@@ -67,12 +66,7 @@ def serve(ctx: RunContext, *, say, warn, host: str | None = None, port: int | No
         if not tunnel:
             info("The full URL (with its token) for scripts: `invoke webhook --print-url`; "
                  "a public one: `invoke webhook --tunnel`.")
-        try:
-            with stop_on_signals():
-                while not (stop.wait(0.5) if stop else time.sleep(0.5)):
-                    pass
-        except KeyboardInterrupt:
-            pass
+        wait_until_stopped(stop)
     finally:
         with ignoring_signals():  # a second Ctrl-C must not cut the drain short (or print a traceback)
             rx.stop()

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import threading
-import time
 import warnings
 
 from ..context import RunContext
 from ..errors import ConfigError
 from ..serving import BackgroundServer
-from ..signals import ignoring_signals, stop_on_signals
+from ..signals import ignoring_signals, wait_until_stopped
 from .app import InspectorApp
 
 DEFAULT_PORT = 8040
@@ -59,12 +58,7 @@ def serve_inspector(ctx: RunContext, *, say, port: int | None = None, stop: thre
     inspector = Inspector(ctx, port).start()
     try:
         say(f"Inspector at {inspector.url} (this machine only; Ctrl-C to quit)")
-        try:
-            with stop_on_signals():
-                while not (stop.wait(0.5) if stop else time.sleep(0.5)):
-                    pass
-        except KeyboardInterrupt:
-            pass
+        wait_until_stopped(stop)
     finally:
         with ignoring_signals():
             inspector.stop()
