@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from harness_core.sandbox import Sandbox, SandboxSettings
-from harness_core.sandbox.app import MAX_BODY
+from harness_core.sandbox.http import MAX_BODY
 
 KEY = {"x-api-key": "k"}
 STOCK = "r4317e64d25a"
