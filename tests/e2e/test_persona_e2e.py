@@ -168,9 +168,9 @@ def test_tool_with_an_existing_function_name_replaces_it_with_a_warning(project,
 
 
 def test_dry_run_prints_the_exact_payload_and_sends_nothing(project, sandbox):
-    result = run_cli("persona", "--config", "configs/persona/assistant_modular.json", "--dry-run")
+    result = run_cli("persona", "--config", "configs/persona/assistant_modular.json", "--dry-run", "--json")
     assert result.code == 0, result.err
-    body = json.loads(result.out)
+    body = json.loads(result.out)["body"]
     assert tool_names(body) == ["schedule_meeting", "lookup_order_status"] and "tools" not in body
     assert sandbox.store.personas == {} and writes(sandbox) == []
     assert "nothing sent" in result.err
@@ -178,9 +178,9 @@ def test_dry_run_prints_the_exact_payload_and_sends_nothing(project, sandbox):
 
 def test_dry_run_works_offline_with_no_api_configured(project, monkeypatch):
     monkeypatch.delenv("TAVUS_API_URL")
-    result = run_cli("persona", "--config", FACILITATOR, "--dry-run")
+    result = run_cli("persona", "--config", FACILITATOR, "--dry-run", "--json")
     assert result.code == 0, result.err
-    assert json.loads(result.out)["persona_name"] == "Meeting Facilitator"
+    assert json.loads(result.out)["body"]["persona_name"] == "Meeting Facilitator"
     assert "no API configured" in result.err and "nothing sent" in result.err
     assert run_cli("persona", "--config", FACILITATOR).code != 0  # a real create still needs an API
 
@@ -271,9 +271,9 @@ def test_update_removes_what_the_same_config_sent_before_and_no_longer_sets(proj
 def test_update_dry_run_prints_the_patch_and_sends_nothing(project, sandbox):
     create_facilitator(sandbox)
     before = len(sandbox.requests)
-    result = run_cli("persona", "--config", FACILITATOR, "--update", "--context", "New context.", "--dry-run")
+    result = run_cli("persona", "--config", FACILITATOR, "--update", "--context", "New context.", "--dry-run", "--json")
     assert result.code == 0, result.err
-    assert json.loads(result.out) == [{"op": "replace", "path": "/context", "value": "New context."}]
+    assert json.loads(result.out)["body"] == [{"op": "replace", "path": "/context", "value": "New context."}]
     assert [m for m, _ in sandbox.requests[before:] if m != "GET"] == []
 
 
