@@ -210,10 +210,7 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
         save(run_dir, "response.json", response, ctx.secrets)
         cid = result.conversation_id = response["conversation_id"]
         script_sandbox(ctx, sc, cid)
-        if sc.end_after_seconds and keep:  # --keep leaves the call up for you; say what that changes
-            ctx.note(f"{sc.path}: --keep: end_after_seconds is not applied, conversation {cid} stays up; events that "
-                     "follow its end (system.shutdown, ...) arrive only once you end it")
-        elif sc.end_after_seconds:
+        if sc.end_after_seconds:
             threading.Thread(target=end_after_join, args=(ctx, source, cid, sc.end_after_seconds * time_scale,
                                                           deadline, ender, ended), daemon=True).start()
         result.verdicts += wait_for_events(sc, source, cid, deadline, cancel)
@@ -231,7 +228,11 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
         ender.set()
-        result.kept = bool(result.conversation_id and keep)
+        result.kept = bool(result.conversation_id and keep and not ended.is_set())
+        if result.conversation_id and keep and ended.is_set():  # say why --keep left nothing up
+            result.cleaned_up = True
+            ctx.note(f"{sc.path}: --keep: conversation {result.conversation_id} was ended by the scenario's "
+                     "end_after_seconds (part of the test); --keep leaves up only what the scenario does not end")
         if result.conversation_id and not keep:
             result.cleaned_up = ended.is_set() or _quiet_end(ctx, result.conversation_id)
             if not result.cleaned_up:  # a leaked conversation keeps billing: that fails the scenario

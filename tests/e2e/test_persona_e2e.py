@@ -401,10 +401,10 @@ def test_invoke_and_tune_binaries_create_personas(project, sandbox):
     assert "Traceback" not in bad.stderr and len(sandbox.store.personas) == 2
 
 
-def test_the_readme_persona_commands_run_as_written_in_order_on_one_api(project, sandbox):
+def test_the_documented_persona_commands_run_as_written_in_order_on_one_api(project, sandbox):
     import re
     import shlex
-    block = (REPO / "README.md").read_text().split("## Personas", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    block = (REPO / "docs" / "resources.md").read_text().split("## Personas", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
     commands = [line for line in block.splitlines() if line.startswith("invoke persona")]
     assert len(commands) == 7
     assert run_cli("objectives", "--config", "configs/objectives/facilitator_core.json").code == 0

@@ -92,12 +92,13 @@ def test_run_does_not_mention_a_persona_id_flag_nobody_gave(project, sandbox):
     assert "not looked up" not in result.err and "--persona-id" not in result.err, result.err
 
 
-def test_keep_with_end_after_seconds_leaves_the_conversation_up_and_says_so(project, sandbox):
-    write(project, "kept", '[[expect.events]]\ntype = "system.replica_joined"\nwithin_seconds = 10\n', end=5)
+def test_keep_with_end_after_seconds_says_that_the_scenario_ended_it(project, sandbox):
+    write(project, "kept", '[[expect.events]]\ntype = "system.shutdown"\nwithin_seconds = 10\n', end=5)
     result = run_cli("run", "scenarios/kept.toml", "--keep")
     assert result.code == 0, result.out + result.err
-    assert "--keep: end_after_seconds is not applied" in result.err and "left as it is (--keep)" in result.out
-    assert len(active(sandbox)) == 1, "end_after_seconds (0.05 s here) did not end it"
+    assert "--keep: conversation" in result.err and "ended by the scenario's end_after_seconds" in result.err
+    assert "cleanup: conversation ended" in result.out and "left as it is" not in result.out, result.out
+    assert active(sandbox) == []
 
 
 def test_scripted_transcript_makes_content_assertions_meaningful(project, sandbox):
