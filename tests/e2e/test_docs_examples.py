@@ -7,6 +7,7 @@ nor listed fails test_every_example_is_run_or_skipped_for_a_stated_reason.
 """
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -61,39 +62,43 @@ def test_every_example_is_run_or_skipped_for_a_stated_reason():
                 f"{page.name}: `{command}` is neither a harness command nor in SKIP (with a reason)"
 
 
-def _fill(command: str, sandbox, hook_url: str) -> str:
+def _fill(command: str, sandbox, hook_url: str, conversation_id: str) -> str:
     """Put real ids and a listening URL where the docs write placeholders."""
     def value(match):
         before = command[:match.start()]
-        if before.rstrip().endswith("--persona-id") or "pull" in before:
+        if before.rstrip().endswith("--persona-id"):
             return sorted(sandbox.store.personas)[0]
         if match.group(0) == "<OBJECTIVES_ID>":
             return next(iter(sandbox.store.objectives))
         if match.group(0) == "<GUARDRAILS_ID>":
             return next(iter(sandbox.store.guardrails))
-        return sorted(sandbox.store.conversations)[0]
+        return conversation_id
     command = re.sub(r"http://127\.0\.0\.1:(8000|9000)/\S+", hook_url, command)
     return re.sub(r"<[A-Z_]+>", value, command)
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
 def test_the_pages_shell_examples_run_as_written(page, project, sandbox, collector):
+    from harness_core.callbacks.receiver import Receiver
+    from harness_core.context import make_context
+
     runnable = [c for c in commands(page) if not skipped(c)]
     if not runnable:
         pytest.skip(f"{page.name} has no example that runs offline")
-    # what a reader has done before these pages: the policies and the example persona exist
+    # what a reader has done before these pages: the policies exist, and a conversation with stored callbacks
     for setup in (["objectives", "--config", "configs/objectives/facilitator_core.json"],
                   ["guardrails", "--config", "configs/guardrails/facilitator_safety.json"]):
         assert run_cli(*setup).code == 0
     if not any("persona --config configs/persona/facilitator.example.json" in c for c in runnable):
         assert run_cli("persona", "--config", "configs/persona/facilitator.example.json").code == 0
-    if not sandbox.store.conversations:
-        assert run_cli("conversation", "--config", "configs/conversation/facilitator_kickoff.json", "--test-mode").code == 0
+    made = run_cli("conversation", "--replica-id", "r4317e64d25a", "--test-mode", "--json")
+    assert made.code == 0, made.err
+    cid = json.loads(made.out)["conversation_id"]
+    with Receiver(make_context(project, quiet=True)) as rx:
+        assert run_cli("trigger", "system.replica_joined", "--conversation-id", cid, "--to", rx.callback_url).code == 0
+        rx.wait_for(lambda events: len(events) == 1, 10)
     for command in runnable:
-        if "<" in command and not (sandbox.store.personas and sandbox.store.conversations):
-            assert run_cli("conversation", "--config", "configs/conversation/facilitator_kickoff.json",
-                           "--test-mode").code == 0
-        argv = shlex.split(_fill(command, sandbox, collector.url))[1:]
+        argv = shlex.split(_fill(command, sandbox, collector.url, cid))[1:]
         result = run_cli(*argv)
         assert result.code in OK_CODES.get(argv[0], {0}), f"{page.name}: `{command}` exited {result.code}\n{result.err}"
         assert "Traceback" not in result.err
