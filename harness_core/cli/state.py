@@ -20,7 +20,7 @@ def plan(c, only=None, json=False):
     """Compare configs/ with tavus-harness.lock.toml and the remote side.
 
     Exit 0 when everything matches, 6 when changes are pending (for CI); a plan that cannot be made
-    exits with its error's code (2 config, 3 API, ...; see the README's exit codes).
+    exits with its error's code (2 config, 3 API, ...; see docs/output.md).
 
     Classes: create, update (with a field-level diff), unchanged, remote-changed (edited outside the
     harness), both-changed, missing-remote; `blocked` when a config cannot be built yet, and
