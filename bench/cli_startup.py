@@ -26,6 +26,8 @@ FLOOR = [PY, "-c", "import requests, pluggy, invoke, dotenv, tomli_w"]
 DRY_RUN = ["persona", "--dry-run", "--config", "configs/persona/facilitator.example.json"]
 CLI = [TUNE, *DRY_RUN]
 CLI_INVOKE = [INVOKE, *DRY_RUN]
+# a persona with tools: their parameter schemas are checked (by the quick validator, not jsonschema)
+TOOLS_CLI = [TUNE, "persona", "--dry-run", "--config", "configs/persona/assistant_modular.json"]
 
 
 def measure_once(cmd, env):
@@ -85,9 +87,9 @@ def main():
     official = [args.tavus, "--help"] if Path(args.tavus).is_file() else None
     if official:
         subprocess.run(official, cwd=ROOT, env=env, capture_output=True, timeout=120)
-    commands = [FLOOR, CLI, CLI_INVOKE] + ([official] if official else [])
+    commands = [FLOOR, CLI, CLI_INVOKE, TOOLS_CLI] + ([official] if official else [])
     measured = measure(commands, env, args.runs)
-    (floor_wall, floor_mem), (cli_wall, cli_mem), (inv_wall, inv_mem) = measured[:3]
+    (floor_wall, floor_mem), (cli_wall, cli_mem), (inv_wall, inv_mem), (tools_wall, tools_mem) = measured[:4]
     print(f"runs per command: {args.runs}, alternating (median wall time, max peak RSS)")
     if bytecode_off:
         print("note: PYTHONDONTWRITEBYTECODE was set here; unset for these runs so bytecode caches are used")
@@ -96,8 +98,12 @@ def main():
     print(f"invoke dry-run      {inv_wall * 1000:7.1f} ms  {inv_mem:6.1f} MiB   invoke persona --dry-run --config ...")
     print(f"tune / floor        {cli_wall / floor_wall:7.2f} x   {cli_mem / floor_mem:6.2f} x     (target: wall <= 1.2x)")
     print(f"invoke / floor      {inv_wall / floor_wall:7.2f} x   {inv_mem / floor_mem:6.2f} x")
+    tools_imports = import_self_times(["-m", "invoke", *TOOLS_CLI[1:]], env)
+    print(f"tools dry-run       {tools_wall * 1000:7.1f} ms  {tools_mem:6.1f} MiB   tune persona --dry-run --config "
+          f"configs/persona/assistant_modular.json ({tools_wall / floor_wall:.2f}x floor; jsonschema imported: "
+          f"{'yes' if any(m.split('.')[0] == 'jsonschema' for m in tools_imports) else 'no'})")
     if official:
-        tavus_wall, tavus_mem = measured[3]
+        tavus_wall, tavus_mem = measured[4]
         print(f"tavus --help        {tavus_wall * 1000:7.1f} ms  {tavus_mem:6.1f} MiB   the official Tavus CLI")
         print(f"tune / tavus --help {cli_wall / tavus_wall:7.2f} x   {cli_mem / tavus_mem:6.2f} x     (target: wall <= 0.5x)")
     else:

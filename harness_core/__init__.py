@@ -10,7 +10,8 @@ from `harness_core` and nothing deeper. The names are:
 - helpers: `suggest` (a "did you mean"), `load_data` (a JSON/TOML file, with one-line errors), `deep_merge`, `printable` (text safe for a terminal);
   for preset files (project first, then built-in): `preset_folders`, `find_file`, `available`,
   `display_path`, `listing_hint`, `DEFAULT_LAYERS_DIR`; `policy_name`, `policy_id` (rows of the
-  objectives and guardrails lists);
+  objectives and guardrails lists); `schema_problems` (what makes a value an invalid JSON Schema, for
+  tool parameters, without importing jsonschema);
 - `__version__`.
 
 The helpers are imported on first use, so `import harness_core` stays cheap for every command.
@@ -40,6 +41,7 @@ _LAZY = {
     "DEFAULT_LAYERS_DIR": "resources.layers",
     "policy_name": "resources.policies",
     "policy_id": "resources.policies",
+    "schema_problems": "schemas",
 }
 
 __all__ = ["hookimpl", "HarnessError", "ConfigError", "ApiError", "ApiUnreachable", "PluginError", "CheckFailed",

@@ -300,6 +300,12 @@ def delivery_line(d: Delivery) -> str:
     return f"{mark} {d.status}  {e.get('conversation_id', '?'):<18}  {e.get('event_type', '?'):<34}  {describe_event(e)}".rstrip()
 
 
+def delivery_json(d: Delivery) -> dict:
+    """A posted event's stable keys for --json (docs/output.md)."""
+    return {"conversation_id": d.event.get("conversation_id"), "event_type": d.event.get("event_type"),
+            "status": d.status, "ok": d.ok, "duplicate": d.duplicate}
+
+
 def _rejected_hint(status: int) -> str:
     if status == 403:
         return "the receiver wants its token: put WEBHOOK_TOKEN in .env or add ?token=... to --to"
@@ -331,6 +337,31 @@ def trigger_event(ctx: RunContext, event_type: str, *, to: str | None = None, re
     return TriggerResult(delivery, _strip_query(url), notes)
 
 
+REDACTED = "[redacted]"
+
+
+def with_own_token(ctx: RunContext, event: dict) -> dict:
+    """`event` with the token of its `webhook_url` put back, when that URL is the user's own.
+
+    The store redacts the token (logs hold no secret), so a replayed body would otherwise carry
+    `token=[redacted]`. It is put back from WEBHOOK_TOKEN only when the URL then equals WEBHOOK_URL
+    or is a loopback URL (this machine's receiver); any other URL keeps the redacted value. Only
+    the posted body holds it: console lines and --json output are redacted as always.
+    """
+    token, url = ctx.env.get("WEBHOOK_TOKEN"), event.get("webhook_url")
+    if not token or not isinstance(url, str) or REDACTED not in url:
+        return event
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if ("token", REDACTED) not in query:
+        return event
+    original = urlunsplit(parts._replace(query=urlencode([(k, token if (k, v) == ("token", REDACTED) else v)
+                                                          for k, v in query])))
+    if original == ctx.env.get("WEBHOOK_URL") or is_loopback(original):
+        return {**event, "webhook_url": original}
+    return event
+
+
 def replay_events(ctx: RunContext, *, to: str | None = None, conversation_id: str | None = None,
                   event_type: str | None = None, report=None) -> list[Delivery]:
     """Re-post stored events, oldest first, to `to`; `report(delivery)` is called after each post.
@@ -346,7 +377,7 @@ def replay_events(ctx: RunContext, *, to: str | None = None, conversation_id: st
     deliveries = []
     with requests.Session() as session:
         for record in itertools.chain([first], records):
-            status, body = post_event(url, record["event"], session=session)
+            status, body = post_event(url, with_own_token(ctx, record["event"]), session=session)
             delivery = Delivery(record["event"], status, body)
             deliveries.append(delivery)
             if report:

@@ -11,7 +11,8 @@ from ..env import write_dotenv
 from ..signals import ignoring_signals, wait_until_stopped
 from .eventstore import DB_NAME
 from .events import format_event_line
-from .publicurl import DEFAULT_PORT, check_reachable, compose_callback_url, ensure_webhook_token, normalise_path, public_url
+from .publicurl import (DEFAULT_PORT, check_reachable, compose_callback_url, ensure_webhook_token, forget_running,
+                        normalise_path, note_running, public_url)
 from .receiver import Receiver
 
 
@@ -30,14 +31,15 @@ def serve(ctx: RunContext, *, say, warn, host: str | None = None, port: int | No
 
     With `tunnel`, finds the public URL through harness_public_url, saves it (with path and
     token) as WEBHOOK_URL in .env, and pings it end to end before saying "Ready".
-    With `as_json`, stdout gets one raw (redacted) event per line and everything else goes to `warn`.
+    With `as_json`, stdout gets one stored record (redacted; the raw event under `event`) per line and everything else goes to `warn`.
     """
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" chatter under bursts
     path = normalise_path(path)
     token, generated = ensure_webhook_token(ctx)
     if generated:
         warn("generated WEBHOOK_TOKEN and saved it to .env (callbacks without it are refused)")
-    show = (lambda r: say(json.dumps(r["event"], ensure_ascii=False))) if as_json else \
+    # --json: the same JSON line per callback as `invoke events --json` (the stored record: ts, run_id, type, event)
+    show = (lambda r: say(json.dumps(r, ensure_ascii=False, default=str))) if as_json else \
         (lambda r: say(format_event_line(r)))
     info = warn if as_json else say
     rx = Receiver(ctx, path, token, host or "127.0.0.1", DEFAULT_PORT if port is None else int(port),
@@ -47,18 +49,19 @@ def serve(ctx: RunContext, *, say, warn, host: str | None = None, port: int | No
         warn(f"cannot open the callback store ({rx.log.problem}); callbacks are answered 500 until it opens")
     summary = ServeSummary(0, 0)
     try:
+        note_running(ctx, rx.host, rx.port, rx.path, rx.instance)
         if host == "0.0.0.0":
             info(f"Listening on all interfaces, port {rx.port}: anyone who can reach it and knows the token can post.")
         if tunnel:
             base = public_url(ctx, rx.port, rx.path)
             summary.public_url = compose_callback_url(base, rx.path, token)
-            write_dotenv(ctx.env, "WEBHOOK_URL", summary.public_url)
-            info(f"Public URL {summary.public_url} saved as WEBHOOK_URL in .env")
             summary.reachable, detail = check_reachable(base, rx.instance)
-            if not summary.reachable:
-                warn(f"NOT READY for Tavus: {detail}. Callbacks sent to WEBHOOK_URL will not arrive; "
-                     f"check that the tunnel forwards to port {rx.port}.")
+            if not summary.reachable:  # never replace a WEBHOOK_URL that may work with one that does not
+                warn(f"NOT READY for Tavus: {detail}. {summary.public_url} was NOT saved as WEBHOOK_URL "
+                     f"(.env is unchanged); check that the tunnel forwards to port {rx.port}.")
             else:
+                write_dotenv(ctx.env, "WEBHOOK_URL", summary.public_url)
+                info(f"Public URL {summary.public_url} saved as WEBHOOK_URL in .env")
                 info(f"Checked end to end: {detail}.")
         state = "Ready!" if summary.reachable in (None, True) else "Listening locally only."
         info(f"{state} Callbacks are stored in logs/{DB_NAME} (`invoke events` lists them). "
@@ -69,6 +72,7 @@ def serve(ctx: RunContext, *, say, warn, host: str | None = None, port: int | No
         wait_until_stopped(stop)
     finally:
         with ignoring_signals():  # a second Ctrl-C must not cut the drain short (or print a traceback)
+            forget_running(ctx, rx.instance)
             rx.stop()
     summary.accepted, summary.rejected = rx.accepted, rx.rejected
     return summary

@@ -150,9 +150,63 @@ def receiver_answers(webhook_url: str) -> tuple[bool, str]:
     return False, f"{ping.url} answered {ping.status}, but not as a callback receiver"
 
 
+# -- the running receiver --------------------------------------------------------------------------
+RUNNING_FILE = "webhook-receiver.json"  # under logs/: where the project's `invoke webhook` listens now
+
+
+def note_running(ctx: RunContext, host: str, port: int, path: str, instance: str) -> Path:
+    """Record where this project's receiver listens (no token), for `--print-url` in another terminal."""
+    import json
+    import os
+
+    target = ctx.store.logs_dir / RUNNING_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({"host": host, "port": port, "path": path, "instance": instance,
+                                  "pid": os.getpid()}) + "\n", encoding="utf-8")
+    return target
+
+
+def forget_running(ctx: RunContext, instance: str) -> None:
+    """Remove the record of the receiver `instance`, if it is still the one recorded."""
+    if (running_receiver(ctx, check=False) or {}).get("instance") == instance:
+        (ctx.store.logs_dir / RUNNING_FILE).unlink(missing_ok=True)
+
+
+def running_receiver(ctx: RunContext, *, check: bool = True) -> dict | None:
+    """The project's receiver as recorded by `invoke webhook` ({host, port, path, instance}), or None.
+
+    With `check`, only when that very receiver (by instance id) answers /healthz now.
+    """
+    import json
+
+    try:
+        data = json.loads((ctx.store.logs_dir / RUNNING_FILE).read_text(encoding="utf-8"))
+        host, port = str(data["host"]), int(data["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if check:
+        shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
+        if ping_healthz(f"http://{shown}:{port}").receiver != data.get("instance"):
+            return None
+    return data
+
+
 def resolve_callback_url(ctx: RunContext, *, host: str | None = None, port: int | None = None, path: str | None = None,
               tunnel: bool = False) -> str:
-    """The callback URL `invoke webhook` would use, token included, without serving (`--print-url`)."""
+    """The callback URL `invoke webhook` would use, token included, without serving (`--print-url`).
+
+    Without `port`: the port (and path) of this project's receiver when one runs now, else the port
+    of a loopback WEBHOOK_URL, else DEFAULT_PORT.
+    """
+    if port is None:
+        running = running_receiver(ctx)
+        if running:
+            port, host = int(running["port"]), host or running["host"]
+            path = running["path"] if path is None else path
+        elif ctx.env.get("WEBHOOK_URL") and is_loopback(ctx.env.get("WEBHOOK_URL")):
+            configured = urlsplit(ctx.env.get("WEBHOOK_URL"))
+            port = configured.port or DEFAULT_PORT
+            path = configured.path if path is None and configured.path not in ("", "/") else path
     path = normalise_path(path)
     token, _ = ensure_webhook_token(ctx)
     port = DEFAULT_PORT if port is None else int(port)

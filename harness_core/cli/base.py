@@ -78,6 +78,24 @@ def say_json(ctx: RunContext, data) -> None:
     _emit(json.dumps(redact(data, ctx.secrets), indent=2, ensure_ascii=False, default=str), sys.stdout)
 
 
+def say_json_line(ctx: RunContext, data) -> None:
+    """Print data as one compact JSON line (a stream's element, see docs/output.md), secrets removed."""
+    _emit(json.dumps(redact(data, ctx.secrets), ensure_ascii=False, default=str), sys.stdout)
+
+
+def show_request(ctx: RunContext, as_json: bool, *, action: str, method: str, path: str, body) -> None:
+    """What a --dry-run would send: a readable header and the body as text, or one JSON document with --json.
+
+    The document is {"dry_run": true, "action", "method", "path", "body"} (docs/output.md).
+    """
+    if as_json:
+        say_json(ctx, {"dry_run": True, "action": action, "method": method, "path": path, "body": body})
+        return
+    say(ctx, f"{action}: {method} {path}")
+    for line in json.dumps(redact(body, ctx.secrets), indent=2, ensure_ascii=False, default=str).splitlines():
+        say(ctx, "  " + line)
+
+
 def warn(ctx: RunContext, text: str) -> None:
     """Print one line to stderr, with secrets removed."""
     _emit(ctx.spoken(redact_text(text, ctx.secrets)), sys.stderr)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from invoke import task
 
 from ..errors import ConfigError
-from .base import HarnessTask, context, json_object, say, say_json, split_list
+from .base import HarnessTask, context, json_object, say, say_json, show_request, split_list
 
 CONVERSATION_HELP = {
     "config": "conversation config file (JSON or TOML), e.g. configs/conversation/facilitator_kickoff.json",
@@ -31,7 +31,7 @@ CONVERSATION_HELP = {
     "goals": "meeting helper: goals separated by ';'",
     "decisions_needed": "meeting helper: decisions separated by ';'",
     "dry_run": "print the exact payload and send nothing",
-    "json": "print the raw API response",
+    "json": "print the raw API response (with --dry-run: the request, as one JSON document)",
 }
 
 
@@ -73,7 +73,8 @@ def conversation(c, config=None, persona_id=None, persona_name=None, replica_id=
                    meeting=meeting or None, properties=json_object(properties, "properties"))
     plan = build_conversation(ctx, flags, config)
     if dry_run:
-        say_json(ctx, plan.payload)
+        show_request(ctx, json, action="would create conversation", method="POST", path="/conversations",
+                     body=plan.payload)
         ctx.note("dry run: nothing sent")
         return
     response = create_conversation(ctx, plan.payload)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from invoke import task
 
-from ..errors import CheckFailed
+from ..errors import CheckFailed, ConfigError
 from ..plugins import describe_plugins
 from .base import HarnessTask, context, not_help, number, say, say_json
 
@@ -110,7 +110,12 @@ def sandbox(c, port=None, host=None, state=None, api_key=None, max_concurrent=No
         say(ctx, f"Tavus sandbox listening on {url} (Ctrl-C to stop)")
         say(ctx, f"TAVUS_API_URL={url}")
 
-    serve_forever(settings, host or "127.0.0.1", number(port, "port", 8800, high=65535), on_ready=ready)
+    host, port = host or "127.0.0.1", number(port, "port", 8800, high=65535)
+    try:
+        serve_forever(settings, host, port, on_ready=ready)
+    except OSError as exc:  # the port is taken (or not ours to bind): one line, as `webhook` says it
+        raise ConfigError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc})",
+                          hint="pick another --port (0 takes a free one) or stop what uses it") from None
 
 
 @task(klass=HarnessTask, help={"timeout": "seconds to wait for each callback (default 20)",

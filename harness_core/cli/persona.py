@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from invoke import task
 
-from .base import HarnessTask, say, say_json, split_list
+from .base import HarnessTask, say, say_json, show_request, split_list
 from .base import context as run_context
 
 PERSONA_HELP = {
@@ -32,7 +32,7 @@ PERSONA_HELP = {
     "document_ids": "comma-separated document_ids",
     "document_tags": "comma-separated document_tags",
     "dry_run": "print the exact payload (or JSON Patch) that would be sent, and send nothing",
-    "json": "print the raw API response as JSON",
+    "json": "print the raw API response as JSON (with --dry-run: the request, as one JSON document)",
     "upsert": "create, or update the persona this name already maps to in tavus-harness.lock.toml",
 }
 
@@ -66,7 +66,8 @@ def persona(c, config=None, update=False, persona_id=None, persona_name=None, sy
     flags = persona_flags(locals())
     result = apply_persona(ctx, flags, config, update=update, dry_run=dry_run, upsert=upsert)
     if dry_run:
-        say_json(ctx, result.sent)
+        method, path = ("PATCH", f"/personas/{result.persona_id}") if result.patch is not None else ("POST", "/personas")
+        show_request(ctx, json, action=f"{result.action} persona", method=method, path=path, body=result.sent)
         ctx.note(f"dry run: {result.action} persona {result.persona_id or ''} (nothing sent)".replace("  ", " "))
     elif json:
         say_json(ctx, result.response if result.response is not None else
@@ -79,7 +80,7 @@ def persona(c, config=None, update=False, persona_id=None, persona_name=None, sy
 POLICY_HELP = {
     "config": "the config file (JSON or TOML)",
     "dry_run": "print the exact payload (or JSON Patch) that would be sent, and send nothing",
-    "json": "print the raw API response as JSON",
+    "json": "print the raw API response as JSON (with --dry-run: the request, as one JSON document)",
 }
 
 
@@ -108,7 +109,9 @@ def guardrails(c, config=None, dry_run=False, json=False):
 def _show_policy(ctx, result, dry_run, json):
     from ..resources.policies import policy_summary
     if dry_run:
-        say_json(ctx, result.sent)
+        method, path = (("PATCH", f"/{result.kind}/{result.policy_id}") if result.patch is not None
+                        else ("POST", f"/{result.kind}"))
+        show_request(ctx, json, action=f"{result.action} {result.kind}", method=method, path=path, body=result.sent)
         ctx.note(f"dry run: {result.action} {result.kind} {result.name!r} (nothing sent)")
     elif json:
         say_json(ctx, result.response if result.response is not None else

@@ -20,7 +20,7 @@ def plan(c, only=None, json=False):
     """Compare configs/ with tavus-harness.lock.toml and the remote side.
 
     Exit 0 when everything matches, 6 when changes are pending (for CI); a plan that cannot be made
-    exits with its error's code (2 config, 3 API, ...; see the README's exit codes).
+    exits with its error's code (2 config, 3 API, ...; see docs/output.md).
 
     Classes: create, update (with a field-level diff), unchanged, remote-changed (edited outside the
     harness), both-changed, missing-remote; `blocked` when a config cannot be built yet, and
@@ -40,16 +40,27 @@ def plan(c, only=None, json=False):
         raise Exit(code=ChangesPending.exit_code)  # already said above; CI tells "pending" from "error"
 
 
+def _item(item) -> dict:
+    """A plan item's stable keys, as `status --json` and `apply --json` print them (docs/output.md)."""
+    return {"kind": item.kind, "name": item.name, "config": item.config, "status": item.status,
+            "remote_id": item.remote_id}
+
+
 @task(klass=HarnessTask, help={"only": ONLY_HELP, "dry_run": "print what would be sent, send nothing",
-                               "force": "overwrite resources that were changed outside the harness"})
-def apply(c, only=None, dry_run=False, force=False):
+                               "force": "overwrite resources that were changed outside the harness",
+                               "json": "print the steps taken (or, with --dry-run, planned) as one JSON document"})
+def apply(c, only=None, dry_run=False, force=False, json=False):
     """Do what `invoke plan` shows, objectives and guardrails before personas; stop at the first failure."""
     from ..gitops.plan import apply_plan, render
     ctx = context()
+    steps = []
 
     def step(item):
         verb = {"unchanged": "unchanged", "blocked": "blocked", "duplicate-config": "skipped"}.get(item.status, ("would " if dry_run else "") + (
             "create" if item.status in ("create", "missing-remote") else "update"))
+        if json:
+            steps.append({**_item(item), "action": verb, "diff": item.diff if dry_run else []})
+            return
         say(ctx, f"{verb:<16} {item.kind:<10} {item.name!r} ({item.config})")
         if dry_run and item.status == "create":
             say(ctx, f"    POST {'/personas' if item.kind == 'persona' else '/' + item.kind} "
@@ -59,28 +70,36 @@ def apply(c, only=None, dry_run=False, force=False):
                 say(ctx, line)
 
     apply_plan(ctx, only, dry_run=dry_run, force=force, on_step=step)
+    if json:
+        say_json(ctx, {"dry_run": bool(dry_run), "steps": steps, "lock_file": LOCK_FILE})
+        return
     say(ctx, "dry run: nothing sent" if dry_run else f"done; {LOCK_FILE} is up to date")
 
 
-@task(klass=HarnessTask, help={"only": ONLY_HELP})
-def status(c, only=None):
+@task(klass=HarnessTask, help={"only": ONLY_HELP, "json": "print the resources as one JSON array"})
+def status(c, only=None, json=False):
     """The plan's classification per resource, without computing diffs."""
     from ..gitops.plan import make_plan, render
     ctx = context()
-    for item in make_plan(ctx, only, with_diff=False):
+    items = make_plan(ctx, only, with_diff=False)
+    if json:
+        say_json(ctx, [_item(item) for item in items])
+        return
+    for item in items:
         for line in render(item, with_diff=False):
             say(ctx, line)
 
 
 EXPLAIN_HELP = {k: v for k, v in PERSONA_HELP.items() if k not in ("update", "dry_run", "json", "upsert")}
 EXPLAIN_HELP["config"] = "persona config file to explain (flags may be added, as for `invoke persona`)"
+EXPLAIN_HELP["json"] = "print one JSON array of {path, value, source}"
 
 
 @task(klass=HarnessTask, help=EXPLAIN_HELP)
 def explain(c, config=None, persona_id=None, persona_name=None, system_prompt=None, context=None, pipeline_mode=None,
             default_replica_id=None, layers_preset=None, layers_dir=None, llm=None, tts=None, stt=None,
             perception=None, tools=None, tools_dir=None, objectives_id=None, guardrails_id=None,
-            objectives_name=None, guardrails_name=None, document_ids=None, document_tags=None):
+            objectives_name=None, guardrails_name=None, document_ids=None, document_tags=None, json=False):
     """For every field of the final persona payload, show which source set it.
 
     Sources: flag, config file, preset file, environment, default, policy lookup, plugin.
@@ -88,17 +107,26 @@ def explain(c, config=None, persona_id=None, persona_name=None, system_prompt=No
     from ..gitops.explain import explain_persona
     ctx = run_context()
     flags = persona_flags(locals())
-    for path, value, source in explain_persona(ctx, config, flags):
+    rows = explain_persona(ctx, config, flags)
+    if json:
+        say_json(ctx, [{"path": path, "value": redact_field(path.rpartition(".")[2], value), "source": source}
+                       for path, value, source in rows])
+        return
+    for path, value, source in rows:
         shown = jsonlib.dumps(redact_field(path.rpartition(".")[2], value), ensure_ascii=False)[:50]
         say(ctx, f"{path:<40} {shown:<52} {source}")
 
 
 @task(klass=HarnessTask, help={"persona_id": "the remote persona (required)",
                                "to": "config file to write (default configs/persona/<persona_id>.json)",
-                               "force": "overwrite the --to file if it exists"})
-def pull(c, persona_id=None, to=None, force=False):
+                               "force": "overwrite the --to file if it exists",
+                               "json": "print {persona_id, path, lock_file} as one JSON document"})
+def pull(c, persona_id=None, to=None, force=False, json=False):
     """Write a remote persona to a config file (applying it unchanged says "unchanged")."""
     from ..gitops.plan import pull_persona
     ctx = context()
     path = pull_persona(ctx, persona_id, to, force=force)
+    if json:
+        say_json(ctx, {"persona_id": persona_id, "path": str(path), "lock_file": LOCK_FILE})
+        return
     say(ctx, f"wrote {path}; it is now managed in {LOCK_FILE}")

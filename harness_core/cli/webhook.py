@@ -5,7 +5,7 @@ import sys
 
 from invoke import task
 
-from .base import HarnessTask, _emit, context, not_help, number, say, warn
+from .base import HarnessTask, _emit, context, not_help, number, say, say_json, say_json_line, warn
 
 
 @task(klass=HarnessTask, help={
@@ -14,7 +14,7 @@ from .base import HarnessTask, _emit, context, not_help, number, say, warn
     "path": "callback path (default /tavus/callback)",
     "tunnel": "use the https tunnel of a running ngrok agent (NGROK_API_URL) that forwards to --port, "
               "save its URL (+ path + token) as WEBHOOK_URL in .env and check it end to end",
-    "json": "print each event as one raw JSON line (redacted) instead of a readable line",
+    "json": "print each callback as one JSON line {ts, run_id, type, event} (redacted), as `events --json` does",
     "print_url": "print just the callback URL, token included, and exit (for scripts)",
     "ui": "also serve the web inspector (as `tune ui`) on 127.0.0.1, on a second port",
     "ui_port": "the inspector's port with --ui (default 8040; 0 takes a free one)",
@@ -48,8 +48,9 @@ def webhook(c, port=None, host=None, path=None, tunnel=False, json=False, print_
 @task(klass=HarnessTask, help={
     "url": "absolute http(s) URL with a path, e.g. https://example.ngrok-free.app/tavus/callback",
     "as_is": "save the URL exactly as given (no ?token= added), e.g. for your own app",
+    "json": "print {webhook_url, path, notes} as one JSON document (the token redacted)",
 })
-def set_webhook_url(c, url, as_is=False):
+def set_webhook_url(c, url, as_is=False, json=False):
     """Save URL as WEBHOOK_URL in .env (the rest of .env is kept); conversations use it as callback_url.
 
     Adds ?token=WEBHOOK_TOKEN when the URL has none, so `invoke webhook` accepts the callbacks.
@@ -57,6 +58,9 @@ def set_webhook_url(c, url, as_is=False):
     from ..callbacks.publicurl import set_webhook_url as save_webhook_url
     ctx = context()
     saved = save_webhook_url(ctx, not_help(url, "set-webhook-url"), as_is=as_is)
+    if json:
+        say_json(ctx, {"webhook_url": saved.url, "path": str(saved.path), "notes": saved.notes})
+        return
     for note in saved.notes:
         warn(ctx, f"note: {note}")
     say(ctx, f"WEBHOOK_URL={saved.url} saved in {saved.path}")
@@ -65,8 +69,8 @@ def set_webhook_url(c, url, as_is=False):
 @task(klass=HarnessTask, help={
     "conversation_id": "only this conversation's events",
     "type": "only this event type (e.g. system.shutdown), or a group: system, application",
-    "json": "print the stored records (received time + envelope) as one indented JSON array",
-    "jsonl": "print one stored record per line, for jq",
+    "json": "print one stored record {ts, run_id, type, event} per line (JSON lines, as `webhook --json`)",
+    "jsonl": "the same as --json (its older name)",
 })
 def events(c, conversation_id=None, type=None, json=False, jsonl=False):
     """List the callbacks stored in logs/callbacks.sqlite3, oldest first: time, conversation, event type, detail."""
@@ -75,12 +79,12 @@ def events(c, conversation_id=None, type=None, json=False, jsonl=False):
     secrets = ctx.secrets  # once, not per line
     shown = 0
     for shown, line in enumerate(event_lines(iter_events(ctx, conversation_id=conversation_id, event_type=type),
-                                             "jsonl" if jsonl else "json" if json else "text", secrets), 1):
+                                             "jsonl" if json or jsonl else "text", secrets), 1):
         _emit(line, sys.stdout)  # already redacted
-    if not shown and not json:
+    if not shown:
         if type and type not in (*EVENT_SHAPES, "system", "application"):
             warn(ctx, f"note: {type!r} is not an event type Tavus documents; known: {', '.join(EVENT_SHAPES)}")
-        if not jsonl:
+        if not (json or jsonl):
             say(ctx, "no stored events match (the receiver, `invoke webhook`, stores them in logs/callbacks.sqlite3)")
 
 
@@ -88,13 +92,15 @@ def events(c, conversation_id=None, type=None, json=False, jsonl=False):
     "to": "URL to post to (default WEBHOOK_URL); a loopback URL gets ?token=WEBHOOK_TOKEN when it has none",
     "conversation_id": "only this conversation's events",
     "type": "only this event type, or a group: system, application",
+    "json": "print one JSON line per delivery {conversation_id, event_type, status, ok, duplicate}",
 })
-def replay(c, to=None, conversation_id=None, type=None):
+def replay(c, to=None, conversation_id=None, type=None, json=False):
     """Re-post stored events, in the order they arrived, to any URL (your own app, or a receiver)."""
-    from ..callbacks.events import delivery_line, replay_events
+    from ..callbacks.events import delivery_json, delivery_line, replay_events
     ctx = context()
     replay_events(ctx, to=to, conversation_id=conversation_id, event_type=type,
-                  report=lambda d: say(ctx, delivery_line(d)))
+                  report=(lambda d: say_json_line(ctx, delivery_json(d))) if json else
+                  (lambda d: say(ctx, delivery_line(d))))
 
 
 @task(klass=HarnessTask, help={
@@ -104,10 +110,14 @@ def replay(c, to=None, conversation_id=None, type=None):
               "without ' reached' is accepted",
     "conversation_id": "conversation id to put in the event (default: a new random one)",
     "to": "URL to post to (default WEBHOOK_URL); a loopback URL gets ?token=WEBHOOK_TOKEN when it has none",
+    "json": "print {url, conversation_id, event_type, status, ok, duplicate, event} as one JSON document",
 })
-def trigger(c, event_type, reason=None, conversation_id=None, to=None):
+def trigger(c, event_type, reason=None, conversation_id=None, to=None, json=False):
     """Post one synthetic callback in the exact documented envelope, to test a handler offline."""
-    from ..callbacks.events import delivery_line, trigger_event
+    from ..callbacks.events import delivery_json, delivery_line, trigger_event
     ctx = context()
     result = trigger_event(ctx, not_help(event_type, "trigger"), to=to, reason=reason, conversation_id=conversation_id)
+    if json:
+        say_json(ctx, {"url": result.url, **delivery_json(result.delivery), "event": result.delivery.event})
+        return
     say(ctx, f"posted to {result.url}: {delivery_line(result.delivery)}")

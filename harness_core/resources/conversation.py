@@ -71,6 +71,9 @@ def normalise_language(value, where: str) -> tuple[str, str | None]:
                       hint=f"use one of: {', '.join(LANGUAGES)}")
 
 
+SCENARIO_PERSONA = "the scenario's persona"  # the label `invoke run` gives the persona_id it resolved itself
+
+
 def build_conversation(ctx: RunContext, flags: dict, config_path: str | None = None) -> ConversationPlan:
     """Resolve layers and plugins into the exact POST /v2/conversations body (sends nothing but look-ups)."""
     where = str(config_path) if config_path else "flags"
@@ -109,7 +112,7 @@ def build_conversation(ctx: RunContext, flags: dict, config_path: str | None = N
     payload = assemble("conversation", resolved, API_KEYS, ctx)
     if "callback_url" in payload and not payload["callback_url"]:
         del payload["callback_url"]
-    if payload.get("persona_id") and values.get("persona_name"):
+    if payload.get("persona_id") and values.get("persona_name") and resolved.source("persona_id") != SCENARIO_PERSONA:
         notes.append(f"persona_name {values['persona_name']!r} ({resolved.source('persona_name')}) not looked up: "
                      f"persona_id {payload['persona_id']} ({resolved.source('persona_id')}) is used")
     if not payload.get("persona_id") and values.get("persona_name"):

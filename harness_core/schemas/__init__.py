@@ -93,6 +93,22 @@ def check(kind: str, body, *, strict: bool = True, engine: str = "jsonschema") -
     return problems
 
 
+@lru_cache(maxsize=None)
+def _schema_rules():
+    from .quick import QuickValidator
+    return QuickValidator(json.loads((HERE / "tool_parameters.json").read_text()))
+
+
+def schema_problems(candidate) -> list[Problem]:
+    """What makes `candidate` an invalid JSON Schema (e.g. a tool's `parameters`), by the quick validator.
+
+    The rules are tool_parameters.json, the meta-schema's types for the keywords tools use; jsonschema
+    is not imported (tests/unit/test_schema_engines.py checks it agrees with jsonschema's check_schema).
+    """
+    return [p for e in sorted(_schema_rules().iter_errors(candidate), key=lambda e: list(e.absolute_path))
+            for p in _problems(e)]
+
+
 def _dotted(parts) -> str:
     out = ""
     for part in parts:

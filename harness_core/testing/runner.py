@@ -23,7 +23,7 @@ import requests
 
 from ..resources import lockfile
 from ..context import RunContext, sandbox_context
-from ..resources.conversation import build_conversation, create_conversation, end_conversation
+from ..resources.conversation import SCENARIO_PERSONA, build_conversation, create_conversation, end_conversation
 from ..env import api_configured, is_loopback, resolve_target
 from ..errors import ApiError, ConfigError, HarnessError, Interrupted
 from ..callbacks.events import iter_events
@@ -175,6 +175,13 @@ def run_scenarios(ctx: RunContext, paths, *, keep: bool = False, max_concurrent:
     return results, label
 
 
+class RunFlags(dict):
+    """A run's own values for the conversation: labelled as the scenario's, not as flags the user typed."""
+
+    key_labels = {"persona_id": SCENARIO_PERSONA, "callback_url": "the run's callback receiver",
+                  "conversation_name": "the run (scenario name + run id)"}
+
+
 def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run_id: str, keep: bool,
             cancel: threading.Event | None = None, time_scale: float = 1.0, personas: dict | None = None) -> RunResult:
     """One scenario, with its artifacts under logs/runs/<run-id>/<scenario>/.
@@ -194,7 +201,7 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
                                     "overrides": sc.overrides, "sandbox": sc.sandbox}, ctx.secrets)
     try:
         pid = upsert_persona(ctx, sc, personas)
-        flags = {**sc.overrides, "callback_url": callback_url, "persona_id": pid}
+        flags = RunFlags({**sc.overrides, "callback_url": callback_url, "persona_id": pid})
         if "conversation_name" not in sc.overrides:
             flags["conversation_name"] = f"{sc.name} [{run_id}]"
         plan = build_conversation(ctx, flags, sc.conversation_config)
@@ -207,7 +214,8 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
             threading.Thread(target=end_after_join, args=(ctx, source, cid, sc.end_after_seconds * time_scale,
                                                           deadline, ender, ended), daemon=True).start()
         result.verdicts += wait_for_events(sc, source, cid, deadline, cancel)
-        if any(k != "events" for k in sc.expect) and _needs_end(sc):
+        stalled = any(not v.passed for v in result.verdicts)  # end it now: waiting on would only bill the call
+        if not stalled and not keep and any(k != "events" for k in sc.expect) and _needs_end(sc):
             _settle(source, cid, deadline, cancel, settle_quiet(time_scale))
         result.events = source.current(cid)
         observed = Observed(result.events, status_of(ctx, cid))
@@ -220,7 +228,11 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
         ender.set()
-        result.kept = bool(result.conversation_id and keep)
+        result.kept = bool(result.conversation_id and keep and not ended.is_set())
+        if result.conversation_id and keep and ended.is_set():  # say why --keep left nothing up
+            result.cleaned_up = True
+            ctx.note(f"{sc.path}: --keep: conversation {result.conversation_id} was ended by the scenario's "
+                     "end_after_seconds (part of the test); --keep leaves up only what the scenario does not end")
         if result.conversation_id and not keep:
             result.cleaned_up = ended.is_set() or _quiet_end(ctx, result.conversation_id)
             if not result.cleaned_up:  # a leaked conversation keeps billing: that fails the scenario

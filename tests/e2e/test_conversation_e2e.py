@@ -123,9 +123,9 @@ def test_stock_replica_is_picked_deterministically_and_said(project, sandbox):
 
 
 def test_dry_run_prints_the_payload_and_sends_nothing(facilitator, sandbox):
-    result = run_cli("conversation", "--config", KICKOFF, "--dry-run")
+    result = run_cli("conversation", "--config", KICKOFF, "--dry-run", "--json")
     assert result.code == 0
-    assert json.loads(result.out)["conversation_name"] == "Facilitator kickoff"
+    assert json.loads(result.out)["body"]["conversation_name"] == "Facilitator kickoff"
     assert posts(sandbox) == []
 
 
@@ -174,9 +174,9 @@ def test_explicit_recording_false_beats_tune_auto_recording_and_language_flag_be
     monkeypatch.setenv("TUNE_AUTO_RECORDING", "true")
     (project / "quiet.json").write_text(json.dumps({"replica_id": "r4317e64d25a", "properties": {
         "enable_recording": False, "language": "french"}}))
-    result = run_cli("conversation", "--config", "quiet.json", "--language", "de", "--dry-run")
+    result = run_cli("conversation", "--config", "quiet.json", "--language", "de", "--dry-run", "--json")
     assert result.code == 0, result.err
-    properties = json.loads(result.out)["properties"]
+    properties = json.loads(result.out)["body"]["properties"]
     assert properties["enable_recording"] is False and "recording_storage" not in properties
     assert properties["language"] == "german" and "replaces properties.language 'french'" in result.err
 
@@ -237,7 +237,7 @@ def test_tune_binary_runs_the_same_conversation_command(facilitator, sandbox, pr
 
 
 def test_persona_name_next_to_a_persona_id_is_not_looked_up_and_says_so(facilitator, sandbox):
-    result = run_cli("conversation", "--persona-id", facilitator, "--persona-name", "Nobody", "--dry-run")
+    result = run_cli("conversation", "--persona-id", facilitator, "--persona-name", "Nobody", "--dry-run", "--json")
     assert result.code == 0, result.err
-    assert json.loads(result.out)["persona_id"] == facilitator
+    assert json.loads(result.out)["body"]["persona_id"] == facilitator
     assert "persona_name 'Nobody' (flag --persona-name) not looked up" in result.err

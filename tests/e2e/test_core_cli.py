@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.conftest import closed_port_url
 from tests.helpers import interrupt, run_cli, spawn
 
 BIN = Path(sys.executable).parent
@@ -145,3 +146,29 @@ def test_hints_name_the_program_that_runs(project):
                                "--system-prompt", "y"], cwd=project, env=env, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2 and f"`{program} sandbox`" in proc.stderr and f"`{program} demo`" in proc.stderr, \
             proc.stderr
+
+
+def test_sandbox_on_a_taken_port_is_one_error_line_without_a_traceback(tmp_path):
+    import socket
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        proc = subprocess.run([str(BIN / "tune"), "sandbox", "--port", str(port)], cwd=tmp_path, env=clean_env(),
+                              capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"error: --port {port}: cannot listen on 127.0.0.1:{port}") and "--port" in proc.stderr
+
+
+def test_doctor_is_bad_when_webhook_url_names_a_port_without_a_receiver_while_one_runs_elsewhere(project, sandbox,
+                                                                                                  monkeypatch):
+    from harness_core.context import make_context
+    from harness_core.callbacks.receiver import Receiver
+
+    with Receiver(make_context(quiet=True), token="t0ken-123") as rx:
+        closed = closed_port_url().replace("/v2", "")
+        monkeypatch.setenv("WEBHOOK_URL", f"{closed}/tavus/callback?token=t0ken-123")
+        assert closed != rx.base_url
+        result = run_cli("doctor")
+    assert result.code == 5 and "BAD webhook" in result.out and "ok  webhook" not in result.out, result.out

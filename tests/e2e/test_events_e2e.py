@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 
 from harness_core.context import make_context
 from harness_core.callbacks.receiver import Receiver
@@ -98,7 +99,7 @@ def test_events_lists_filters_and_prints_json(rx, project):
     assert "system.shutdown" in lines[2] and "reason: end_conversation_endpoint_hit" in lines[2]
     assert "transcript: 3 entries" in lines[3]
     mine = run_cli("events", "--conversation-id", "cfirst", "--json")
-    records = json.loads(mine.out)
+    records = [json.loads(line) for line in mine.out.splitlines()]  # JSON lines, as `webhook --json`
     assert [r["event"]["event_type"] for r in records] == \
         ["system.replica_joined", "system.shutdown", "application.transcription_ready"]
     assert all(r["type"] == "callback" and r["ts"] for r in records)
@@ -116,6 +117,34 @@ def test_replay_reposts_one_conversation_in_order_to_another_url(rx, project, co
     assert bodies == stored, "the stored envelopes, byte for byte, in arrival order"
     assert collector.events[0]["query"].startswith("token="), "a loopback target gets the receiver's token"
     assert len(result.out.splitlines()) == 3 and all(line.startswith("ok  200") for line in result.out.splitlines())
+
+
+def test_replayed_bodies_carry_the_users_own_webhook_url_but_the_console_never_shows_the_token(rx, project, collector,
+                                                                                                monkeypatch):
+    own = f"{local_url(rx)}?token={TOKEN}"
+    event = {"conversation_id": "cown", "event_type": "system.replica_joined", "message_type": "system",
+             "properties": {}, "timestamp": "2026-01-01T00:00:00Z", "webhook_url": own}
+    assert requests.post(own, json=event, timeout=5).status_code == 200
+    rx.wait_for(lambda evs: len(evs) == 1, 5)
+    assert stored_callbacks(project, "cown")[0]["event"]["webhook_url"].endswith("token=[redacted]"), "logs hold no token"
+    result = run_cli("replay", "--conversation-id", "cown", "--to", collector.url, "--json")
+    assert result.code == 0, result.err
+    [body] = collector.wait_for(lambda b: len(b) == 1, 5)
+    assert body["webhook_url"] == own, "the original value, not token=[redacted]"
+    assert [json.loads(line) for line in result.out.splitlines()] == [
+        {"conversation_id": "cown", "event_type": "system.replica_joined", "status": 200, "ok": True, "duplicate": False}]
+    assert TOKEN not in result.out + result.err
+
+
+def test_a_foreign_webhook_url_keeps_its_redacted_token_when_replayed(rx, project, collector):
+    foreign = "https://someone-else.example/hook?token=" + TOKEN  # same token value, but not WEBHOOK_URL, not loopback
+    event = {"conversation_id": "cfor", "event_type": "system.replica_joined", "message_type": "system",
+             "properties": {}, "timestamp": "2026-01-01T00:00:00Z", "webhook_url": foreign}
+    assert requests.post(f"{local_url(rx)}?token={TOKEN}", json=event, timeout=5).status_code == 200
+    rx.wait_for(lambda evs: len(evs) == 1, 5)
+    assert run_cli("replay", "--conversation-id", "cfor", "--to", collector.url).code == 0
+    [body] = collector.wait_for(lambda b: len(b) == 1, 5)
+    assert body["webhook_url"].endswith("token=%5Bredacted%5D") or body["webhook_url"].endswith("token=[redacted]")
 
 
 def test_replay_into_a_receiver_stores_the_events_again(rx, project):

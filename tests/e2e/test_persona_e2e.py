@@ -168,9 +168,9 @@ def test_tool_with_an_existing_function_name_replaces_it_with_a_warning(project,
 
 
 def test_dry_run_prints_the_exact_payload_and_sends_nothing(project, sandbox):
-    result = run_cli("persona", "--config", "configs/persona/assistant_modular.json", "--dry-run")
+    result = run_cli("persona", "--config", "configs/persona/assistant_modular.json", "--dry-run", "--json")
     assert result.code == 0, result.err
-    body = json.loads(result.out)
+    body = json.loads(result.out)["body"]
     assert tool_names(body) == ["schedule_meeting", "lookup_order_status"] and "tools" not in body
     assert sandbox.store.personas == {} and writes(sandbox) == []
     assert "nothing sent" in result.err
@@ -178,9 +178,9 @@ def test_dry_run_prints_the_exact_payload_and_sends_nothing(project, sandbox):
 
 def test_dry_run_works_offline_with_no_api_configured(project, monkeypatch):
     monkeypatch.delenv("TAVUS_API_URL")
-    result = run_cli("persona", "--config", FACILITATOR, "--dry-run")
+    result = run_cli("persona", "--config", FACILITATOR, "--dry-run", "--json")
     assert result.code == 0, result.err
-    assert json.loads(result.out)["persona_name"] == "Meeting Facilitator"
+    assert json.loads(result.out)["body"]["persona_name"] == "Meeting Facilitator"
     assert "no API configured" in result.err and "nothing sent" in result.err
     assert run_cli("persona", "--config", FACILITATOR).code != 0  # a real create still needs an API
 
@@ -271,9 +271,9 @@ def test_update_removes_what_the_same_config_sent_before_and_no_longer_sets(proj
 def test_update_dry_run_prints_the_patch_and_sends_nothing(project, sandbox):
     create_facilitator(sandbox)
     before = len(sandbox.requests)
-    result = run_cli("persona", "--config", FACILITATOR, "--update", "--context", "New context.", "--dry-run")
+    result = run_cli("persona", "--config", FACILITATOR, "--update", "--context", "New context.", "--dry-run", "--json")
     assert result.code == 0, result.err
-    assert json.loads(result.out) == [{"op": "replace", "path": "/context", "value": "New context."}]
+    assert json.loads(result.out)["body"] == [{"op": "replace", "path": "/context", "value": "New context."}]
     assert [m for m, _ in sandbox.requests[before:] if m != "GET"] == []
 
 
@@ -401,10 +401,10 @@ def test_invoke_and_tune_binaries_create_personas(project, sandbox):
     assert "Traceback" not in bad.stderr and len(sandbox.store.personas) == 2
 
 
-def test_the_readme_persona_commands_run_as_written_in_order_on_one_api(project, sandbox):
+def test_the_documented_persona_commands_run_as_written_in_order_on_one_api(project, sandbox):
     import re
     import shlex
-    block = (REPO / "README.md").read_text().split("## Personas", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    block = (REPO / "docs" / "resources.md").read_text().split("## Personas", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
     commands = [line for line in block.splitlines() if line.startswith("invoke persona")]
     assert len(commands) == 7
     assert run_cli("objectives", "--config", "configs/objectives/facilitator_core.json").code == 0

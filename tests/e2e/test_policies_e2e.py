@@ -66,9 +66,9 @@ def test_guardrails_set_created_once(project, sandbox):
 
 
 def test_dry_run_prints_the_payload_and_sends_nothing(project, sandbox):
-    result = run_cli("guardrails", "--config", GUARDRAILS, "--dry-run")
+    result = run_cli("guardrails", "--config", GUARDRAILS, "--dry-run", "--json")
     assert result.code == 0, result.err
-    assert json.loads(result.out)["name"] == "Facilitator Safety Policy"
+    assert json.loads(result.out)["body"]["name"] == "Facilitator Safety Policy"
     assert sandbox.store.guardrails == {} and non_get(sandbox) == []
 
 

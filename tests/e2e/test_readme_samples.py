@@ -1,4 +1,4 @@
-"""The README's sample run output is what a real run prints (times, ids and ports aside)."""
+"""The documented sample run output (docs/testing.md) is what a real run prints (times, ids and ports aside)."""
 from __future__ import annotations
 
 import re
@@ -36,8 +36,8 @@ def code_blocks(text: str) -> list[str]:
 
 
 def readme_sample(first_word: str) -> list[str]:
-    """The README code block whose first line starts with `first_word` (PASS, XFAIL)."""
-    [block] = [b for b in code_blocks((REPO / "README.md").read_text(encoding="utf-8"))
+    """The docs/testing.md code block whose first line starts with `first_word` (PASS, XFAIL)."""
+    [block] = [b for b in code_blocks((REPO / "docs" / "testing.md").read_text(encoding="utf-8"))
                if b.startswith(first_word + " ")]
     return normal(block)
 

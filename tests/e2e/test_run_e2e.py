@@ -74,6 +74,33 @@ def test_a_stalled_event_says_what_and_how_long(project, sandbox):
     assert active(sandbox) == [], "ended after a timeout"
 
 
+def test_a_stalled_event_ends_the_run_early_even_with_other_checks_to_make(project, sandbox):
+    # end_after_seconds = 3000 simulated = 30 s real; timeout_seconds = 20: without the early end the run
+    # would wait for the shutdown until the timeout, with the conversation up (billed on Tavus).
+    write(project, "stall2", '[[expect.events]]\ntype = "application.recording_ready"\nwithin_seconds = 0.5\n'
+                             '[expect]\nfinal_status = "ended"\n', end=3000)
+    started = time.monotonic()
+    result = run_cli("run", "scenarios/stall2.toml")
+    assert result.code == 5 and "stalled: waited" in result.out, result.out
+    assert time.monotonic() - started < 15, "ended at the stall, not at timeout_seconds (20 s)"
+    assert active(sandbox) == []
+
+
+def test_run_does_not_mention_a_persona_id_flag_nobody_gave(project, sandbox):
+    result = run_cli("run", "scenarios/facilitator_smoke.toml")
+    assert result.code == 0, result.out + result.err
+    assert "not looked up" not in result.err and "--persona-id" not in result.err, result.err
+
+
+def test_keep_with_end_after_seconds_says_that_the_scenario_ended_it(project, sandbox):
+    write(project, "kept", '[[expect.events]]\ntype = "system.shutdown"\nwithin_seconds = 10\n', end=5)
+    result = run_cli("run", "scenarios/kept.toml", "--keep")
+    assert result.code == 0, result.out + result.err
+    assert "--keep: conversation" in result.err and "ended by the scenario's end_after_seconds" in result.err
+    assert "cleanup: conversation ended" in result.out and "left as it is" not in result.out, result.out
+    assert active(sandbox) == []
+
+
 def test_scripted_transcript_makes_content_assertions_meaningful(project, sandbox):
     write(project, "scripted", '[sandbox]\ntranscript = [{ role = "user", content = "We must cut scope." }]\n'
                                'perception_analysis = "The participant wore a purple hat."\n'

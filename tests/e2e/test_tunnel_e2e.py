@@ -127,19 +127,23 @@ def test_tunnel_to_our_port_is_saved_to_dotenv_and_checked_end_to_end(agent, pro
     assert agent.hits == 1
 
 
-def test_a_public_url_that_does_not_reach_the_receiver_is_said_plainly(agent, project):
+def test_a_public_url_that_does_not_reach_the_receiver_is_said_plainly_and_not_saved(agent, project):
     port = free_port()
     agent.forward(closed_port_url().rsplit("/", 1)[0], port)
+    working = "https://working.example/tavus/callback?token=" + TOKEN
+    with (project / ".env").open("a") as env:
+        env.write(f"WEBHOOK_URL={working}\n")
     console = Console(project, port=port, tunnel=True)
     try:
         line = console.wait_line("NOT READY for Tavus")
         assert "nothing answered at" in line and f"forwards to port {port}" in line
+        assert "NOT saved as WEBHOOK_URL (.env is unchanged)" in line
         assert "Listening locally only." in console.wait_line("Listening locally only.")
         assert not any("Ready!" in line for line in console.out + console.err)
     finally:
         console.close()
     assert console.summary.reachable is False
-    assert dotenv_values(project / ".env")["WEBHOOK_URL"].startswith("http://127.0.0.1:"), "saved for a later fix"
+    assert dotenv_values(project / ".env")["WEBHOOK_URL"] == working, "a failed check never replaces a working value"
 
 
 def test_a_public_url_that_reaches_another_receiver_is_not_ready(agent, project):

@@ -281,9 +281,11 @@ def test_tune_webhook_generates_the_token_prints_ready_and_one_json_line_per_eve
     finally:
         out, err = interrupt(proc)
     assert proc.returncode == 0, err
-    events = [json.loads(line) for line in out.splitlines()]
-    assert [e["event_type"] for e in events] == ["system.shutdown"], "stdout holds only raw events"
-    assert events[0]["webhook_url"].endswith("token=[redacted]")
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["event"]["event_type"] for r in records] == ["system.shutdown"], "stdout holds only the callbacks"
+    assert records[0]["event"]["webhook_url"].endswith("token=[redacted]")
+    listed = run_cli("events", "--json")  # the same shape as `events --json`, line for line
+    assert [json.loads(line) for line in listed.out.splitlines()] == records
     assert "Stopped: 1 callbacks stored, 1 requests refused." in err
     assert token not in out + err and token.encode() not in logs_bytes(project)
 
@@ -309,6 +311,27 @@ def test_print_url_prints_just_the_url_with_its_token(project):
     result = run_cli("webhook", "--print-url", "--port", "8123", "--path", "/cb")
     assert result.code == 0, result.err
     assert result.out == f"http://127.0.0.1:8123/cb?token={TOKEN}\n"
+
+
+def test_print_url_names_the_port_of_the_receiver_that_runs(project):
+    (project / ".env").write_text(f"WEBHOOK_TOKEN={TOKEN}\n")
+    proc = start_cli(project, "--path", "/hooks/tavus")
+    try:
+        ready = read_until(proc.stdout, "Ready!")[-1]
+        port = ready.split("http://127.0.0.1:", 1)[1].split("/", 1)[0]
+        result = run_cli("webhook", "--print-url")
+        assert result.code == 0, result.err
+        assert result.out == f"http://127.0.0.1:{port}/hooks/tavus?token={TOKEN}\n", "not the default 8000"
+    finally:
+        interrupt(proc)
+    assert run_cli("webhook", "--print-url").out == f"http://127.0.0.1:8000/tavus/callback?token={TOKEN}\n", \
+        "once it stopped, the default again"
+
+
+def test_print_url_without_a_receiver_uses_the_configured_port(project):
+    (project / ".env").write_text(f"WEBHOOK_TOKEN={TOKEN}\nWEBHOOK_URL=http://127.0.0.1:8555/cb?token={TOKEN}\n")
+    result = run_cli("webhook", "--print-url")
+    assert result.code == 0 and result.out == f"http://127.0.0.1:8555/cb?token={TOKEN}\n", result.out + result.err
 
 
 def test_a_bad_path_flag_is_one_error_line(project):

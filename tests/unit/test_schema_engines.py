@@ -91,3 +91,51 @@ def test_a_schema_with_an_unsupported_keyword_is_refused():
 def test_json_equality_keeps_booleans_apart_from_numbers():
     assert equal([1, {"a": 2.0}], [1.0, {"a": 2}])
     assert not equal(True, 1) and not equal([0], [False]) and not equal({"a": 1}, {"a": 1, "b": 2})
+
+
+# --- tool parameters: the quick validator's schema rules agree with jsonschema's meta-schema --------------
+TYPE_NAMES = ["array", "boolean", "integer", "null", "number", "object", "string"]
+ODD = st.one_of(st.integers(-3, 3), st.text(max_size=3), st.booleans(), st.none(), st.lists(st.integers(), max_size=2))
+TOOL_SCHEMAS = st.recursive(
+    st.fixed_dictionaries({}, optional={
+        "type": st.one_of(st.sampled_from(TYPE_NAMES), st.lists(st.sampled_from(TYPE_NAMES), max_size=2), ODD),
+        "description": st.one_of(st.text(max_size=5), ODD),
+        "required": st.one_of(st.lists(st.text(max_size=3), max_size=2), ODD),
+        "enum": st.one_of(st.lists(st.integers(), max_size=2), ODD),
+        "minLength": st.one_of(st.integers(0, 5), ODD),
+        "maximum": st.one_of(st.floats(allow_nan=False, allow_infinity=False), ODD)}),
+    lambda inner: st.one_of(
+        st.builds(lambda p: {"type": "object", "properties": p}, st.dictionaries(st.text(max_size=3), inner, max_size=2)),
+        st.builds(lambda i: {"type": "array", "items": i}, st.one_of(inner, ODD)),
+        st.builds(lambda a: {"additionalProperties": a}, st.one_of(inner, st.booleans(), ODD))),
+    max_leaves=4)
+
+
+@given(TOOL_SCHEMAS)
+def test_tool_parameter_schemas_are_judged_as_jsonschema_judges_them(candidate):
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    from harness_core.schemas import schema_problems
+    try:
+        Draft202012Validator.check_schema(candidate)
+        valid = True
+    except SchemaError:
+        valid = False
+    assert (schema_problems(candidate) == []) is valid, candidate
+
+
+def test_checking_a_persona_with_tools_does_not_import_jsonschema(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[2]
+    code = ("import sys\nfrom harness_core.cli import program\n"
+            "try:\n    program.run(['tune', 'persona', '--dry-run', '--json', '--config', sys.argv[1]])\n"
+            "except SystemExit as e:\n    assert not e.code, e.code\n"
+            "print('JSONSCHEMA', 'jsonschema' in sys.modules, file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(repo / "configs/persona/assistant_modular.json")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert "JSONSCHEMA False" in proc.stderr, proc.stderr
+    assert json.loads(proc.stdout)["body"]["layers"]["llm"]["tools"], "the tools were there to be checked"
