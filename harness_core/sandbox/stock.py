@@ -52,7 +52,7 @@ def stock_documents() -> dict[str, dict]:
                                  ("d0987654321", "Meeting Guide", "https://example.com/meeting-guide.pdf", ["meetings"])]:
         docs[did] = {"document_id": did, "document_name": name, "document_url": url, "status": "ready",
                      "progress": None, "error_message": None, "created_at": SEEDED_AT, "updated_at": SEEDED_AT,
-                     "callback_url": None, "tags": tags, "crawl_config": None, "crawled_urls": None,
+                     "callback_url": "", "tags": tags, "crawl_config": None, "crawled_urls": None,
                      "last_crawled_at": None, "crawl_count": None}
     return docs
 

@@ -128,7 +128,7 @@ class Documents(Family):
             did, stamp = new_id("d"), utc_now()
             doc = {"document_id": did, "document_name": body.get("document_name") or default_name(url),
                    "document_url": url, "status": "started", "progress": None, "error_message": None,
-                   "created_at": stamp, "updated_at": stamp, "callback_url": body.get("callback_url"),
+                   "created_at": stamp, "updated_at": stamp, "callback_url": body.get("callback_url") or "",
                    "tags": list(body.get("tags") or []), "crawl_config": copy.deepcopy(crawl),
                    "crawled_urls": None, "last_crawled_at": None, "crawl_count": None,
                    **{k: copy.deepcopy(body[k]) for k in CREATE_FIELDS if k not in OWN_KEYS and k in body}}

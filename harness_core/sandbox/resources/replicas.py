@@ -52,7 +52,7 @@ class Replicas(Family):
             yield "GET", rf"/v2/{base}/(?P<id>[^/]+)", lambda req, id, face=face: self.get_replica(req, id, face)
             yield "DELETE", rf"/v2/{base}/(?P<id>[^/]+)", lambda req, id, face=face: self.delete_replica(req, id, face)
             yield "PATCH", rf"/v2/{base}/(?P<id>[^/]+)/name", lambda req, id, face=face: self.rename(req, id, face)
-        yield "PATCH", r"/v2/faces/(?P<id>[^/]+)", self.merge_face
+        yield "PATCH", r"/v2/faces/(?P<id>[^/]+)", lambda req, id: self.merge_face(req, id)
 
     def list_replicas(self, req, face: bool):
         kind = req.arg("face_type" if face else "replica_type")
