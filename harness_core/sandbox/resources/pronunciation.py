@@ -51,7 +51,8 @@ def check_dictionary(body: dict) -> list[dict]:
         for key in ("case_sensitive", "word_boundaries"):
             if key in rule and not isinstance(rule[key], bool):
                 raise error(400, f"{where}.{key} must be true or false")
-        out.append({"case_sensitive": False, "word_boundaries": True, **rule})
+        out.append({**rule, "case_sensitive": rule.get("case_sensitive", False),
+                    "word_boundaries": rule.get("word_boundaries", True)})
     texts = [r["text"] for r in out]
     if len(texts) != len(set(texts)):
         raise error(400, "Invalid request: duplicate text values in rules")

@@ -281,7 +281,8 @@ class Tools(Family):
             fields = {k: v for k, v in current.items() if k not in fixed}
             updated = keep_secret({**fields, **copy.deepcopy(body)}, fields)
             check_tool({k: v for k, v in updated.items() if v is not None or k not in ("on_call", "static_filler")})
-            self.sb.state.tools[tid] = {**fixed, **updated, "updated_at": utc_now()}
+            self.sb.state.tools[tid] = {"tool_id": tid, **updated, "is_system_tool": fixed["is_system_tool"],
+                                        "created_at": fixed["created_at"], "updated_at": utc_now()}
             out = scrub(self.sb.state.tools[tid])
         self.sb.save()
         return Reply(200, out)
