@@ -411,3 +411,12 @@ def test_new_collections_survive_a_restart_with_a_state_file(tmp_path):
     with Sandbox(SandboxSettings(time_scale=SCALE, state_file=str(path))) as second:
         assert call(second, "GET", f"/tools/{tid}").status_code == 200
         assert call(second, "GET", f"/pronunciation-dictionaries/{did}").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/personas", "/pals", "/conversations", "/replicas", "/faces", "/tools",
+                                  "/pronunciation-dictionaries", "/voices", "/objectives", "/guardrails"])
+def test_every_list_refuses_a_limit_below_one_and_a_negative_page(sb, path):
+    for params in ({"limit": -1}, {"limit": 0}, {"page": -1}):
+        resp = call(sb, "GET", path, **params)
+        assert resp.status_code == 400 and "Invalid request" in resp.json()["error"], (params, resp.text)
+    assert call(sb, "GET", path, page=0, limit=1).status_code == 200  # the CLI's page=0 still reads
