@@ -123,17 +123,25 @@ def apply_patch(document: dict, ops: list) -> dict:
     return patched
 
 
-def page(rows: list, req: Request, base: int = 1) -> dict:
-    """The `{data, total_count}` envelope with limit/page (default limit 10)."""
+def page(rows: list, req: Request, base: int = 1, default: int = 10, most: int | None = None) -> dict:
+    """The `{data, total_count}` envelope with limit/page (default limit 10).
+
+    A limit below 1 (or above `most`, where Tavus documents a range) and a negative page are a 400
+    naming the parameter; page 0 on a 1-based list reads as the first page (the official CLI sends
+    page=0 for PALs and voices). Without `most`, a limit is capped at 1000 (invented: undocumented).
+    """
     try:
-        limit = max(1, min(int(req.arg("limit") or 10), 1000))
+        limit = int(req.arg("limit") or default)
         number = int(req.arg("page") or base)
     except ValueError:
         raise error(400, "limit and page must be integers") from None
+    if limit < 1 or (most is not None and limit > most):
+        raise error(400, f"Invalid request: limit must be between 1 and {most or 1000}")
+    if number < 0:
+        raise error(400, f"Invalid request: page must be {base} or more")
+    limit = min(limit, most or 1000)
     start = max(number - base, 0) * limit
     body = {"data": rows[start:start + limit], "total_count": len(rows)}
     if base == 0:
         body.update(page=number, limit=limit)
     return body
-
-

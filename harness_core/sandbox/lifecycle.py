@@ -149,8 +149,9 @@ class Deliverer:
                 if item is None:
                     return
                 url, event = item
-                record = {"url": url, "event_type": event["event_type"], "conversation_id": event["conversation_id"],
-                          "at": utc_now()}
+                # document and replica-training callbacks have no envelope: their status stands in for the type
+                record = {"url": url, "event_type": event.get("event_type") or event.get("status"),
+                          "conversation_id": event.get("conversation_id"), "at": utc_now()}
                 try:
                     resp = session.post(url, json=event, timeout=self.timeout)
                     record["status"] = resp.status_code

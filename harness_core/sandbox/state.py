@@ -13,7 +13,8 @@ from ..schemas import MAX_DEPTH, too_deep
 from ..store import atomic_write, writable
 from .stock import stock_documents, stock_personas, stock_replicas
 
-COLLECTIONS = ("personas", "conversations", "objectives", "guardrails", "documents", "replicas")
+COLLECTIONS = ("personas", "conversations", "objectives", "guardrails", "documents", "replicas", "tools",
+               "pronunciation_dictionaries")
 
 
 def new_id(prefix: str, hex_len: int = 11) -> str:
@@ -35,6 +36,8 @@ class SandboxState:
         self.guardrails: dict[str, dict] = {}
         self.documents: dict[str, dict] = {}
         self.replicas: dict[str, dict] = {}
+        self.tools: dict[str, dict] = {}
+        self.pronunciation_dictionaries: dict[str, dict] = {}
         self.scripts: dict[str, dict] = {}  # "conversation:<id>" or "persona:<id>" -> script
         self._seed()
         if self.state_file:  # refused at start-up rather than losing writes later

@@ -44,12 +44,31 @@ def stock_personas() -> dict[str, dict]:
 
 
 def stock_documents() -> dict[str, dict]:
-    """Two ready documents so document lists are not empty."""
+    """Three ready documents so document lists are not empty."""
     docs = {}
+    # d1234567890 and d2468101214 are the ids the OAS persona examples name, so those examples are accepted.
     for did, name, url, tags in [("d1234567890", "Example Docs", "https://docs.example.com/", ["docs", "website"]),
+                                 ("d2468101214", "Product Info", "https://example.com/product-info.pdf", ["product_info"]),
                                  ("d0987654321", "Meeting Guide", "https://example.com/meeting-guide.pdf", ["meetings"])]:
         docs[did] = {"document_id": did, "document_name": name, "document_url": url, "status": "ready",
                      "progress": None, "error_message": None, "created_at": SEEDED_AT, "updated_at": SEEDED_AT,
-                     "callback_url": None, "tags": tags, "crawl_config": None, "crawled_urls": None,
+                     "callback_url": "", "tags": tags, "crawl_config": None, "crawled_urls": None,
                      "last_crawled_at": None, "crawl_count": None}
     return docs
+
+
+# (voice_name, stock replica it comes from, tags): the slugs `voice_name` on an image-trained replica
+# may name (OAS GET /v2/voices; "anna" is the OAS example). The other slugs are invented.
+STOCK_VOICES = [
+    ("anna", "r90bbd427f71", ["female", "warm"]),
+    ("brooke", "rc8992fe8e8e", ["female", "professional"]),
+    ("interviewer", "r5f0577fc829", ["male", "professional"]),
+    ("sales_coach", "r4f5b5ef55c8", ["male", "energetic"]),
+    ("support", "r3f427f43c9d", ["female", "calm"]),
+]
+
+
+def stock_voices() -> list[dict]:
+    """The stock voices in the OAS list shape, sorted by voice_name."""
+    return [{"voice_name": name, "replica_id": rid, "audio_url": f"https://cdn.replica.tavus.io/voices/{name}.mp3",
+             "tags": [{"tag_name": tag} for tag in tags]} for name, rid, tags in sorted(STOCK_VOICES)]

@@ -300,7 +300,7 @@ def test_flat_and_set_guardrails_and_detach_on_delete(sb):
 
 def test_documents_list_is_zero_based_and_echoes_paging(sb):
     body = call(sb, "GET", "/documents", limit=1).json()
-    assert body["page"] == 0 and body["limit"] == 1 and len(body["data"]) == 1 and body["total_count"] == 2
+    assert body["page"] == 0 and body["limit"] == 1 and len(body["data"]) == 1 and body["total_count"] == len(sb.state.documents) > 1
     did = body["data"][0]["document_id"]
     assert call(sb, "GET", f"/documents/{did}").json()["status"] == "ready"
     assert call(sb, "GET", "/documents/dnope").json() == {"message": "Document not found"}

@@ -6,6 +6,7 @@ import copy
 from ...store import utc_now
 from ..http import Family, Reply, error, invalid, page
 from ..state import new_id
+from .documents import check_document_ids
 
 CONCURRENCY_MESSAGE = "User has reached maximum concurrent conversations"
 
@@ -38,6 +39,7 @@ class Conversations(Family):
                 persona = state.persona(body["persona_id"])
                 if persona is None:
                     raise error(400, "Invalid persona_id")
+            check_document_ids(state, body.get("document_ids"))
             replica_id = body.get("replica_id") or (persona or {}).get("default_replica_id")
             if body.get("replica_id") and body["replica_id"] not in state.replicas:
                 raise error(400, "Invalid replica_id")

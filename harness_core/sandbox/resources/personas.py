@@ -7,6 +7,7 @@ import functools
 from ...store import utc_now
 from ..http import Family, Reply, apply_patch, error, invalid, page
 from ..state import new_id
+from .documents import check_document_ids
 
 SERVER_FIELDS = ("persona_id", "created_at", "updated_at", "persona_type")
 
@@ -57,6 +58,7 @@ class Personas(Family):
         for gid in doc.get("guardrail_ids") or []:
             if gid not in (before.get("guardrail_ids") or []) and "uuid" not in state.guardrails.get(gid, {}):
                 raise error(400, f"Invalid guardrail_id: {gid}")
+        check_document_ids(state, doc.get("document_ids"), before.get("document_ids") or ())
         if (doc.get("layers") or {}).get("conferencing") and not rid:
             raise error(400, "layers.conferencing requires default_face_id")
 
