@@ -1,5 +1,5 @@
-"""The official Tavus OpenAPI file (tests/data/openapi.official-2026-05.yaml, the 2026-05 mirror that
-CONTRACT.md cites as OAS) as test data: its request examples and a check of a response against the
+"""The official Tavus OpenAPI file (../shared/tavus-api/openapi.official-2026-05.yaml beside the
+checkout, as in CI: the 2026-05 mirror that CONTRACT.md cites as OAS) as test data: its request examples and a check of a response against the
 documented schema (field names, JSON types, nullability, envelope).
 
     for name, body in request_examples("/v2/documents", "post"): ...
@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-OAS_FILE = Path(__file__).resolve().parent / "data" / "openapi.official-2026-05.yaml"
+OAS_FILE = Path(__file__).resolve().parents[2] / "shared" / "tavus-api" / "openapi.official-2026-05.yaml"
 TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "integer": int, "number": (int, float)}
 
 
