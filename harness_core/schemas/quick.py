@@ -159,6 +159,12 @@ def _size(kind: type, most: bool):
     return rule
 
 
+def _unique(v, unique, instance, schema, path):
+    if unique and isinstance(instance, list):
+        if any(equal(a, b) for i, a in enumerate(instance) for b in instance[i + 1:]):
+            yield f"{instance!r} has non-unique elements"
+
+
 def _pattern(v, pattern, instance, schema, path):
     if isinstance(instance, str) and not re.search(pattern, instance):
         yield f"{instance!r} does not match {pattern!r}"
@@ -197,7 +203,7 @@ def _not(v, forbidden, instance, schema, path):
 RULES = {"type": _type, "enum": _enum, "const": _const, "properties": _properties,
          "additionalProperties": _additional, "required": _required, "items": _items,
          "minItems": _size(list, most=False), "maxItems": _size(list, most=True),
-         "minLength": _size(str, most=False), "maxLength": _size(str, most=True),
+         "minLength": _size(str, most=False), "maxLength": _size(str, most=True), "uniqueItems": _unique,
          "pattern": _pattern, "minimum": _minimum, "maximum": _maximum, "$ref": _ref, "allOf": _all_of,
          "if": _if, "not": _not}
 KNOWN = set(RULES) | ANNOTATIONS | {"then", "else"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from harness_core.schemas import KINDS, check, schema
@@ -112,6 +112,9 @@ TOOL_SCHEMAS = st.recursive(
 
 
 @given(TOOL_SCHEMAS)
+@example({"type": []})                      # the meta-schema asks for at least one type
+@example({"type": ["string", "string"]})    # ... and no type twice
+@example({"required": ["", ""]})            # required names are unique
 def test_tool_parameter_schemas_are_judged_as_jsonschema_judges_them(candidate):
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
