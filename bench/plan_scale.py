@@ -36,13 +36,19 @@ RUN = "import sys; from harness_core.cli import program; program.run(['tune', *s
 def make_project(where: Path, n: int) -> Path:
     """A project with presets/ and N persona configs (the facilitator example, renamed)."""
     project = where / f"p{n}"
-    shutil.copytree(ROOT / "presets", project / "presets")
+    if (ROOT / "presets").is_dir():  # the presets are built in now; a project may still have its own
+        shutil.copytree(ROOT / "presets", project / "presets")
     (project / "logs").mkdir(parents=True)
     folder = project / "configs" / "persona"
     folder.mkdir(parents=True)
     base = json.loads((ROOT / "configs" / "persona" / "facilitator.example.json").read_text())
-    for i in range(n):
-        config = {**base, "persona_name": f"Bench persona {i:04d}", "context": f"Team {i}."}
+    tools = project / "configs" / "tools"
+    tools.mkdir(parents=True)
+    for i in range(n):  # each PAL attaches a tool of its own: tools are planned and resolved too
+        (tools / f"bench_tool_{i:04d}.json").write_text(json.dumps(
+            {"name": f"bench_tool_{i:04d}", "description": "Bench tool.", "delivery": {"app_message": True}}))
+        config = {**base, "persona_name": f"Bench persona {i:04d}", "context": f"Team {i}.",
+                  "tools": [f"bench_tool_{i:04d}"], "tools_as": "attached"}
         (folder / f"bench_{i:04d}.json").write_text(json.dumps(config, indent=2))
     return project
 

@@ -7,11 +7,11 @@ import sys
 from invoke import Collection, Config, Program, Task
 
 from .. import __version__
-from . import conversation, core, persona, run, state, ui, webhook
+from . import conversation, core, persona, resources, run, state, ui, webhook
 from .base import CLOSED_PIPE, HELP, silence
 
 ns = Collection()
-for _module in (core, persona, conversation, webhook, run, state, ui):
+for _module in (core, persona, resources, conversation, webhook, run, state, ui):
     for _name, _obj in sorted(vars(_module).items()):
         if isinstance(_obj, Task):
             ns.add_task(_obj)

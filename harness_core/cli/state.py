@@ -90,7 +90,7 @@ def status(c, only=None, json=False):
             say(ctx, line)
 
 
-EXPLAIN_HELP = {k: v for k, v in PERSONA_HELP.items() if k not in ("update", "dry_run", "json", "upsert")}
+EXPLAIN_HELP = {k: v for k, v in PERSONA_HELP.items() if k not in ("update", "dry_run", "json", "upsert", "force")}
 EXPLAIN_HELP["config"] = "persona config file to explain (flags may be added, as for `invoke persona`)"
 EXPLAIN_HELP["json"] = "print one JSON array of {path, value, source}"
 

@@ -24,13 +24,18 @@ from ..config import load_file
 from ..context import RunContext
 from ..errors import CheckFailed, ConfigError, HarnessError
 from ..resources.persona import API_KEYS as PERSONA_KEYS, apply_persona, build_persona
+from ..resources import standalone
 from ..resources.remote import diff_managed, fetch_remote
 from ..resources.policies import apply_policy, build_policy, list_policies, policy_id
 from ..redact import REDACTED, redact_field
 from ..store import atomic_write
 
-FOLDERS = {"objectives": "configs/objectives", "guardrails": "configs/guardrails", "persona": "configs/persona"}
-ONLY = {"objectives": "objectives", "guardrails": "guardrails", "personas": "persona", "persona": "persona"}
+FOLDERS = {"documents": ("configs/documents",), "pronunciation": ("configs/pronunciation",), "tools": ("configs/tools",),
+           "objectives": ("configs/objectives",), "guardrails": ("configs/guardrails",),
+           "persona": ("configs/persona", "configs/pals")}
+ONLY = {"objectives": "objectives", "guardrails": "guardrails", "personas": "persona", "persona": "persona",
+        "pals": "persona", "pal": "persona", "tools": "tools", "documents": "documents",
+        "pronunciation": "pronunciation", "dictionaries": "pronunciation"}
 
 
 @dataclass
@@ -47,17 +52,18 @@ class PlanItem:
 
 
 def discover(ctx: RunContext, only: str | None = None) -> list[tuple[str, Path]]:
-    """Config files per kind, in dependency order (objectives, guardrails, personas)."""
+    """Config files per kind, in dependency order (documents, dictionaries, tools, policies, PALs)."""
     kinds = lockfile.KINDS if not only else (ONLY.get(only) or _bad_only(only),)
     found = []
     for kind in kinds:
-        folder = ctx.root / FOLDERS[kind]
-        found += [(kind, p) for p in sorted(folder.glob("*")) if p.suffix in (".json", ".toml")]
+        for folder in FOLDERS[kind]:
+            found += [(kind, p) for p in sorted((ctx.root / folder).glob("*")) if p.suffix in (".json", ".toml")]
     return found
 
 
 def _bad_only(value):
-    raise ConfigError(f"--only {value!r}: unknown resource kind", hint="use personas, objectives or guardrails")
+    raise ConfigError(f"--only {value!r}: unknown resource kind",
+                      hint="use documents, pronunciation, tools, objectives, guardrails or pals (personas)")
 
 
 def desired(ctx: RunContext, kind: str, path: Path) -> tuple[str, dict]:
@@ -66,6 +72,8 @@ def desired(ctx: RunContext, kind: str, path: Path) -> tuple[str, dict]:
     if kind == "persona":
         body = build_persona(ctx, {}, rel).payload
         return body.get("persona_name") or path.stem, body
+    if kind in standalone.KINDS:
+        return standalone.desired(ctx, kind, path)
     body, shape = build_policy(kind, load_file(path), rel)
     return (body.get("name") if shape == "set" else body.get("guardrail_name")) or path.stem, body
 
@@ -105,7 +113,8 @@ def classify(ctx: RunContext, kind: str, path: Path, *, with_diff: bool = True, 
     item.status = {(False, False): "unchanged", (True, False): "update", (False, True): "remote-changed",
                    (True, True): "both-changed"}[(local, drift)]
     if with_diff and item.status != "unchanged":
-        item.diff = diff_managed(remote, item.body, lockfile.sent_before(ctx, kind, item.name, known["id"], item.config))
+        item.diff = diff_managed(remote, item.body, lockfile.sent_before(ctx, kind, item.name, known["id"], item.config),
+                                  top=lockfile.same_config(ctx, kind, item.name, item.config))
         item.was = {op["path"]: _was(remote, op) for op in item.diff if op["op"] in ("replace", "remove")}
     return item
 
@@ -122,6 +131,8 @@ def listed(ctx: RunContext, kind: str) -> dict[str, dict]:
     if kind == "persona":
         rows = client.list_all("/personas", persona_type="user", cached=True)
         return {r["persona_id"]: r for r in rows if isinstance(r.get("persona_id"), str)}
+    if kind in standalone.KINDS:
+        return standalone.by_id(ctx, kind)
     return {pid: r for r in list_policies(client, kind) if (pid := policy_id(kind, r))}
 
 
@@ -178,14 +189,14 @@ def apply_plan(ctx: RunContext, only: str | None = None, *, dry_run: bool = Fals
             raise CheckFailed(f"{rel}: {item.kind} {item.name!r} ({item.remote_id}) was changed outside the harness",
                               hint=f"review `invoke plan`, then `invoke apply --force` to overwrite it, or {take}")
         elif item.status not in ("unchanged", "duplicate-config") and not dry_run:
-            write(ctx, item, rel)  # a missing-remote entry is forgotten by the create's own check
+            write(ctx, item, rel, force=force)  # a missing-remote entry is forgotten by the create's own check
         done.append(item)
         if on_step:
             on_step(item)
     return done
 
 
-def write(ctx: RunContext, item: PlanItem, rel: str) -> None:
+def write(ctx: RunContext, item: PlanItem, rel: str, *, force: bool = False) -> None:
     """Create or update one resource through the same code as `invoke persona/objectives/guardrails`.
 
     A create is an upsert: it checks the state again under the inter-process lock, and when
@@ -193,9 +204,11 @@ def write(ctx: RunContext, item: PlanItem, rel: str) -> None:
     """
     if item.kind == "persona":
         update = item.status in ("update", "remote-changed", "both-changed")
-        apply_persona(ctx, {"persona_id": item.remote_id} if update else {}, rel, update=update, upsert=True)
+        apply_persona(ctx, {"persona_id": item.remote_id} if update else {}, rel, update=update, upsert=True, force=force)
+    elif item.kind in standalone.KINDS:
+        standalone.apply_resource(ctx, item.kind, rel, force=force)
     else:
-        apply_policy(ctx, item.kind, rel)
+        apply_policy(ctx, item.kind, rel, force=force)
 
 
 def pull_persona(ctx: RunContext, persona_id: str | None, to: str | None, *, force: bool = False) -> Path:

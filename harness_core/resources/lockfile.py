@@ -47,7 +47,8 @@ from .remote import fetch_remote
 
 MUTEX_FILE = ".tavus-harness.lock.toml.lock"  # the inter-process lock beside it (never committed)
 MUTEX_WAIT = 300.0  # seconds a writer waits for another command's create (a create with retries is < 1 min)
-KINDS = ("objectives", "guardrails", "persona")  # dependency order: policies before personas
+# Dependency order: what a PAL references first (documents, dictionaries, tools, policies), PALs last.
+KINDS = ("documents", "pronunciation", "tools", "objectives", "guardrails", "persona")
 HEADER = "# Written by tavus-harness: which remote resource each config became. Commit it.\n"
 
 
@@ -205,16 +206,32 @@ def shape(paths) -> dict:
 
 
 def sent_before(ctx: RunContext, kind: str, name: str | None, remote_id: str, config) -> dict | None:
-    """The shape of what this config file last sent to this resource, or None.
+    """The shape of everything the harness sent to this resource (from configs and flags alike), or None.
 
-    An update may remove a field the config no longer sets only when the same file sent it
-    last time: fields set by flags, the dashboard or another config are never touched.
+    An update may remove what the harness sent before and no longer sends (see remote.project);
+    fields set by the dashboard or by hand were never sent, and are never touched.
     """
     known = entry(ctx, kind, name) if name else None
-    if (not known or known.get("id") != remote_id or not config or not known.get("config")
-            or config_id(known["config"]) != config_id(config)):
+    if not known or known.get("id") != remote_id:
         return None
     return shape(known.get("paths") or [])
+
+
+def same_config(ctx: RunContext, kind: str, name: str | None, config) -> bool:
+    """True when `config` is the file that last wrote `kind`/`name` (it may then drop top-level fields)."""
+    known = entry(ctx, kind, name) if name else None
+    return bool(known and config and known.get("config") and config_id(known["config"]) == config_id(config))
+
+
+def refuse_remote_change(ctx: RunContext, kind: str, name: str, remote: dict, where: str, force: bool) -> None:
+    """Every write path's guard: a resource changed outside the harness since our last write is
+    not overwritten unless `force` (the same test as plan's remote-changed)."""
+    known = entry(ctx, kind, name)
+    if force or not known or canonical_hash(managed(remote, known.get("fields") or [])) == known["remote_hash"]:
+        return
+    from ..errors import CheckFailed
+    raise CheckFailed(f"{where}: {kind} {name!r} ({known['id']}) was changed outside the harness since it was last written",
+                      hint="review it with `invoke plan`, then add --force to overwrite it, or `invoke pull` to take the remote version")
 
 
 def config_id(config) -> str:
@@ -257,8 +274,9 @@ def record(ctx: RunContext, kind: str, name: str, remote_id: str, sent: dict, re
            config: str | None, *, from_config_only: bool = True) -> None:
     """Remember a write and the remote as read back; the timestamp only moves when something did.
 
-    `paths` (what an update from the same config may later remove) is only taken from a write
-    made from the config file alone; a write with value flags keeps the paths recorded before.
+    `paths` (what a later update may remove) is everything the harness sent and the API still
+    holds: this write's fields, from config and flags alike, and earlier ones still there.
+    `from_config_only=False` (value flags were given) keeps the config recorded before.
     """
     if not tracked(ctx):
         return
@@ -273,16 +291,27 @@ def record(ctx: RunContext, kind: str, name: str, remote_id: str, sent: dict, re
 def _entry(old: dict, kind: str, name: str, remote_id: str, sent: dict, remote: dict, config: str | None,
            from_config_only: bool) -> dict:
     """The new entry for a write, given the one recorded before (or {})."""
-    owned = bool(config) and from_config_only
+    earlier = [p for p in old.get("paths", []) if old.get("id") == remote_id and _holds(remote, p)]
     new = {"id": remote_id, "sent_hash": canonical_hash(sent), "fields": sorted(sent),
-           "paths": leaf_pointers(sent) if owned else old.get("paths", []),
+           "paths": sorted(set(leaf_pointers(sent)) | set(earlier)),
            "remote_hash": canonical_hash(managed(remote, sent)),
-           "config": config_id(config) if config else old.get("config", ""), "kind": kind, "name": name}
+           "config": config_id(config) if config and (from_config_only or not old.get("config")) else old.get("config", ""),
+           "kind": kind, "name": name}
     if {k: old.get(k) for k in new} != new:
         new["written_at"] = utc_now()
     else:
         new["written_at"] = old.get("written_at", utc_now())
     return new
+
+
+def _holds(document, pointer: str) -> bool:
+    """True when `pointer` names a value in `document`."""
+    from jsonpointer import resolve_pointer
+    marker = object()
+    try:
+        return resolve_pointer(document, pointer, marker) is not marker
+    except Exception:  # a malformed pointer in an old state file: not held
+        return False
 
 
 def forget(ctx: RunContext, kind: str, name: str) -> None:

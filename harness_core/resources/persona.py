@@ -21,16 +21,19 @@ from .lookup import persona_id_for, personas_named
 from .payload import allowed_keys, assemble, check_config_keys, merge_layers, validate_offline
 from . import lockfile
 from .policies import attach_policies
+from . import pal, references
+from .references import PAL_NAMES
 from .remote import diff_managed, read_back
 
 # Fields of POST /v2/personas (contract 2.1) that a config may set.
 API_KEYS = ("persona_name", "system_prompt", "pipeline_mode", "context", "default_replica_id", "document_ids",
             "document_tags", "objectives_id", "guardrails_id", "guardrail_ids", "guardrail_tags", "layers")
 # Keys only the harness reads; they never reach the API. (`tools`, `tools_dir`: the tools plugin.)
-HARNESS_KEYS = ("persona_id", "layers_preset", "layers_dir", "objectives_name", "guardrails_name") + MODULAR_LAYERS
+HARNESS_KEYS = ("persona_id", "layers_preset", "layers_dir", "objectives_name", "guardrails_name", "documents",
+                "tools_as") + MODULAR_LAYERS + tuple(PAL_NAMES)
 # Config keys an environment variable (or .env) may set.
 ENV_MAP = {"default_replica_id": "TAVUS_DEFAULT_REPLICA_ID"}
-STRING_KEYS = ("persona_name", "system_prompt", "pipeline_mode", "context", "default_replica_id", "persona_id",
+STRING_KEYS = ("tools_as", "persona_name", "system_prompt", "pipeline_mode", "context", "default_replica_id", "persona_id",
                "layers_preset", "layers_dir", "tools_dir", "objectives_id", "guardrails_id", "objectives_name",
                "guardrails_name")
 LIST_KEYS = ("document_ids", "document_tags", "guardrail_ids", "guardrail_tags")
@@ -46,6 +49,7 @@ class DesiredPersona:
     attached: list[str] = field(default_factory=list)
     added_guardrail_ids: list[str] = field(default_factory=list)  # attached by id/name, not listed in the config
     id_where: str = ""  # where persona_id came from (for messages)
+    force: bool = False  # overwrite changes made outside the harness
 
 
 @dataclass
@@ -126,13 +130,17 @@ def check_system_prompt(body: dict, where: str) -> None:
                           hint="add system_prompt (or --system-prompt), or set pipeline_mode to echo")
 
 
-def build_persona(ctx: RunContext, flags: dict, config_path: str | None, *, check_prompt: bool = True) -> DesiredPersona:
+def build_persona(ctx: RunContext, flags: dict, config_path: str | None, *, check_prompt: bool = True,
+                  create_refs: bool = False) -> DesiredPersona:
     """Resolve config + flags + env (one precedence rule), layers, tools and policies into a body.
 
     Offline checks come first (keys, layers, tools, system_prompt); policy names and ids are then
-    looked up through the API (reads only). Nothing is written.
+    looked up through the API (reads only). Tools, documents and a pronunciation dictionary named
+    in the config are resolved to ids (see references); `create_refs=True` creates the ones that
+    only exist as configs yet, else a plan shows them pending. Nothing else is written.
     """
     resolved, file_data = gather(flags=flags, config_path=config_path, env=ctx.env, env_map=ENV_MAP)
+    resolved = references.persona_vocabulary(resolved)
     where = str(config_path) if config_path else "flags"
     if file_data:
         check_config_keys("persona", file_data, where, API_KEYS, HARNESS_KEYS, ctx)
@@ -148,7 +156,11 @@ def build_persona(ctx: RunContext, flags: dict, config_path: str | None, *, chec
         return _source(resolved, key, where)
 
     _check_types(values, source)
+    tool_ids = references.split_tools(ctx, values, source("tools"), create=create_refs)
+    document_ids = references.document_ids(ctx, values, source("documents"), create=create_refs)
     layers = build_layers(ctx, values, source)
+    references.dictionary(ctx, layers, source("tts") if values.get("tts") is not None else source("layers"),
+                          create=create_refs)
     if layers:
         values["layers"] = layers
     else:
@@ -165,7 +177,11 @@ def build_persona(ctx: RunContext, flags: dict, config_path: str | None, *, chec
             payload.pop(key, None)
         else:
             payload[key] = value
+    if document_ids is not None:
+        payload["document_ids"] = document_ids
     validate_offline("persona", payload, where, ctx)
+    if tool_ids is not None:
+        payload["tool_ids"] = tool_ids  # attached through /v2/pals/{id}/tools, compared like a field
     return DesiredPersona(payload, where, values.get("persona_id"), attachment.lines,
                           added if not listed else [], source("persona_id"))
 
@@ -195,13 +211,16 @@ def find_persona(ctx: RunContext, desired: DesiredPersona) -> tuple[str, dict]:
 
 
 def apply_persona(ctx: RunContext, flags: dict, config_path: str | None = None, *, update: bool = False,
-                  dry_run: bool = False, upsert: bool = False) -> PersonaResult:
+                  dry_run: bool = False, upsert: bool = False, force: bool = False) -> PersonaResult:
     """Create the persona described by config + flags, or (update=True) patch the existing one.
 
     A create whose name the state file already maps to a persona on this API is refused (Tavus
     names are not unique: it would make a duplicate), or becomes an update with upsert=True.
+    An update of a persona changed outside the harness since our last write (the dashboard, a
+    Builder draft, a 409 maker_changes) is refused unless `force`, as `invoke apply` does.
     """
-    desired = build_persona(ctx, flags, config_path, check_prompt=not update)
+    desired = build_persona(ctx, flags, config_path, check_prompt=not update, create_refs=not dry_run)
+    desired.force = force
     # A create holds the state file's inter-process lock from the check to the record, so two
     # commands never both create this name (see lockfile); an update needs it only to record.
     guard = lockfile.locked(ctx) if not update and not dry_run else contextlib.nullcontext()
@@ -238,25 +257,35 @@ def _apply(ctx: RunContext, desired: DesiredPersona, flags: dict, config_path: s
         result.persona_name = body.get("persona_name") or remote.get("persona_name")
         result.replica = body.get("default_replica_id") or remote.get("default_replica_id")
         result.target = ctx.client().target.label
-        result.patch = diff_managed(remote, body, lockfile.sent_before(ctx, "persona", result.persona_name, pid, config_path))
+        if (lockfile.entry(ctx, "persona", result.persona_name) or {}).get("id") == pid:
+            lockfile.refuse_remote_change(ctx, "persona", result.persona_name, remote, desired.where, desired.force)
+        result.patch = diff_managed(remote, body, lockfile.sent_before(ctx, "persona", result.persona_name, pid, config_path),
+                                    top=lockfile.same_config(ctx, "persona", result.persona_name, config_path))
         if not result.patch:
             result.action = "unchanged"
         elif dry_run:
             result.action = "would update"
         else:
-            reply = ctx.client().patch(f"/personas/{pid}", result.patch)
-            result.status, result.response = reply.status, reply.body
-            result.action = "unchanged" if reply.status == 304 else "updated"
+            ops = [op for op in result.patch if not op["path"].startswith("/tool_ids")]
+            reply = pal.patch_pal(ctx, pid, ops, desired.where, force=desired.force) if ops else None
+            if reply is not None:
+                result.status, result.response = reply.status, reply.body
+            if len(ops) != len(result.patch):
+                result.attached += pal.sync_tools(ctx, pid, body.get("tool_ids") or [])
+            result.action = "unchanged" if reply is not None and reply.status == 304 and len(ops) == len(result.patch) else "updated"
     elif dry_run:
         result.action = "would create"
     else:
         client = ctx.client()
         result.target = client.target.label
-        result.response = client.create("/personas", body, find_existing=_finder(client, body.get("persona_name")))
+        sent, tool_ids = pal.without_tools(body)
+        result.response = client.create("/personas", sent, find_existing=_finder(client, body.get("persona_name")))
         response = result.response if isinstance(result.response, dict) else {}
         result.persona_id = response.get("persona_id") or response.get("pal_id")
         result.persona_name = response.get("persona_name") or result.persona_name
         result.action = "created"
+        if tool_ids and result.persona_id:
+            result.attached += pal.sync_tools(ctx, result.persona_id, tool_ids)
     if not dry_run and result.persona_id and result.action in ("created", "updated", "unchanged"):
         remote = read_back(ctx, f"persona {result.persona_id}",
                            lambda: unwrap_one(ctx.client().get(f"/personas/{result.persona_id}")), body)

@@ -281,8 +281,12 @@ def _check_item(item: dict, where: str, at: str, single: str) -> None:
                           hint="shorten it")
 
 
-def apply_policy(ctx: RunContext, kind: str, config_path: str | None, *, dry_run: bool = False) -> PolicyResult:
-    """Create the objectives/guardrails in `config_path`, or update the one with the same name."""
+def apply_policy(ctx: RunContext, kind: str, config_path: str | None, *, dry_run: bool = False,
+                 force: bool = False) -> PolicyResult:
+    """Create the objectives/guardrails in `config_path`, or update the one with the same name.
+
+    One changed outside the harness since our last write is refused unless `force`.
+    """
 
     if not config_path:
         raise ConfigError("--config: required", hint=f"e.g. invoke {kind} --config configs/{kind}/...")
@@ -295,11 +299,11 @@ def apply_policy(ctx: RunContext, kind: str, config_path: str | None, *, dry_run
     # From the check to the record under the state file's inter-process lock: two commands never
     # both create this name (see lockfile).
     with lockfile.locked(ctx) if not dry_run else contextlib.nullcontext():
-        return _apply_policy(ctx, kind, config_path, body, shape, name, dry_run)
+        return _apply_policy(ctx, kind, config_path, body, shape, name, dry_run, force)
 
 
 def _apply_policy(ctx: RunContext, kind: str, config_path: str, body: dict, shape: str, name: str,
-                  dry_run: bool) -> PolicyResult:
+                  dry_run: bool, force: bool = False) -> PolicyResult:
     """apply_policy() once the body is checked: find the one of that name, create or patch, record."""
     where = str(config_path)
     client = ctx.client()
@@ -330,7 +334,10 @@ def _apply_policy(ctx: RunContext, kind: str, config_path: str, body: dict, shap
     else:
         result.policy_id = policy_id(kind, same[0])
         remote = fetch_policy(ctx, kind, result.policy_id, where)
-        result.patch = diff_managed(remote, body, lockfile.sent_before(ctx, kind, name, result.policy_id, config_path))
+        if known and known.get("id") == result.policy_id:
+            lockfile.refuse_remote_change(ctx, kind, name, remote, where, force)
+        result.patch = diff_managed(remote, body, lockfile.sent_before(ctx, kind, name, result.policy_id, config_path),
+                                    top=lockfile.same_config(ctx, kind, name, config_path))
         if not result.patch:
             result.action = "unchanged"
         elif dry_run:

@@ -14,25 +14,31 @@ from ..context import RunContext
 from ..errors import ApiError, HarnessError
 
 
-def project(remote, desired, sent=None):
-    """`remote` cut down to the shape of `desired`: keys the config does not manage are dropped,
-    so the patch never removes fields set elsewhere. Keys in `sent` (what the same config sent
-    last time, see lockfile.sent_before) are kept too, so one the config dropped is removed."""
+def project(remote, desired, sent=None, *, top=None):
+    """`remote` cut down to the shape of `desired`: keys the write does not set are dropped, so
+    the patch never removes fields set elsewhere. Keys in `sent` (what the harness sent to this
+    resource before, from any source: see lockfile.sent_before) are kept too, so one the write
+    no longer sets is removed: inside an object the write sets, always (`--tts cartesia` after
+    `--tts elevenlabs` drops ElevenLabs' voice_settings); at the top level only when `top`
+    (the same config file sent them: a flag-only update never removes the config's fields)."""
     sent = sent if isinstance(sent, dict) else {}
     if isinstance(remote, dict) and isinstance(desired, dict):
-        return {k: project(v, desired.get(k), sent.get(k)) for k, v in remote.items() if k in desired or k in sent}
+        roots = sent if top is None or top else {}
+        return {k: project(v, desired.get(k), sent.get(k)) for k, v in remote.items()
+                if k in desired or (k in roots and k in sent)}
     if isinstance(remote, list) and isinstance(desired, list):
         return ([project(r, d, sent.get(str(i))) for i, (r, d) in enumerate(zip(remote, desired))]
                 + copy.deepcopy(remote[len(desired):]))
     return copy.deepcopy(remote)
 
 
-def diff_managed(remote: dict, desired: dict, sent: dict | None = None) -> list[dict]:
+def diff_managed(remote: dict, desired: dict, sent: dict | None = None, *, top: bool | None = None) -> list[dict]:
     """RFC 6902 operations turning `remote` into `desired` on managed fields (add/remove/replace only).
 
-    `sent`: the shape this config sent last time; fields it sent then and no longer sets are removed.
+    `sent`: the shape the harness sent before; fields it sent then and no longer sets are removed
+    (top-level ones only when `top` is not False, see project()).
     """
-    return json_diff(project(remote, desired, sent), desired)
+    return json_diff(project(remote, desired, sent, top=top), desired)
 
 
 def json_diff(before, after, pointer: str = "") -> list[dict]:
@@ -59,16 +65,28 @@ def json_diff(before, after, pointer: str = "") -> list[dict]:
     return [{"op": "replace", "path": pointer, "value": copy.deepcopy(after)}]
 
 
+# The API collection of each kind the state file records.
+COLLECTIONS = {"persona": "/personas", "objectives": "/objectives", "guardrails": "/guardrails", "tools": "/tools",
+               "documents": "/documents", "pronunciation": "/pronunciation-dictionaries"}
+
+
 def fetch_remote(ctx: RunContext, kind: str, remote_id: str) -> dict | None:
-    """The remote resource a state entry points at, or None when the API no longer has it."""
-    path = f"/personas/{remote_id}" if kind == "persona" else f"/{kind}/{remote_id}"
+    """The remote resource a state entry points at, or None when the API no longer has it.
+
+    Documents are returned in config names (`crawl` for the API's `crawl_config`).
+    """
     try:
-        body = ctx.client().get(path)
+        body = ctx.client().get(f"{COLLECTIONS[kind]}/{remote_id}")
     except ApiError as exc:
         if exc.not_found:
             return None
         raise
-    return unwrap_one(body) if kind == "persona" else unwrap_policy(body)
+    if kind == "persona":
+        return unwrap_one(body)
+    if kind == "documents":
+        from .documents import as_seen
+        return as_seen(body)
+    return unwrap_policy(body) if kind in ("objectives", "guardrails") else body
 
 
 def read_back(ctx: RunContext, what: str, fetch, sent: dict) -> dict:

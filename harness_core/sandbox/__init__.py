@@ -40,6 +40,7 @@ class SandboxSettings:
     callback_faults: str | None = None  # e.g. "late:0.2,dup:0.1,reorder:0.1"
     fault_seed: int = 1                 # the same seed injects the same faults
     retry_after: int = 1                # Retry-After seconds on an injected 429
+    loopback_tools: bool = False        # accept tool URLs on 127.0.0.1/localhost (a local tool backend)
 
 
 def _faults(spec: str | None, flag: str, example: str, *kinds) -> dict[str, float]:

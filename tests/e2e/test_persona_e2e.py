@@ -262,10 +262,28 @@ def test_update_removes_what_the_same_config_sent_before_and_no_longer_sets(proj
     # A flags-only update never removes what the config sent: only the same file may take back its own fields.
     assert run_cli("persona", "--persona-id", pid, "--update", "--context", "c").code == 0
     assert sandbox.store.personas[pid]["layers"]["tts"] == preset(project, "tts/cartesia.json")
-    # ...and what a flag set alongside the config is not the config's to take back either.
+    # Whatever the harness sent, from any source, is what it may later remove: the config applied
+    # again takes back the fields earlier flags set (plan showed them as an update, not "unchanged").
     assert run_cli("persona", "--config", rel, "--update", "--document-tags", "flagged").code == 0
+    assert sandbox.store.personas[pid]["document_tags"] == ["flagged"]
+    assert run_cli("plan", "--only", "personas").code == 6
     assert run_cli("persona", "--config", str(cfg), "--update").code == 0  # the same file, spelled absolute
-    assert sandbox.store.personas[pid]["document_tags"] == ["flagged"] and sandbox.store.personas[pid]["context"] == "c"
+    assert "document_tags" not in sandbox.store.personas[pid] and "context" not in sandbox.store.personas[pid]
+
+
+def test_a_tts_flag_then_another_leaves_no_voice_settings_behind(project, sandbox):
+    """The measured bug: `--update --tts elevenlabs`, then `--update --tts cartesia`, kept ElevenLabs'
+    voice_settings on a Cartesia persona and plan called it unchanged."""
+    cfg = project / "configs" / "persona" / "voice.json"
+    cfg.write_text(json.dumps({"persona_name": "Voice", "system_prompt": "p", "tts": "cartesia"}))
+    rel = str(cfg.relative_to(project))
+    assert run_cli("persona", "--config", rel).code == 0
+    (pid,) = sandbox.store.personas
+    assert run_cli("persona", "--persona-id", pid, "--update", "--tts", "elevenlabs").code == 0
+    assert "voice_settings" in sandbox.store.personas[pid]["layers"]["tts"]
+    assert run_cli("persona", "--persona-id", pid, "--update", "--tts", "cartesia").code == 0
+    assert sandbox.store.personas[pid]["layers"]["tts"] == preset(project, "tts/cartesia.json")
+    assert sandbox.store.personas[pid]["system_prompt"] == "p", "a flag-only update keeps the config's top-level fields"
 
 
 def test_update_dry_run_prints_the_patch_and_sends_nothing(project, sandbox):

@@ -56,8 +56,10 @@ def scrub(tool: dict) -> dict:
     return out
 
 
-def check_tool(tool: dict) -> None:
-    """400 naming the first documented rule `tool` (a complete tool body) breaks."""
+def check_tool(tool: dict, loopback: bool = False) -> None:
+    """400 naming the first documented rule `tool` (a complete tool body) breaks.
+
+    `loopback`: the sandbox setting `loopback_tools` (see check_url)."""
     for key in tool:
         if key not in FIELDS:
             raise error(400, f"Invalid request: unknown field '{key}'; known: {', '.join(FIELDS)}")
@@ -96,7 +98,7 @@ def check_tool(tool: dict) -> None:
     tags = tool.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise bad("tags", "must be an array of strings")
-    check_delivery(tool.get("delivery"), set(props))
+    check_delivery(tool.get("delivery"), set(props), loopback)
     if tool.get("trigger_type") == "post_call" and not (tool.get("delivery") or {}).get("api"):
         raise bad("delivery", "post_call tools need delivery.api (they run from Tavus after the call)")
 
@@ -106,7 +108,7 @@ def choice(field: str, value, allowed) -> None:
         raise bad(field, f"must be one of: {', '.join(allowed)}")
 
 
-def check_delivery(delivery, declared: set) -> None:
+def check_delivery(delivery, declared: set, loopback: bool = False) -> None:
     if not isinstance(delivery, dict):
         raise bad("delivery", "is required: {\"app_message\": true} or {\"api\": {...}}")
     unknown = set(delivery) - {"app_message", "api"}
@@ -116,10 +118,10 @@ def check_delivery(delivery, declared: set) -> None:
     if app == api:
         raise bad("delivery", "enable exactly one channel: app_message true or api, not both and not neither")
     if api:
-        check_api(delivery["api"], declared)
+        check_api(delivery["api"], declared, loopback)
 
 
-def check_api(api, declared: set) -> None:
+def check_api(api, declared: set, loopback: bool = False) -> None:
     where = "delivery.api"
     if not isinstance(api, dict):
         raise bad(where, "must be an object")
@@ -129,7 +131,7 @@ def check_api(api, declared: set) -> None:
     url = api.get("url")
     if not isinstance(url, str) or not url:
         raise bad(f"{where}.url", "is required")
-    check_url(url, f"{where}.url")
+    check_url(url, f"{where}.url", loopback)
     method = api.get("method", "POST")
     choice(f"{where}.method", method, METHODS)
     timeout = api.get("timeout", 10)
@@ -160,8 +162,18 @@ def check_api(api, declared: set) -> None:
         raise bad(where, f"placeholder(s) {', '.join(missing)} are not declared in parameters.properties")
 
 
-def check_url(url: str, field: str) -> None:
-    """Public HTTPS only; the hostname is fixed (no placeholder) and not private or loopback."""
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def check_url(url: str, field: str, loopback: bool = False) -> None:
+    """Public HTTPS only; the hostname is fixed (no placeholder) and not private or loopback.
+
+    Sandbox choice (not Tavus's rule): with the setting `loopback_tools` (`invoke sandbox
+    --loopback-tools`), an http(s) URL on 127.0.0.1/localhost is accepted too, so a tool backend
+    running beside the sandbox can be named in a config and applied locally.
+    """
+    if loopback and urlsplit(url).scheme in ("http", "https") and urlsplit(url).hostname in LOOPBACK_HOSTS:
+        return
     if not url.lower().startswith("https://"):
         raise bad(field, "must be an https:// URL")
     host = urlsplit(url).hostname or ""
@@ -234,7 +246,7 @@ class Tools(Family):
 
     def create_tool(self, req):
         body = req.json_object()
-        check_tool(body)
+        check_tool(body, self.sb.settings.loopback_tools)
         origin = body.get("origin", "llm")
         with self.sb.state.lock:
             tid, stamp = new_id("t"), utc_now()  # invented id shape: "t" + 11 hex, like the other resources
@@ -280,7 +292,8 @@ class Tools(Family):
             fixed = {k: current[k] for k in ("tool_id", "is_system_tool", "created_at", "updated_at")}
             fields = {k: v for k, v in current.items() if k not in fixed}
             updated = keep_secret({**fields, **copy.deepcopy(body)}, fields)
-            check_tool({k: v for k, v in updated.items() if v is not None or k not in ("on_call", "static_filler")})
+            check_tool({k: v for k, v in updated.items() if v is not None or k not in ("on_call", "static_filler")},
+                       self.sb.settings.loopback_tools)
             self.sb.state.tools[tid] = {"tool_id": tid, **updated, "is_system_tool": fixed["is_system_tool"],
                                         "created_at": fixed["created_at"], "updated_at": utc_now()}
             out = scrub(self.sb.state.tools[tid])

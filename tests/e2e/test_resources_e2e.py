@@ -1,0 +1,167 @@
+"""Tools, documents, pronunciation dictionaries and PALs as code, against the real sandbox (issue 15)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from harness_core.resources.lockfile import LOCK_FILE
+from tests.helpers import run_cli
+
+KEY = {"x-api-key": "dashboard"}
+PAL = "configs/pals/facilitator_pal.json"
+WRITES = ("POST", "PATCH", "PUT", "DELETE")
+
+
+def writes(sandbox, since=0):
+    return [(m, p) for m, p in sandbox.requests[since:] if m in WRITES]
+
+
+def named(store: dict, key: str, name: str) -> str:
+    """The id of the one stored resource called `name` (the sandbox also holds stock documents)."""
+    (found,) = [rid for rid, r in store.items() if r.get(key) == name]
+    return found
+
+
+def status_of(result, config):
+    line = next(line for line in result.out.splitlines() if line.rstrip().endswith(config) or f"{config} " in line)
+    return line.split()[0]
+
+
+def test_a_fresh_apply_creates_everything_in_dependency_order_and_a_second_sends_nothing(project, sandbox):
+    result = run_cli("apply")
+    assert result.code == 0, result.err
+    order = [p.split("/")[2] for m, p in writes(sandbox) if m == "POST" and p.count("/") == 2]
+    firsts = [order.index(k) for k in ("documents", "pronunciation-dictionaries", "tools", "objectives", "personas")]
+    assert firsts == sorted(firsts), order
+    tool_id = named(sandbox.store.tools, "name", "schedule_meeting")
+    doc_id = named(sandbox.store.documents, "document_name", "Facilitation handbook")
+    dict_id = named(sandbox.store.pronunciation_dictionaries, "name", "Brand names")
+    pal = next(p for p in sandbox.store.personas.values() if p["persona_name"] == "Meeting Facilitator PAL")
+    assert pal["tool_ids"] == [tool_id] and pal["document_ids"] == [doc_id]
+    assert pal["layers"]["tts"]["pronunciation_dictionary_id"] == dict_id
+    assert sandbox.store.documents[doc_id]["status"] == "ready", "apply waited for processing"
+    assert sandbox.store.tools[tool_id]["delivery"]["api"]["auth"]["secret"] == "test-only-hmac-secret"
+    before = len(sandbox.requests)
+    again = run_cli("apply")
+    assert again.code == 0 and writes(sandbox, before) == [], writes(sandbox, before)
+    assert run_cli("plan").code == 0
+    seen = result.out + result.err + again.out + (project / LOCK_FILE).read_text() + \
+        b"".join(p.read_bytes() for p in (project / "logs").rglob("*") if p.is_file()).decode(errors="replace")
+    assert "test-only-hmac-secret" not in seen
+
+
+@pytest.mark.parametrize("kind, config, edit, path", [
+    ("tools", "configs/tools/schedule_meeting.json", lambda d: d.update(description="Book a meeting."), "/description"),
+    ("documents", "configs/documents/facilitation_handbook.json", lambda d: d.update(tags=["facilitation", "hr"]), "/tags/1"),
+    ("pronunciation", "configs/pronunciation/brand_names.json",
+     lambda d: d["rules"][0].update(pronunciation="TAY-vus"), "/rules/0/pronunciation"),
+])
+def test_each_kind_creates_then_noops_then_updates_with_a_diff_and_guards_remote_changes(project, sandbox, kind, config,
+                                                                                         edit, path):
+    assert run_cli(kind, "--config", config).code == 0
+    before = len(sandbox.requests)
+    same = run_cli(kind, "--config", config)
+    assert same.code == 0 and "unchanged" in same.out and writes(sandbox, before) == []
+    data = json.loads((project / config).read_text())
+    edit(data)
+    (project / config).write_text(json.dumps(data))
+    plan = run_cli("plan", "--only", kind)
+    assert plan.code == 6 and status_of(plan, config) == "update" and path in plan.out, plan.out
+    assert run_cli("apply", "--only", kind).code == 0
+    assert run_cli("plan", "--only", kind).code == 0
+    # A change made elsewhere (the dashboard) is detected and never overwritten without --force.
+    store, key, name = {"tools": (sandbox.store.tools, "name", "schedule_meeting"),
+                        "documents": (sandbox.store.documents, "document_name", "Facilitation handbook"),
+                        "pronunciation": (sandbox.store.pronunciation_dictionaries, "name", "Brand names")}[kind]
+    rid = named(store, key, name)
+    url = {"tools": "tools", "documents": "documents", "pronunciation": "pronunciation-dictionaries"}[kind]
+    body = ([{"op": "replace", "path": "/name", "value": "Brand names"},
+             {"op": "add", "path": "/rules/-", "value": {"text": "Raven", "pronunciation": "RAY-ven", "type": "alias"}}]
+            if kind == "pronunciation" else {"description": "Edited in the dashboard."} if kind == "tools"
+            else {"tags": ["dashboard"]})
+    assert requests.patch(f"{sandbox.url}/{url}/{rid}", json=body, headers=KEY, timeout=5).ok
+    assert status_of(run_cli("plan", "--only", kind), config) == "remote-changed"
+    refused = run_cli(kind, "--config", config)
+    assert refused.code != 0 and "changed outside the harness" in refused.err and "Traceback" not in refused.err
+    assert run_cli("apply", "--only", kind).code != 0
+    assert run_cli(kind, "--config", config, "--force").code == 0
+    assert run_cli("plan", "--only", kind).code == 0
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda t: t["parameters"]["properties"].update(tavus_id={"type": "string"}), "parameters.properties.tavus_id"),
+    (lambda t: t["delivery"].update(app_message=True), "delivery"),
+    (lambda t: t["delivery"]["api"].update(body_template={"a": "b"}), "delivery.api.body_template"),
+    (lambda t: t["delivery"]["api"]["auth"].update(secret="inline"), "delivery.api.auth.secret"),
+    (lambda t: t["delivery"]["api"].update(url="http://tools.example.com/x"), "delivery.api.url"),
+    (lambda t: t.update(name="book meeting"), "name"),
+])
+def test_a_broken_tool_is_refused_before_anything_is_sent_naming_file_and_field(project, sandbox, change, field):
+    path = project / "configs/tools/schedule_meeting.json"
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+    before = len(sandbox.requests)
+    result = run_cli("tools", "--config", "configs/tools/schedule_meeting.json")
+    assert result.code == 2, result.err
+    assert f"configs/tools/schedule_meeting.json: {field}:" in result.err and "Traceback" not in result.err
+    assert writes(sandbox, before) == []
+    assert "inline" not in result.err or field != "delivery.api.auth.secret"
+
+
+def test_a_broken_reference_is_named_with_its_file(project, sandbox):
+    path = project / PAL
+    data = json.loads(path.read_text())
+    data["tools"] = ["schedule_meeting", "send_invoice"]
+    path.write_text(json.dumps(data))
+    plan = run_cli("plan")
+    assert status_of(plan, PAL) == "blocked"
+    assert f"{PAL}: tools: no tool named 'send_invoice' in configs/tools/" in plan.out
+    result = run_cli("pal", "--config", PAL)
+    assert result.code == 2 and "send_invoice" in result.err and "Traceback" not in result.err
+
+
+def test_a_pal_config_creates_the_tools_document_and_dictionary_it_names(project, sandbox):
+    assert run_cli("apply", "--only", "objectives").code == 0 and run_cli("apply", "--only", "guardrails").code == 0
+    result = run_cli("pal", "--config", PAL)
+    assert result.code == 0, result.err
+    named(sandbox.store.tools, "name", "schedule_meeting")
+    named(sandbox.store.documents, "document_name", "Facilitation handbook")
+    named(sandbox.store.pronunciation_dictionaries, "name", "Brand names")
+    assert "attached    tools" in result.out
+    again = run_cli("pal", "--config", PAL, "--update")
+    assert again.code == 0 and "unchanged" in again.out
+
+
+def test_a_document_that_fails_processing_reports_its_documented_code(project, sandbox):
+    path = project / "configs/documents/broken.json"
+    path.write_text(json.dumps({"document_name": "Broken", "document_url": "https://example.com/a.pdf?sandbox_error=file_empty"}))
+    result = run_cli("documents", "--config", "configs/documents/broken.json")
+    assert result.code != 0 and "configs/documents/broken.json: document 'Broken'" in result.err
+    assert "file_empty" in result.err and "processing" in result.err  # the progress line came first
+
+
+def test_persona_update_refuses_a_dashboard_change_without_force(project, sandbox):
+    cfg = "configs/persona/facilitator.example.json"
+    assert run_cli("persona", "--config", cfg).code == 0
+    (pid,) = sandbox.store.personas
+    ops = [{"op": "replace", "path": "/context", "value": "edited in the dashboard"}]
+    assert requests.patch(f"{sandbox.url}/personas/{pid}", json=ops, headers=KEY, timeout=5).ok
+    refused = run_cli("persona", "--config", cfg, "--update", "--system-prompt", "Shorter.")
+    assert refused.code != 0 and "changed outside the harness" in refused.err
+    assert sandbox.store.personas[pid]["context"] == "edited in the dashboard"
+    assert run_cli("persona", "--config", cfg, "--update", "--force").code == 0
+    assert sandbox.store.personas[pid]["context"] != "edited in the dashboard"
+
+
+def test_invoke_pal_speaks_pal_and_face(project, sandbox):
+    result = run_cli("pal", "--pal-name", "Flags PAL", "--face-id", "r4317e64d25a", "--system-prompt", "Hi.")
+    assert result.code == 0, result.err
+    (pal,) = sandbox.store.personas.values()
+    assert pal["persona_name"] == "Flags PAL" and pal["default_replica_id"] == "r4317e64d25a"
+    both = project / "configs/pals/both.json"
+    both.write_text(json.dumps({"pal_name": "A", "persona_name": "B", "system_prompt": "p"}))
+    clash = run_cli("pal", "--config", "configs/pals/both.json", "--dry-run")
+    assert clash.code == 2 and "pal_name and persona_name: both are set" in clash.err
