@@ -72,7 +72,7 @@ def sandbox(monkeypatch):
     """A fresh local Tavus sandbox on 127.0.0.1 (fast clock); TAVUS_API_URL points at it."""
     from harness_core.sandbox import Sandbox, SandboxSettings
 
-    sb = Sandbox(SandboxSettings(time_scale=0.01, loopback_tools=True))  # the example tool backend is on 127.0.0.1
+    sb = Sandbox(SandboxSettings(time_scale=0.01, allow_loopback_tools=True))  # the example tool backend is on 127.0.0.1
     sb.start(host="127.0.0.1", port=0)
     monkeypatch.setenv("TAVUS_API_URL", sb.url)
     try:

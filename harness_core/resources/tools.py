@@ -174,7 +174,7 @@ def check_url(url: str, where: str, field: str, local_target: bool) -> None:
         if local_target:
             return
         raise _bad(where, field, f"{host} is this machine: Tavus cannot call it",
-                   "use a public https:// URL (a tunnel), or apply to a local sandbox started with --loopback-tools")
+                   "use a public https:// URL (a tunnel), or apply to a local sandbox started with --allow-loopback-tools")
     if parts.scheme != "https":
         raise _bad(where, field, "must be an https:// URL", "Tavus calls tools over HTTPS only")
     if not host or "{" in host:
