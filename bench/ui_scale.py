@@ -84,8 +84,8 @@ def pages(count: int) -> dict[str, str]:
     return {"events (newest)": "/events",
             "events deep page": f"/events?before={count // 2}",
             "events of 1 conv": f"/events?conversation_id={middle_cid}",
-            "events of 1 type": "/events?type=system.shutdown",
-            "events type, deep": f"/events?type=system.shutdown&before={count // 2}",
+            "events of 1 type": "/events?type=conversation.utterance",  # a full page in both stores
+            "events of a group": f"/events?type=conversation&before={count // 2}",
             "conversations": "/conversations",
             "1 conversation": f"/conversations/{middle_cid}"}
 
