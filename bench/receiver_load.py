@@ -11,6 +11,7 @@ the rounds, and the ratios against both baselines are the figures to quote.
 Then, with --idle N (default 500) sockets held open against the receiver (half silent, half trickling an
 unfinished request one byte at a time), N more callbacks from 4 senders: their p99 is the figure
 (target < 100 ms), and none may fail.
+It also times a 4 KiB write + fdatasync on the same disk, the floor under every acknowledgement.
 Usage: .venv/bin/python bench/receiver_load.py [--events 10000] [--senders 32] [--rounds 3] [--idle 500]
 """
 from __future__ import annotations
@@ -169,6 +170,25 @@ def stored_numbers(project: Path) -> list:
         return out
 
 
+def fsync_latency(folder: Path, count: int = 200) -> list[float]:
+    """Seconds per 4 KiB overwrite + fdatasync in `folder` (the disk the receiver commits to), `count` times."""
+    path = folder / "fsync-probe"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, b"\0" * 65536)
+        os.fsync(fd)
+        times = []
+        for i in range(count):
+            started = time.perf_counter()
+            os.pwrite(fd, os.urandom(4096), (i % 16) * 4096)
+            os.fdatasync(fd)
+            times.append(time.perf_counter() - started)
+        return times
+    finally:
+        os.close(fd)
+        path.unlink()
+
+
 def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] * 1000
 
@@ -203,6 +223,7 @@ def main():
             for name, url in urls.items():
                 blast(url, WARM_UP, args.senders, first=sent if name == RECEIVER else 0)
                 sent += WARM_UP if name == RECEIVER else 0
+            probe = fsync_latency(Path(project))
             order = list(urls)
             for r in range(args.rounds):
                 for name in (order if r % 2 == 0 else order[::-1]):
@@ -257,6 +278,12 @@ def main():
     for name in BARE:
         base = medians[name]
         print(f"ratio receiver / {name}: throughput {rx[0] / base[0]:.2f}x, p99 {rx[2] / base[2]:.2f}x")
+    # Little's law with closed-loop senders: each waits ~1.5 commits (the one running when it arrives, then
+    # its own), so fsync latency alone caps the rate at senders / (1.5 x latency), whatever the code does.
+    med = statistics.median(probe)
+    print(f"this disk: 4 KiB write + fdatasync median {med * 1000:.2f} ms, p99 {pct(probe, 99):.2f} ms; with "
+          f"{args.senders} senders that alone caps a receiver that syncs before answering at "
+          f"{args.senders / (1.5 * med):.0f} events/s at most (a commit is more than one 4 KiB sync)")
     print(f"stored: {len(ns)} records of {sent} sent, lost {lost}, duplicated {dup}, unreadable {ns.count(None)}")
     print("targets: throughput >= 0.7x bare, p99 <= 2x bare's, 0 lost, 0 duplicated; with idle sockets p99 < 100 ms")
 
