@@ -385,7 +385,9 @@ def recent_conversations(conn: sqlite3.Connection, before_id: int | None = None,
     Keyset pagination by the last row id: the next page is `before_id=` the last one's. Rows are
     walked newest first until `limit` conversations are found (a conversation's first row met is
     its newest), then each is counted through the conversation index: the cost follows the page,
-    not the store (a GROUP BY over every row grew 64x from 1k to 100k events).
+    not the store (a GROUP BY over every row grew 64x from 1k to 100k events). The walk is longer
+    when conversations listed on earlier pages keep interleaving rows below the cursor (many long
+    conversations at once): then it also passes their rows, which the next page skips.
     """
     found: list[tuple[str, int, str, str, int]] = []
     seen: set[str] = set()
