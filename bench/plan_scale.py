@@ -34,10 +34,13 @@ RUN = "import sys; from harness_core.cli import program; program.run(['tune', *s
 
 
 def make_project(where: Path, n: int) -> Path:
-    """A project with presets/ and N persona configs (the facilitator example, renamed)."""
+    """A project with N persona configs (the facilitator example, renamed), and presets/ if this repo has one."""
     project = where / f"p{n}"
-    if (ROOT / "presets").is_dir():  # the presets are built in now; a project may still have its own
+    project.mkdir(parents=True)
+    if (ROOT / "presets").is_dir():  # project presets are optional: the built-in ones are in the package
         shutil.copytree(ROOT / "presets", project / "presets")
+    if (ROOT / "tavus-harness.toml").is_file():  # the project marker
+        shutil.copy(ROOT / "tavus-harness.toml", project / "tavus-harness.toml")
     (project / "logs").mkdir(parents=True)
     folder = project / "configs" / "persona"
     folder.mkdir(parents=True)

@@ -24,11 +24,20 @@ TUNE = str(Path(sys.executable).parent / "tune")
 SMOKE = ROOT / "scenarios" / "facilitator_smoke.toml"
 
 
-def scratch_project(base: Path, copies: int) -> Path:
-    """A project folder with configs/, presets/ and `copies` scenario files (distinct names)."""
-    root = Path(tempfile.mkdtemp(dir=base))
+def copy_project_files(root: Path) -> None:
+    """Copy this repo's project files into `root`: only those that exist (built-in presets need no copy)."""
     for name in ("configs", "presets"):
-        shutil.copytree(ROOT / name, root / name)
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, root / name)
+    if (ROOT / "tavus-harness.toml").is_file():  # the project marker, so `root` is the project's root
+        shutil.copy(ROOT / "tavus-harness.toml", root / "tavus-harness.toml")
+
+
+def scratch_project(base: Path, copies: int) -> Path:
+    """A project folder (the repo's configs/, presets/ and tavus-harness.toml, those that exist) and
+    `copies` scenario files (distinct names)."""
+    root = Path(tempfile.mkdtemp(dir=base))
+    copy_project_files(root)
     folder = root / "scenarios"
     folder.mkdir()
     text = SMOKE.read_text()

@@ -304,14 +304,30 @@ def iter_records(path: Path, *, legacy_dir: Path | None = None, conversation_id:
         conn.close()
 
 
+def _types(conn: sqlite3.Connection) -> list[str]:
+    """The distinct event types stored, by a skip scan of the type index: one probe per type, not per row."""
+    return [t for (t,) in conn.execute(
+        "WITH RECURSIVE kinds(t) AS (SELECT min(event_type) FROM events UNION ALL "
+        "SELECT (SELECT min(event_type) FROM events WHERE event_type > t) FROM kinds WHERE t IS NOT NULL) "
+        "SELECT t FROM kinds WHERE t IS NOT NULL")]
+
+
+def _in_group(stored: str, wanted: str) -> bool:
+    exact, low, high = group_bounds(wanted)
+    return stored == exact or low <= stored < high
+
+
 def query_page(path: Path, *, legacy_dir: Path | None = None, conversation_id: str | None = None,
                event_type: str | None = None, since: str | None = None, until: str | None = None,
                before_id: int | None = None, after_id: int | None = None, limit: int = 50) -> list[tuple[int, dict]]:
     """One page of (row id, record), by row id: newest first, or oldest first when `after_id` is given.
 
     Keyset pagination (`before_id` / `after_id`) over the primary key and the conversation and type
-    indexes, so a page costs the same at row 100 and at row 100,000. `since`/`until` bound the
-    received time (ISO-8601 prefixes compare as text). Nothing is created when there is no store.
+    indexes, so a page costs the same at row 100 and at row 100,000. A type filter (or a group such
+    as `system`) becomes one `event_type = ?` read per matching type, each walking the type index in
+    row order, merged here: an OR of ranges would make SQLite sort every match of the type first.
+    `since`/`until` bound the received time (ISO-8601 prefixes compare as text). Nothing is created
+    when there is no store.
     """
     path = Path(path)
     if not path.exists() and not (legacy_dir is not None and legacy_dir.is_dir()):
@@ -320,9 +336,6 @@ def query_page(path: Path, *, legacy_dir: Path | None = None, conversation_id: s
     if conversation_id:
         where.append("conversation_id = ?")
         args.append(conversation_id)
-    if event_type:
-        where.append("(event_type = ? OR (event_type >= ? AND event_type < ?))")
-        args.extend(group_bounds(event_type))
     if since:
         where.append("ts >= ?")
         args.append(since)
@@ -335,12 +348,22 @@ def query_page(path: Path, *, legacy_dir: Path | None = None, conversation_id: s
     if after_id is not None:
         where.append("id > ?")
         args.append(int(after_id))
-    order = "ASC" if after_id is not None else "DESC"
-    sql = (f"SELECT id, record FROM events{' WHERE ' + ' AND '.join(where) if where else ''} "
-           f"ORDER BY id {order} LIMIT ?")
+    newest_first = after_id is None
+    limit = max(1, int(limit))
+
+    def select(conditions):
+        return (f"SELECT id, record FROM events{' WHERE ' + ' AND '.join(conditions) if conditions else ''} "
+                f"ORDER BY id {'DESC' if newest_first else 'ASC'} LIMIT ?")
+
     conn = connect(path, legacy_dir)
     try:
-        rows = conn.execute(sql, [*args, max(1, int(limit))]).fetchall()
+        if event_type:
+            rows = []
+            for kind in (t for t in _types(conn) if _in_group(t, event_type)):
+                rows += conn.execute(select([*where, "event_type = ?"]), [*args, kind, limit]).fetchall()
+            rows = sorted(rows, key=lambda row: row[0], reverse=newest_first)[:limit]
+        else:
+            rows = conn.execute(select(where), [*args, limit]).fetchall()
     finally:
         conn.close()
     page = []
@@ -354,19 +377,51 @@ def query_page(path: Path, *, legacy_dir: Path | None = None, conversation_id: s
     return page
 
 
-def summarize(path: Path, *, legacy_dir: Path | None = None, limit: int = 200) -> dict:
+def recent_conversations(conn: sqlite3.Connection, before_id: int | None = None,
+                         limit: int = 50) -> list[tuple[str, int, str, str, int]]:
+    """(conversation id, events, received time of its first and of its last row, last row id), most
+    recently active first.
+
+    Keyset pagination by the last row id: the next page is `before_id=` the last one's. Rows are
+    walked newest first until `limit` conversations are found (a conversation's first row met is
+    its newest), then each is counted through the conversation index: the cost follows the page,
+    not the store (a GROUP BY over every row grew 64x from 1k to 100k events). The walk is longer
+    when conversations listed on earlier pages keep interleaving rows below the cursor (many long
+    conversations at once): then it also passes their rows, which the next page skips.
+    """
+    found: list[tuple[str, int, str, str, int]] = []
+    seen: set[str] = set()
+    walk = "SELECT id, conversation_id FROM events" + (" WHERE id < ?" if before_id is not None else "") + \
+        " ORDER BY id DESC"
+    for row_id, cid in conn.execute(walk, () if before_id is None else (int(before_id),)):
+        if cid in seen:
+            continue
+        seen.add(cid)
+        if before_id is not None and conn.execute(  # active after the cursor: it was on an earlier page
+                "SELECT 1 FROM events WHERE conversation_id = ? AND id >= ? LIMIT 1", (cid, int(before_id))).fetchone():
+            continue
+        # count and first row from the conversation index alone; received times of its first and last rows
+        count, first_id = conn.execute("SELECT count(*), min(id) FROM events WHERE conversation_id = ?",
+                                       (cid,)).fetchone()
+        first, last = (conn.execute("SELECT ts FROM events WHERE id = ?", (i,)).fetchone()[0] for i in (first_id, row_id))
+        found.append((cid, count, first, last, row_id))
+        if len(found) >= limit:
+            break
+    return found
+
+
+def summarize(path: Path, *, legacy_dir: Path | None = None, limit: int = 200, before_id: int | None = None) -> dict:
     """What the store holds at a glance: newest row id, event types, and the `limit` most recently active
-    conversations as (conversation id, events, first received, last received), newest first."""
+    conversations (before row `before_id`, when given) as (conversation id, events, first received,
+    last received, last row id), newest first. Indexed reads only: the cost does not grow with the store."""
     path = Path(path)
     if not path.exists() and not (legacy_dir is not None and legacy_dir.is_dir()):
         return {"last_id": 0, "types": [], "conversations": []}
     conn = connect(path, legacy_dir)
     try:
         last_id = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
-        types = [t for (t,) in conn.execute("SELECT DISTINCT event_type FROM events ORDER BY event_type")]
-        conversations = conn.execute(
-            "SELECT conversation_id, count(*), min(ts), max(ts) FROM events GROUP BY conversation_id "
-            "ORDER BY max(id) DESC LIMIT ?", (int(limit),)).fetchall()
+        types = _types(conn)
+        conversations = recent_conversations(conn, before_id, limit) if limit > 0 else []
     finally:
         conn.close()
     return {"last_id": last_id, "types": types, "conversations": conversations}

@@ -13,6 +13,7 @@ logs/webhook.jsonl, and the server keeps running: this is the harness's second e
 """
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import queue
@@ -93,20 +94,27 @@ def dispatch(ctx: RunContext, event: dict) -> list[tuple[str, BaseException]]:
     """
     hook = ctx.hook.harness_handle_callback
     impls = hook.get_hookimpls()
-    if any(i.wrapper or i.hookwrapper for i in impls):
+    if len(impls) <= 1 or any(i.wrapper or i.hookwrapper for i in impls):  # one call is already isolated
         try:
             hook(event=event, context=ctx)
         except Exception as exc:  # noqa: BLE001 - any plugin failure is reported, never raised
-            return [("harness_handle_callback", exc)]
+            return [(impls[0].plugin_name if len(impls) == 1 else "harness_handle_callback", exc)]
         return []
     failures = []
-    for impl in reversed(impls):  # pluggy's own call order
-        others = [i.plugin for i in impls if i is not impl]
+    for impl, call in _callers(ctx.pm, tuple(impls)):  # pluggy's own call order
         try:
-            ctx.pm.subset_hook_caller("harness_handle_callback", remove_plugins=others)(event=event, context=ctx)
+            call(event=event, context=ctx)
         except Exception as exc:  # noqa: BLE001
             failures.append((impl.plugin_name, exc))
     return failures
+
+
+@functools.lru_cache(maxsize=8)
+def _callers(pm, impls: tuple) -> list:
+    """(impl, a hook caller that runs only that impl), in pluggy's call order; made once per set of plugins."""
+    return [(impl, pm.subset_hook_caller("harness_handle_callback",
+                                         remove_plugins=[i.plugin for i in impls if i is not impl]))
+            for impl in reversed(impls)]
 
 
 class Receiver:
@@ -115,7 +123,7 @@ class Receiver:
     `token=None` makes a fresh random token for this instance (kept in memory only). An
     accepted event is stored before the 2xx goes out; it joins `events` (arrival order) once
     it has been shown and handed to the plugins, so wait_for() also waits for them. `show`
-    (called with each stored record) and `on_problem` (one line per rejected request or plugin
+    (called with the stored records of each committed batch, in order) and `on_problem` (one line per rejected request or plugin
     failure) let the CLI print; both run off the request threads.
     """
 
@@ -288,19 +296,19 @@ class Receiver:
             batch = self._queue.get()
             if batch is None:
                 return
-            for event, record in batch:
-                if self.show:
-                    try:
-                        self.show(record)
-                    except Exception:  # noqa: BLE001
-                        pass
+            if self.show:
+                try:
+                    self.show([record for _, record in batch])
+                except Exception:  # noqa: BLE001
+                    pass
+            for event, _ in batch:
                 for name, exc in dispatch(self.ctx, event):
                     self._plugin_failed(name, event, exc)
-                with self._cond:
-                    self.accepted += 1
-                    if self.keep_events:
-                        self.events.append(event)
-                    self._cond.notify_all()
+            with self._cond:
+                self.accepted += len(batch)
+                if self.keep_events:
+                    self.events.extend(event for event, _ in batch)
+                self._cond.notify_all()
 
     def _plugin_failed(self, name, event, exc):
         message = exc.render() if isinstance(exc, HarnessError) else f"{type(exc).__name__}: {exc}"

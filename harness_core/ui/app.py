@@ -199,7 +199,9 @@ class InspectorApp:
                            "url": redact_text(url, self.ctx.secrets)})
 
     def do_conversations(self, environ):
-        return self.page("conversations.html", nav="conversations", rows=views.conversations_page(self.ctx))
+        data = views.conversations_page(self.ctx, _query(environ))
+        return self.page("conversations.html", nav="conversations", rows=data["rows"], before=data["before"],
+                         older=None if data["older"] is None else f"/conversations?before={data['older']}")
 
     def do_conversation(self, environ, cid):
         data = views.conversation_page(self.ctx, cid)

@@ -103,10 +103,15 @@ def last_row_id(ctx: RunContext) -> int:
     return summarize(events_db(ctx), legacy_dir=callbacks_dir(ctx), limit=0)["last_id"]
 
 
-def conversations_page(ctx: RunContext) -> list[dict]:
-    """The most recently active conversations in the callback store, with event counts and times."""
-    rows = summarize(events_db(ctx), legacy_dir=callbacks_dir(ctx))["conversations"]
-    return [{"conversation_id": c, "events": n, "first": first, "last": last} for c, n, first, last in rows]
+def conversations_page(ctx: RunContext, params: dict | None = None) -> dict:
+    """A page of the most recently active conversations in the callback store, with event counts and
+    times (PAGE_SIZE per page, keyset pagination by `before`, the last row id of the previous page)."""
+    before = _cursor((params or {}).get("before"))
+    found = summarize(events_db(ctx), legacy_dir=callbacks_dir(ctx), limit=PAGE_SIZE + 1,
+                      before_id=before)["conversations"]
+    rows = [{"conversation_id": c, "events": n, "first": first, "last": last, "last_id": last_id}
+            for c, n, first, last, last_id in found[:PAGE_SIZE]]
+    return {"rows": rows, "before": before, "older": rows[-1]["last_id"] if len(found) > PAGE_SIZE else None}
 
 
 def _turns(transcript) -> list[dict]:

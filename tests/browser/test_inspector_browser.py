@@ -130,7 +130,7 @@ def test_a_failed_scenario_shows_the_failed_expectation_at_its_turn(browser, ins
     browser.get(inspector.url + "runs")
     assert browser.find_element(By.CSS_SELECTOR, "tr.fail td").text == "Demo with a failing check"
     assert {a.text for a in browser.find_elements(By.CSS_SELECTOR, "a.report")} == {"report.json", "junit.xml"}
-    screenshot(browser, "runs")
+    screenshot(browser, "failed-run")
     browser.find_element(By.LINK_TEXT, "Demo with a failing check").click()
     first = browser.find_element(By.CSS_SELECTOR, "ul.verdicts li.verdict")
     assert "fail" in first.get_attribute("class").split() and "transcript_excludes" in first.text, "failed ones first"
@@ -138,25 +138,36 @@ def test_a_failed_scenario_shows_the_failed_expectation_at_its_turn(browser, ins
     assert XSS in turn.find_element(By.CSS_SELECTOR, ".content").text
     assert "transcript_excludes" in turn.find_element(By.CSS_SELECTOR, "li.verdict.fail").text
     assert no_alert(browser)
-    screenshot(browser, "scenario")
+    screenshot(browser, "failed-scenario")
     cid = browser.find_element(By.CSS_SELECTOR, "main p a[href^='/conversations/']").text
     browser.get(inspector.url + f"conversations/{cid}")
     assert browser.find_elements(By.CSS_SELECTOR, "li.item.api"), "the API calls that made it are on the timeline"
-    screenshot(browser, "conversation")
+    screenshot(browser, "failed-conversation")
 
 
 def test_demo_screenshots_of_the_four_pages(browser, inspector, project, sandbox):
+    """A demo run (`tune demo`, a passing `tune run`, an applied persona), then the four pages as a
+    reviewer sees them, saved under logs/ui-screenshots/ (git-ignored)."""
+    demo = run_cli("demo")
+    assert demo.code == 0, demo.out + demo.err
+    smoke = run_cli("run", "scenarios/facilitator_smoke.toml")
+    assert smoke.code == 0, smoke.out + smoke.err
     for i, kind in enumerate(("system.replica_joined", "application.perception_analysis", "system.shutdown")):
         props = {"analysis": "The participant wore a purple hat."} if "perception" in kind else \
             {"shutdown_reason": "end_conversation_endpoint_hit"} if "shutdown" in kind else {}
         requests.post(inspector.receiver.callback_url, json=callback(f"cDemo000{i % 2}", kind, **props),
                       timeout=5).raise_for_status()
-    assert run_cli("persona", "--config", "configs/persona/facilitator.example.json").code == 0
+    assert run_cli("persona", "--config", "configs/persona/facilitator.example.json", "--upsert").code == 0
     shots = {}
-    for page, ready in (("events", "li.event"), ("conversations", "table"), ("runs", "main"), ("state", "table.plan")):
+    for page, ready in (("events", "li.event"), ("conversations", "table"), ("runs", "tr.pass"), ("state", "table.plan")):
         browser.get(inspector.url + page)
         wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, ready), 5, page)
         shots[page] = screenshot(browser, page)
-    assert "unchanged" in browser.find_element(By.CSS_SELECTOR, "table.plan").text or \
-        "create" in browser.find_element(By.CSS_SELECTOR, "table.plan").text
+    plan = browser.find_element(By.CSS_SELECTOR, "table.plan").text
+    assert "unchanged" in plan or "create" in plan
+    browser.get(inspector.url + "runs")  # the run's conversation: callbacks, transcript turns and API calls
+    browser.find_element(By.CSS_SELECTOR, "tr.pass a[href^='/conversations/']").click()
+    wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "li.item.api"), 5, "a conversation's timeline")
+    assert browser.find_elements(By.CSS_SELECTOR, "li.turn"), "the transcript's turns are on the timeline"
+    shots["conversation"] = screenshot(browser, "conversation")
     assert all(Path(p).stat().st_size > 5000 for p in shots.values())

@@ -72,6 +72,91 @@ def test_events_are_paged_newest_first_and_filtered_by_indexed_queries(project, 
     assert "events_by_conversation" in plan and "SCAN events" not in plan, plan
 
 
+def plans(project: Path, sql: str, *args) -> str:
+    conn = eventstore.connect(project / "logs" / eventstore.DB_NAME)
+    try:
+        return " ".join(r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+    finally:
+        conn.close()
+
+
+def test_conversations_are_paged_by_last_activity_without_scanning_the_store(project, ui):
+    fill_store(project, 1200, conversations=120)  # conversation c{i % 120}: the last rows touch c0119 ... c0000
+    shown, url, pages = [], ui.url + "conversations", 0
+    while url:
+        html = requests.get(url, timeout=10).text
+        shown += re.findall(r'<a href="/conversations/(c\d{4})">', html)
+        counts = [int(n) for n in re.findall(r'</a></td><td>(\d+)</td>', html)]
+        assert set(counts) == {10}, "each conversation's own count of callbacks"
+        pages += 1
+        older = re.search(r'<a class="older" href="([^"]+)"', html)
+        url = ui.url.rstrip("/") + older.group(1) if older else None
+    assert shown == [f"c{i:04d}" for i in range(119, -1, -1)] and pages == 3, "each once, most recently active first"
+    # A conversation active again is listed first, and not again on an older page (keyset by its last row).
+    conn = eventstore.connect(project / "logs" / eventstore.DB_NAME)
+    record = {"ts": "2026-12-01T11:00:00.000000Z", "run_id": "t", "type": "callback",
+              "event": {"conversation_id": "c0100", "event_type": "system.shutdown", "timestamp": "late"}}
+    conn.execute(eventstore._INSERT, eventstore._row(record, eventstore._encode(record)))
+    conn.close()
+    first = requests.get(ui.url + "conversations", timeout=10).text
+    listed = re.findall(r'<a href="/conversations/(c\d{4})">', first)
+    assert listed[0] == "c0100" and listed.count("c0100") == 1
+    older = re.search(r'<a class="older" href="([^"]+)"', first).group(1)
+    rest = re.findall(r'<a href="/conversations/(c\d{4})">', requests.get(ui.url.rstrip("/") + older, timeout=10).text)
+    assert "c0100" not in rest and len(listed) + len(rest) >= 100
+
+
+def test_type_filters_merge_the_types_of_a_group_newest_first(project, ui):
+    fill_store(project, 600)
+    html = requests.get(ui.url + "events", params={"type": "system", "before": "300"}, timeout=10).text
+    assert ids_on(html) == [i for i in range(299, 0, -1) if (i - 1) % 3 != 1][:50], "system.* merged, newest first"
+    html = requests.get(ui.url + "events", params={"type": "system.shutdown"}, timeout=10).text
+    assert ids_on(html) == [i for i in range(600, 0, -1) if (i - 1) % 3 == 2][:50]
+
+
+def sqlite_steps(monkeypatch) -> list[int]:
+    """Count SQLite's virtual-machine steps (in thousands) on every store connection opened from now on."""
+    counter = [0]
+    opened = eventstore.connect
+
+    def counting(*args, **kwargs):
+        conn = opened(*args, **kwargs)
+        conn.set_progress_handler(lambda: counter.__setitem__(0, counter[0] + 1) or 0, 1000)
+        return conn
+
+    monkeypatch.setattr(eventstore, "connect", counting)
+    return counter
+
+
+@pytest.mark.parametrize("path", ["events", "events?type=system.shutdown", "events?type=system&before={half}",
+                                  "events?conversation_id=c0007", "conversations", "{older conversations}",
+                                  "conversations/c0007"])
+def test_a_page_costs_the_same_over_ten_times_more_stored_events(tmp_path, monkeypatch, path):
+    """Deterministic work, not time: SQLite's steps to serve a page over 6,000 events vs over 600
+    (10 per conversation in both), so a page that scans the store fails whatever the machine's load."""
+    from harness_core.context import make_context
+    from harness_core.ui.server import Inspector
+
+    steps, counter = {}, sqlite_steps(monkeypatch)
+    for count in (600, 6000):
+        project = tmp_path / f"p{count}"
+        (project / "logs").mkdir(parents=True)
+        (project / "tavus-harness.toml").write_text("")
+        monkeypatch.chdir(project)
+        monkeypatch.setenv("TAVUS_HARNESS_DOTENV", str(project / ".env"))
+        fill_store(project, count, conversations=count // 10)
+        with Inspector(make_context(quiet=True), 0) as inspector:
+            wanted = path.format(half=count // 2, **{"older conversations": "conversations"})
+            if path == "{older conversations}":  # the page the first one links to, as a reader follows it
+                first = requests.get(inspector.url + wanted, timeout=30).text
+                wanted = re.search(r'<a class="older" href="/([^"]+)"', first).group(1)
+            counter[0] = 0
+            answer = requests.get(inspector.url + wanted, timeout=30)
+            assert answer.status_code == 200, answer.text[:300]
+            steps[count] = counter[0]
+    assert steps[6000] <= 2 * steps[600] + 5, f"{path}: {steps} thousand SQLite steps (600 vs 6,000 events)"
+
+
 def test_the_live_stream_sends_only_new_matching_rows(project, ui):
     fill_store(project, 30)
     with requests.get(ui.url + "events/stream", params={"after": 25, "type": "system.shutdown"}, stream=True,
