@@ -147,6 +147,11 @@ def find_cli(explicit: str | None = None) -> str | None:
     return None
 
 
+def fill(arg: str, values: dict[str, str]) -> str:
+    """`arg` with each {name} replaced by its captured value; other braces (a JSON `{}`) stay as written."""
+    return re.sub(r"{(\w+)}", lambda m: values.get(m.group(1), m.group(0)), arg)
+
+
 def dig(data, dotted: str):
     """`data` at a dotted path whose numeric parts index lists ("0.face_id"); also looks under "data"."""
     for candidate in (data, data.get("data") if isinstance(data, dict) else None):
@@ -182,7 +187,7 @@ def run_all(cli: str, api_url: str, api_key: str = "sandbox-key", deadline: floa
             if missing:
                 outcomes.append(Outcome(step.argv, False, f"not run: {', '.join(missing)} was not captured"))
                 continue
-            argv = [a.format(**values) for a in step.argv]
+            argv = [fill(a, values) for a in step.argv]
             if time.monotonic() > stop_at:
                 outcomes.append(Outcome(argv, False, "not run: deadline reached"))
                 continue
