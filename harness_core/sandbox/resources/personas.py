@@ -35,7 +35,7 @@ class Personas(Family):
             yield "GET", rf"/v2/{base}/(?P<id>[^/]+)", lambda req, id, pal=pal: self.get_persona(req, id, pal)
             yield "PATCH", rf"/v2/{base}/(?P<id>[^/]+)", lambda req, id, pal=pal: self.patch_persona(req, id, pal)
             yield "DELETE", rf"/v2/{base}/(?P<id>[^/]+)", lambda req, id, pal=pal: self.delete_persona(id, pal)
-        yield "POST", r"/v2/pals/(?P<id>[^/]+)/publish", self.publish
+        yield "POST", r"/v2/pals/(?P<pid>[^/]+)/publish", self.publish
 
     def create_persona(self, req, pal: bool):
         body = hoist_layer_knowledge(req.json_object())
