@@ -4,15 +4,18 @@ and guardrail sets in both documented shapes, errors in words, and the `tune san
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import requests
 
 from harness_core.sandbox import Sandbox, SandboxSettings
 from tests.helpers import interrupt, run_cli, spawn
-from tests.e2e.test_core_cli import BIN, clean_env
 
+BIN = Path(sys.executable).parent
 KEY = {"x-api-key": "any-key"}
 STOCK = "r4317e64d25a"
 
@@ -253,7 +256,7 @@ def test_schema_errors_are_words_not_python_reprs(sb, body, words):
 # --- item 8 and the settings of `tune sandbox` -------------------------------------------------------------
 def test_tune_sandbox_takes_the_persona_get_shape_and_pal_editing_settings(tmp_path):
     proc = spawn([str(BIN / "tune"), "sandbox", "--port", "0", "--persona-get-shape", "wrapped", "--pal-editing", "draft"],
-                 cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 cwd=tmp_path, env={k: v for k, v in os.environ.items() if not k.startswith("TAVUS_")}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         proc.stdout.readline()
         url = proc.stdout.readline().strip().split("=", 1)[1]
