@@ -77,3 +77,25 @@ def conforms(schema: dict | None, value, where: str = "", complete: bool = False
         for i, item in enumerate(value):
             problems += conforms(schema["items"], item, f"{where}[{i}]")
     return problems
+
+
+# Video generation and its relatives are out of the sandbox's scope (docs/sandbox.md).
+OUT_OF_SCOPE = ("/v2/videos", "/v2/lipsync", "/v2/replacements", "/v2/transcriptions")
+
+
+def in_scope_operations() -> list[tuple[str, str]]:
+    """(path, method) of every documented operation the sandbox emulates, in file order."""
+    return [(path, method) for path, ops in spec()["paths"].items() if not path.startswith(OUT_OF_SCOPE)
+            for method in ops if method in ("get", "post", "put", "patch", "delete")]
+
+
+def field_example(schema: dict, skip: tuple[str, ...] = ()) -> dict:
+    """An object made of the field-level `example`s of an object schema (keys in `skip` left out):
+    what a docs page shows when an operation has no named example."""
+    return {key: sub["example"] for key, sub in (schema.get("properties") or {}).items()
+            if "example" in sub and key not in skip}
+
+
+def request_schema(path: str, method: str) -> dict:
+    """The JSON schema of an operation's request body."""
+    return operation(path, method)["requestBody"]["content"]["application/json"]["schema"]

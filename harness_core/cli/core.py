@@ -95,9 +95,13 @@ def plugins_(c, third_party=False, json=False):
     "faults": 'inject API faults, e.g. "429:0.2,500:0.1,latency:200ms,reset:0.05"',
     "callback_faults": 'inject callback faults, e.g. "late:0.2,dup:0.1,reorder:0.1"',
     "allow_loopback_tools": "accept and call delivery.api tools on http:// loopback/private URLs (Tavus refuses them)",
+    "persona_get_shape": 'GET /v2/personas/{id} answers "flat" (default, as the official CLI reads it) '
+                         'or "wrapped" in {"data": [persona]} (as the API reference shows)',
+    "pal_editing": 'a PATCH to a PAL edited in the dashboard: "maker" (default: 409 maker_changes, '
+                   '?force=true) or "draft" (edits the Builder draft, answers publish_url)',
 })
 def sandbox(c, port=None, host=None, state=None, api_key=None, max_concurrent=None, time_scale=None,
-            faults=None, callback_faults=None, allow_loopback_tools=False):
+            faults=None, callback_faults=None, allow_loopback_tools=False, persona_get_shape=None, pal_editing=None):
     """Serve the local Tavus sandbox (an offline emulator of the Tavus API) until Ctrl-C."""
     from ..sandbox import SandboxSettings, serve_forever
 
@@ -105,6 +109,8 @@ def sandbox(c, port=None, host=None, state=None, api_key=None, max_concurrent=No
     settings = SandboxSettings(
         api_key=api_key, state_file=state, faults=faults, callback_faults=callback_faults,
         allow_loopback_tools=bool(allow_loopback_tools),
+        **({"persona_get_shape": persona_get_shape} if persona_get_shape is not None else {}),
+        **({"pal_editing": pal_editing} if pal_editing is not None else {}),
         **({"max_concurrent": number(max_concurrent, "max-concurrent", 3, low=1)} if max_concurrent is not None else {}),
         **({"time_scale": number(time_scale, "time-scale", 1.0, whole=False)} if time_scale is not None else {}))
 

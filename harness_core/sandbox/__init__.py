@@ -23,6 +23,10 @@ from .state import SandboxState
 __all__ = ["Sandbox", "SandboxSettings", "serve_forever"]
 
 
+PERSONA_GET_SHAPES = ("flat", "wrapped")
+PAL_EDITING = ("maker", "draft")
+
+
 @dataclass
 class SandboxSettings:
     """Knobs of the emulator. Durations are simulated seconds multiplied by time_scale."""
@@ -31,6 +35,9 @@ class SandboxSettings:
     max_concurrent: int = 3             # active non-test conversations before the limit error
     time_scale: float = 1.0             # 0.01 makes a 60 s call last 0.6 s
     persona_get_shape: str = "flat"     # "flat" or "wrapped" ({"data": [persona]}) for GET /v2/personas/{id}
+    # How a PATCH meets a PAL edited in the dashboard (CONTRACT §10.5; POST /_sandbox/pals/{id}/dashboard-edit):
+    # "maker" (the newer docs: 409 maker_changes, ?force=true) or "draft" (the Builder draft + publish_url)
+    pal_editing: str = "maker"
     test_mode_callbacks: bool = False   # test_mode conversations send shutdown + transcript at once (undocumented)
     state_file: str | None = None       # JSON file: loaded at start, saved after every write
     send_pal_joined: bool = True        # also send system.pal_joined with replica_joined (CONTRACT §10.6)
@@ -57,6 +64,11 @@ class Sandbox(Lifecycle):
 
     def __init__(self, settings: SandboxSettings | None = None):
         self.settings = settings or SandboxSettings()
+        for flag, value, allowed in (("persona-get-shape", self.settings.persona_get_shape, PERSONA_GET_SHAPES),
+                                     ("pal-editing", self.settings.pal_editing, PAL_EDITING)):
+            if value not in allowed:
+                raise ConfigError(f"sandbox --{flag} {value!r}: not one of {', '.join(allowed)}",
+                                  hint=f"write e.g. --{flag} {allowed[0]}")
         self.state = SandboxState(self.settings.state_file)
         self.requests: list[tuple[str, str]] = []
         self._requests_lock = threading.Lock()

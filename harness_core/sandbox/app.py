@@ -16,11 +16,13 @@ from .http import MAX_BODY, Reply, Request, error
 from .resources.control import Control
 from .resources.conversations import Conversations
 from .resources.documents import Documents
+from .resources.memory_stores import MemoryStores
 from .resources.personas import Personas
 from .resources.policies import Policies
 from .resources.pronunciation import PronunciationDictionaries
 from .resources.replicas import Replicas
 from .resources.room import Room
+from .resources.skills import Skills
 from .resources.tools import Tools
 from .resources.voices import Voices
 
@@ -28,7 +30,7 @@ __all__ = ["FAMILIES", "MAX_BODY", "SandboxApp"]
 
 # Every resource family the sandbox serves; a new family is one module and one entry here.
 FAMILIES = (Personas, Replicas, Conversations, Policies, Documents, Tools, PronunciationDictionaries, Voices, Control,
-            Room)
+            Room, Skills, MemoryStores)
 
 
 class SandboxApp:

@@ -14,7 +14,7 @@ from ..store import atomic_write, writable
 from .stock import stock_documents, stock_personas, stock_replicas
 
 COLLECTIONS = ("personas", "conversations", "objectives", "guardrails", "documents", "replicas", "tools",
-               "pronunciation_dictionaries")
+               "pronunciation_dictionaries", "pal_edits", "pal_skills", "deleted_memory_stores")
 
 
 def new_id(prefix: str, hex_len: int = 11) -> str:
@@ -38,6 +38,11 @@ class SandboxState:
         self.replicas: dict[str, dict] = {}
         self.tools: dict[str, dict] = {}
         self.pronunciation_dictionaries: dict[str, dict] = {}
+        # pal_id -> the PAL as edited in the dashboard and not yet live: the Builder draft or the
+        # unpushed PAL Maker changes, by the sandbox's pal_editing setting (resources/personas.py)
+        self.pal_edits: dict[str, dict] = {}
+        self.pal_skills: dict[str, dict] = {}  # pal_id -> {skill_id: the attachment body as PUT}
+        self.deleted_memory_stores: dict[str, str] = {}  # memory store name -> when it was deleted
         self.scripts: dict[str, dict] = {}  # "conversation:<id>" or "persona:<id>" -> script
         self._seed()
         if self.state_file:  # refused at start-up rather than losing writes later

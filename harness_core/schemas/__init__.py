@@ -130,7 +130,30 @@ def _problems(error) -> list[Problem]:
         return [Problem(path or "(body)", f"{error.instance!r} is not one of: {choices}", is_enum=True)]
     if error.validator == "type":
         return [Problem(path or "(body)", f"must be {_article(error.validator_value)}, not {_json_type(error.instance)}")]
-    return [Problem(path or "(body)", error.message)]
+    words = _in_words(error.validator, error.validator_value, error.instance)
+    return [Problem(path or "(body)", words or error.message)]
+
+
+def _in_words(keyword: str, rule, value) -> str | None:
+    """What a broken `keyword` rule asks for, in words a user can act on (never a repr of the schema
+    or a long value); None for a keyword without words here (its validator's message is used)."""
+    if keyword == "not" and isinstance(rule, dict) and list(rule) == ["required"]:
+        return f"set only one of {' / '.join(rule['required'])}, not both"
+    if keyword == "pattern":
+        return ("must use only letters, digits and _ (no spaces)" if rule == "^[A-Za-z0-9_]+$"
+                else f"must match the pattern {rule}")
+    counted = {"maxLength": ("must be at most", "character"), "minLength": ("must be at least", "character"),
+               "maxItems": ("must have at most", "item"), "minItems": ("must have at least", "item")}
+    if keyword in counted:
+        says, unit = counted[keyword]
+        return f"{says} {rule} {unit}{'' if rule == 1 else 's'} (it has {len(value)})"
+    if keyword == "uniqueItems":
+        return "must not repeat an item"
+    if keyword in ("minimum", "maximum"):
+        return f"must be {'at least' if keyword == 'minimum' else 'at most'} {rule}, not {value}"
+    if keyword == "const":
+        return f"must be {rule!r}"
+    return None
 
 
 def _article(types) -> str:

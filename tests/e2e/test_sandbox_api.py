@@ -69,7 +69,7 @@ def test_persona_create_returns_the_summary_and_stores_the_document(sb):
     body = resp.json()
     assert set(body) == {"persona_id", "persona_name", "created_at"} and body["persona_id"].startswith("p")
     stored = sb.store.personas[body["persona_id"]]
-    assert stored["layers"] == {"llm": {"model": "tavus-gpt-oss"}} and stored["pipeline_mode"] == "full"
+    assert stored["layers"]["llm"] == {"model": "tavus-gpt-oss"} and stored["pipeline_mode"] == "full"
 
 
 @pytest.mark.parametrize("body, status, answer", [
@@ -137,7 +137,7 @@ def test_patch_applies_json_patch_and_answers_304_422_400(sb):
                                                 {"op": "remove", "path": "/layers/stt/hotwords"}])
     assert ok.status_code == 200
     stored = sb.store.personas[pid]
-    assert stored["persona_name"] == "New" and stored["layers"] == {"stt": {}, "llm": {"model": "tavus-gpt-oss"}}
+    assert stored["persona_name"] == "New" and stored["layers"]["stt"] == {} and stored["layers"]["llm"] == {"model": "tavus-gpt-oss"}
     same = call(sb, "PATCH", f"/personas/{pid}", [{"op": "replace", "path": "/persona_name", "value": "New"}])
     assert same.status_code == 304 and same.content == b""
     bad = call(sb, "PATCH", f"/personas/{pid}", {"op": "replace", "path": "/persona_name", "value": "x"})
@@ -297,7 +297,8 @@ def test_objective_links_must_name_another_objective_of_the_set(sb, links, probl
     first = {"objective_name": "agenda", "objective_prompt": "Cover it", "next_required_objective": "wrap"}
     good = call(sb, "POST", "/objectives", {"name": "Core", "data": [first, items[1]]}).json()
     patch = [{"op": "replace", "path": "/data/0/next_required_objective", "value": "ghost"}]
-    assert call(sb, "PATCH", f"/objectives/{good['objectives_id']}", patch).json() == {"error": "Invalid patch operation"}
+    assert call(sb, "PATCH", f"/objectives/{good['objectives_id']}", patch).json() == {
+        "error": "Invalid patch operation: data[0]: next objective 'ghost' does not exist in this set"}
 
 
 def test_flat_and_set_guardrails_and_detach_on_delete(sb):

@@ -141,7 +141,8 @@ def test_objective_names_are_unique_within_a_set_on_create_and_patch(sb):
     oid = objectives(sb, "agenda", "wrap").json()["objectives_id"]
     patch = [{"op": "replace", "path": "/data/1/objective_name", "value": "agenda"}]
     resp = call(sb, "PATCH", f"/objectives/{oid}", patch)
-    assert resp.status_code == 400 and resp.json() == {"error": "Invalid patch operation"}
+    assert resp.status_code == 400 and resp.json() == {
+        "error": "Invalid patch operation: data[1]: objective_name 'agenda' is already used in this set"}
     assert [o["objective_name"] for o in call(sb, "GET", f"/objectives/{oid}").json()["data"]] == ["agenda", "wrap"]
 
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from ...callbacks.events import SHUTDOWN_REASONS
 from ...schemas.quick import is_number
-from ..http import Family, Reply, error
+from ...store import utc_now
+from ..http import Family, Reply, apply_patch, error, invalid
+from .personas import SERVER_FIELDS, hoist_layer_knowledge, pal_path, to_pal, with_defaults
 
 
 
@@ -16,6 +18,7 @@ class Control(Family):
         yield "POST", r"/_sandbox/conversations/(?P<cid>[^/]+)/end", self.control_end
         yield "GET", r"/_sandbox/deliveries", lambda req: Reply(200, list(self.sb.deliveries))
         yield "POST", r"/_sandbox/reset", self.reset
+        yield "POST", r"/_sandbox/pals/(?P<pid>[^/]+)/dashboard-edit", self.dashboard_edit
 
     def script(self, req):
         body = req.json_object()
@@ -43,3 +46,26 @@ class Control(Family):
     def reset(self, req):
         self.sb.reset()
         return Reply(200, {"reset": True})
+
+    def dashboard_edit(self, req, pid):
+        """An edit made in the Tavus dashboard (PAL Builder / PAL Maker), not yet live: a JSON Patch in
+        PAL names applied to the PAL's pending edit (or, without one, to the live PAL) and kept as
+        the pending edit. What a later API PATCH meets depends on the `pal_editing` setting."""
+        ops = req.json_patch()
+        if ops is None:
+            raise error(400, "send a JSON Patch array, e.g. "
+                             '[{"op": "replace", "path": "/system_prompt", "value": "Edited in the dashboard."}]')
+        ops = [{**op, **{k: pal_path(op[k]) for k in ("path", "from") if isinstance(op.get(k), str)}} for op in ops]
+        with self.sb.state.lock:
+            live = self.sb.state.personas.get(pid)
+            if live is None:
+                raise error(404, f"no PAL {pid} in the sandbox (stock PALs cannot be edited)")
+            base = self.sb.state.pal_edits.get(pid) or live
+            document = with_defaults({k: v for k, v in base.items() if k not in SERVER_FIELDS})
+            edited = hoist_layer_knowledge(apply_patch(document, ops))
+            invalid("persona", edited)
+            pending = {"persona_id": pid, **edited, "persona_type": live.get("persona_type", "user"),
+                       "created_at": live["created_at"], "updated_at": utc_now()}
+            self.sb.state.pal_edits[pid] = pending
+        self.sb.save()
+        return Reply(200, {"pal_editing": self.sb.settings.pal_editing, "pending": to_pal(pending)})

@@ -107,7 +107,9 @@ class Replicas(Family):
         with self.sb.state.lock:
             rid, stamp = new_id("r"), utc_now()
             self.sb.state.replicas[rid] = {
-                "replica_id": rid, "replica_name": body.get(name_key) or f"Replica {rid}", "thumbnail_video_url": None,
+                "replica_id": rid, "replica_name": body.get(name_key) or f"Replica {rid}",
+                # our choice: where the thumbnail will be, from the start (the OAS documents a string, never null)
+                "thumbnail_video_url": f"https://cdn.replica.tavus.io/{rid}.mp4",
                 "training_progress": "0/100", "status": "started", "created_at": stamp, "updated_at": stamp,
                 "error_message": None, "replica_type": "user", "model_name": model, "default_voice_id": None,
                 "original_voice_id": None, "callback_url": body.get("callback_url"),
