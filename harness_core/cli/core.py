@@ -94,15 +94,17 @@ def plugins_(c, third_party=False, json=False):
     "time_scale": "multiply simulated durations (0.01 makes a 60 s call last 0.6 s)",
     "faults": 'inject API faults, e.g. "429:0.2,500:0.1,latency:200ms,reset:0.05"',
     "callback_faults": 'inject callback faults, e.g. "late:0.2,dup:0.1,reorder:0.1"',
+    "allow_loopback_tools": "accept and call delivery.api tools on http:// loopback/private URLs (Tavus refuses them)",
 })
 def sandbox(c, port=None, host=None, state=None, api_key=None, max_concurrent=None, time_scale=None,
-            faults=None, callback_faults=None):
+            faults=None, callback_faults=None, allow_loopback_tools=False):
     """Serve the local Tavus sandbox (an offline emulator of the Tavus API) until Ctrl-C."""
     from ..sandbox import SandboxSettings, serve_forever
 
     ctx = context()
     settings = SandboxSettings(
         api_key=api_key, state_file=state, faults=faults, callback_faults=callback_faults,
+        allow_loopback_tools=bool(allow_loopback_tools),
         **({"max_concurrent": number(max_concurrent, "max-concurrent", 3, low=1)} if max_concurrent is not None else {}),
         **({"time_scale": number(time_scale, "time-scale", 1.0, whole=False)} if time_scale is not None else {}))
 

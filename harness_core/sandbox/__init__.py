@@ -9,6 +9,7 @@ and `sb.deliveries` to assert what really happened.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 
@@ -16,9 +17,7 @@ from ..errors import ConfigError
 from ..serving import BackgroundServer
 from .faults import CALLBACK_KINDS, FaultPlan, FaultSpecError, parse_faults
 from .app import MAX_BODY, SandboxApp
-from .lifecycle import DEFAULT_MAX_CALL, JOIN_DELAY, Deliverer, Scheduler, build_transcript, envelope, \
-    perception_analysis, recording_event
-from ..store import utc_now
+from .lifecycle import Deliverer, Lifecycle, Scheduler
 from .state import SandboxState
 
 __all__ = ["Sandbox", "SandboxSettings", "serve_forever"]
@@ -34,12 +33,16 @@ class SandboxSettings:
     persona_get_shape: str = "flat"     # "flat" or "wrapped" ({"data": [persona]}) for GET /v2/personas/{id}
     test_mode_callbacks: bool = False   # test_mode conversations send shutdown + transcript at once (undocumented)
     state_file: str | None = None       # JSON file: loaded at start, saved after every write
-    send_pal_joined: bool = False       # also send system.pal_joined after replica_joined
+    send_pal_joined: bool = True        # also send system.pal_joined with replica_joined (CONTRACT §10.6)
     callback_timeout: float = 5.0
     faults: str | None = None           # e.g. "429:0.2,500:0.1,latency:200ms,reset:0.05" (faults.py)
     callback_faults: str | None = None  # e.g. "late:0.2,dup:0.1,reorder:0.1"
     fault_seed: int = 1                 # the same seed injects the same faults
     retry_after: int = 1                # Retry-After seconds on an injected 429
+    allow_loopback_tools: bool = False  # call delivery.api tools on loopback/private http URLs (Tavus refuses them)
+    llm_url: str | None = None          # a stand-in model (OpenAI-compatible) for personas without a custom LLM;
+    llm_model: str | None = None        #   None: read TAVUS_SANDBOX_LLM_URL / _MODEL / _API_KEY at start
+    llm_api_key: str | None = None
 
 
 def _faults(spec: str | None, flag: str, example: str, *kinds) -> dict[str, float]:
@@ -49,7 +52,7 @@ def _faults(spec: str | None, flag: str, example: str, *kinds) -> dict[str, floa
         raise ConfigError(f"sandbox --{flag}: {exc}", hint=f"write e.g. --{flag} {example}") from None
 
 
-class Sandbox:
+class Sandbox(Lifecycle):
     """The emulator: state, timers, callback delivery and the WSGI app, on 127.0.0.1 by default."""
 
     def __init__(self, settings: SandboxSettings | None = None):
@@ -66,12 +69,17 @@ class Sandbox:
         self.deliverer = Deliverer(self.settings.callback_timeout, self.faults, 0.3 * max(self.settings.time_scale, 0.1))
         self.app = SandboxApp(self)
         self.server: BackgroundServer | None = None
+        self._init_lifecycle()
+        for field_name, var in (("llm_url", "TAVUS_SANDBOX_LLM_URL"), ("llm_model", "TAVUS_SANDBOX_LLM_MODEL"),
+                                ("llm_api_key", "TAVUS_SANDBOX_LLM_API_KEY")):
+            if getattr(self.settings, field_name) is None:
+                setattr(self.settings, field_name, os.environ.get(var) or None)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self, host: str = "127.0.0.1", port: int = 0) -> "Sandbox":
         # waitress refuses a body longer than the app takes (413) by its Content-Length, before
         # reading it, and stops reading a chunked one at the limit (its default allows 1 GiB).
-        self.server = BackgroundServer(self.app, host=host, port=port, threads=8, max_request_body_size=MAX_BODY + 1)
+        self.server = BackgroundServer(self.app, host=host, port=port, threads=32, max_request_body_size=MAX_BODY + 1)
         self.scheduler.start()
         self.deliverer.start()
         self.server.start()
@@ -84,6 +92,8 @@ class Sandbox:
     def stop(self) -> None:
         if self.server:
             self.server.stop()
+        for dialogue in list(self.dialogues.values()):
+            dialogue.close()
         self.scheduler.stop()
         self.deliverer.wait_idle(2.0)
         self.deliverer.stop()
@@ -110,10 +120,6 @@ class Sandbox:
     def deliveries(self) -> list[dict]:
         return self.deliverer.deliveries
 
-    def wait_idle(self, timeout: float = 5.0) -> bool:
-        """Wait (bounded) until no callback delivery is pending."""
-        return self.deliverer.wait_idle(timeout)
-
     def record_request(self, method: str, path: str) -> None:
         with self._requests_lock:
             self.requests.append((method, path))
@@ -124,6 +130,10 @@ class Sandbox:
     def reset(self) -> None:
         """Start fresh: no timers, the seeded state (saved), no recorded deliveries or requests."""
         self.scheduler.cancel_prefix("")
+        self._forget_later("")
+        for dialogue in list(self.dialogues.values()):
+            dialogue.close()
+        self.dialogues.clear()
         self.state.reset()
         self.deliverer.clear()
         with self._requests_lock:
@@ -142,94 +152,13 @@ class Sandbox:
         if cid and script.get("end_after_seconds") is not None:
             self.scheduler.at(float(script["end_after_seconds"]) * self.settings.time_scale, f"{cid}:scripted-end",
                               lambda: self.finish(cid, "end_conversation_endpoint_hit"))
+        if cid and script.get("participant_joins"):
+            self.participant_arrived(cid)
 
     def script_for(self, conv: dict) -> dict | None:
         scripts = self.state.scripts
         return scripts.get(f"conversation:{conv['conversation_id']}") or \
             scripts.get(f"persona:{conv.get('persona_id')}") or scripts.get("default")
-
-    # -- conversation lifecycle --------------------------------------------------------------------
-    def schedule_conversation(self, cid: str, rejoin: bool = True) -> None:
-        """Timers of a new conversation: replica join, then max_call_duration / absent timeout / script end."""
-        scale = self.settings.time_scale
-        with self.state.lock:
-            conv = self.state.conversations[cid]
-            props = conv.get("properties") or {}
-            script = self.script_for(conv) or {}
-        if rejoin:
-            self.scheduler.at(JOIN_DELAY * scale, f"{cid}:join", lambda: self._join(cid))
-        self.scheduler.at(float(props.get("max_call_duration") or DEFAULT_MAX_CALL) * scale, f"{cid}:max",
-                          lambda: self.finish(cid, "max_call_duration reached"))
-        # Nobody ever joins a sandbox room, so the absent timeout only applies when set explicitly (our choice).
-        if props.get("participant_absent_timeout"):
-            self.scheduler.at(float(props["participant_absent_timeout"]) * scale, f"{cid}:absent",
-                              lambda: self.finish(cid, "participant_absent_timeout reached"))
-        if script.get("end_after_seconds") is not None:
-            self.scheduler.at((JOIN_DELAY + float(script["end_after_seconds"])) * scale, f"{cid}:scripted-end",
-                              lambda: self.finish(cid, "end_conversation_endpoint_hit"))
-
-    def _join(self, cid: str) -> None:
-        with self.state.lock:
-            conv = self.state.conversations.get(cid)
-            if conv is None or conv["status"] != "active":
-                return
-            events = [envelope(conv, "system.replica_joined", {"replica_id": conv["replica_id"]})]
-            if self.settings.send_pal_joined:
-                events.append(envelope(conv, "system.pal_joined", {"replica_id": conv["replica_id"]}))
-            self._emit(conv, events)
-
-    def end_conversation(self, conversation_id: str, reason: str = "end_conversation_endpoint_hit") -> None:
-        """End a conversation as if Tavus did, with any shutdown reason (for tests)."""
-        self.finish(conversation_id, reason)
-
-    def finish(self, cid: str, reason: str) -> None:
-        """active → ended once: shutdown, transcript, perception analysis, recording, in that order."""
-        with self.state.lock:
-            conv = self.state.conversations.get(cid)
-            if conv is None or conv["status"] != "active":
-                return
-            conv["status"] = "ended"
-            conv["updated_at"] = utc_now()
-            events = self._end_events(conv, reason)
-            recording = recording_event(conv)
-            if recording:
-                events.append(envelope(conv, "application.recording_ready", recording))
-            self._emit(conv, events)
-        self.scheduler.cancel_prefix(f"{cid}:")
-        self.save()
-
-    def test_mode_ended(self, cid: str) -> None:
-        """With test_mode_callbacks: a test_mode conversation (created ended, nobody joined) reports its end.
-
-        Whether Tavus sends anything in test mode is undocumented (CONTRACT §5); by default nothing is sent.
-        Invented: system.shutdown (end_conversation_endpoint_hit) and the end-of-call application events,
-        no replica_joined and no recording.
-        """
-        with self.state.lock:
-            conv = self.state.conversations.get(cid)
-            if conv is None or not conv.get("test_mode") or not self.settings.test_mode_callbacks:
-                return
-            self._emit(conv, self._end_events(conv, "end_conversation_endpoint_hit"))
-
-    def _end_events(self, conv: dict, reason: str) -> list[dict]:
-        """system.shutdown, application.transcription_ready and perception analysis (caller holds the lock)."""
-        persona = self.state.persona(conv.get("persona_id") or "")
-        script = self.script_for(conv)
-        rid = conv["replica_id"]
-        events = [envelope(conv, "system.shutdown", {"replica_id": rid, "shutdown_reason": reason}),
-                  envelope(conv, "application.transcription_ready",
-                           {"replica_id": rid, "transcript": build_transcript(persona, conv, script)})]
-        analysis = perception_analysis(persona, script)
-        if analysis:
-            events.append(envelope(conv, "application.perception_analysis", {"analysis": analysis}))
-        return events
-
-    def _emit(self, conv: dict, events: list[dict]) -> None:
-        """Record events for verbose GET and deliver them to callback_url (caller holds the lock)."""
-        conv.setdefault("events", []).extend(events)
-        if conv.get("callback_url"):
-            for event in events:
-                self.deliverer.send(conv["callback_url"], event)
 
 
 def serve_forever(settings: SandboxSettings, host: str = "127.0.0.1", port: int = 8800, on_ready=None) -> None:

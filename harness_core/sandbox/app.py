@@ -20,13 +20,15 @@ from .resources.personas import Personas
 from .resources.policies import Policies
 from .resources.pronunciation import PronunciationDictionaries
 from .resources.replicas import Replicas
+from .resources.room import Room
 from .resources.tools import Tools
 from .resources.voices import Voices
 
 __all__ = ["FAMILIES", "MAX_BODY", "SandboxApp"]
 
 # Every resource family the sandbox serves; a new family is one module and one entry here.
-FAMILIES = (Personas, Replicas, Conversations, Policies, Documents, Tools, PronunciationDictionaries, Voices, Control)
+FAMILIES = (Personas, Replicas, Conversations, Policies, Documents, Tools, PronunciationDictionaries, Voices, Control,
+            Room)
 
 
 class SandboxApp:

@@ -1,8 +1,10 @@
-"""Conversation lifecycle: timers (replica join, time limits) and ordered callback delivery.
+"""Conversation lifecycle: timers (replica join, time limits), ordered callback delivery, and the
+`Lifecycle` half of the Sandbox (join, presence, end, the end-of-call events and their delays).
 
-One scheduler thread fires due actions; one delivery thread POSTs callbacks in the order they
-were queued, so per conversation they arrive in the documented order (CONTRACT §6.4):
-replica_joined, then on end shutdown, transcription_ready, perception_analysis, recording_ready.
+One scheduler thread fires due actions; delivery lanes POST callbacks in the order they were
+queued, so per conversation they arrive in the documented order (CONTRACT §6.4): replica_joined
+(+ pal_joined), then on end shutdown and transcription_ready at once, recording_ready seconds
+later and perception_analysis minutes later (both delays scaled by the time scale).
 """
 from __future__ import annotations
 
@@ -19,6 +21,12 @@ from ..store import utc_now
 
 JOIN_DELAY = 2.0            # seconds after create until the replica joins (simulated, scaled)
 DEFAULT_MAX_CALL = 3600     # properties.max_call_duration default
+DEFAULT_ABSENT = 300        # properties.participant_absent_timeout default, from creation (CONTRACT §5)
+# After the end (DOCS timestamps, CONTRACT §6.4): the transcript ~1 ms after the shutdown, the
+# perception analysis minutes later (the docs' example: 3 min), the recording "seconds to minutes"
+# later (our choice within that range: 30 s). Both scaled by the time scale.
+PERCEPTION_DELAY = 180.0
+RECORDING_DELAY = 30.0
 DEFAULT_PERCEPTION = "raven-1"  # layers.perception.perception_model default (CONTRACT §4.4)
 
 
@@ -177,36 +185,62 @@ def envelope(conversation: dict, event_type: str, properties: dict) -> dict:
             "message_type": event_type.split(".", 1)[0], "timestamp": utc_now()}
 
 
-def build_transcript(persona: dict | None, conversation: dict, script: dict | None) -> list[dict]:
-    """A plausible transcript: the system prompt, the greeting, and turns about the context.
+def system_prompt(persona: dict | None, conversation: dict, extra_context: str | None = None) -> str:
+    """The system prompt as Tavus assembles it: persona system_prompt + context + conversational_context.
 
-    A script's `transcript` (list of {role, content}) replaces the generated turns.
+    `extra_context` (what conversation.append/overwrite_llm_context made of the conversational
+    context) replaces the conversation's own when given.
     """
     persona = persona or {}
-    system = " ".join(p for p in (persona.get("system_prompt"), persona.get("context"),
-                                  conversation.get("conversational_context")) if p)
-    greeting = conversation.get("custom_greeting") or persona.get("greeting") or \
-        f"Hi, I'm {persona.get('persona_name') or 'your assistant'}. How can I help today?"
+    context = conversation.get("conversational_context") if extra_context is None else extra_context
+    return "\n\n".join(p for p in (persona.get("system_prompt"), persona.get("context"), context) if p)
+
+
+def speaking_time(text: str) -> float:
+    """Seconds a replica or user takes to say `text` (invented: ~18 characters a second)."""
+    return round(0.4 + len(text) / 18, 2)
+
+
+def build_transcript(persona: dict | None, conversation: dict, script: dict | None) -> list[dict]:
+    """The transcript of what happened: the system prompt, then the dialogue in the order it was said.
+
+    The dialogue is what the conversation's turns recorded (`conversation["dialogue"]`: the
+    greeting once a participant was there, user turns, replies); none when nobody spoke. A script's
+    `transcript` (list of {role, content}) replaces it, spread over the call's real length.
+    Timestamps never run past the end (`ended_at`).
+    """
+    started = float(conversation.get("joined_at") or conversation.get("created_epoch") or time.time())
+    ended = float(conversation.get("ended_at") or time.time())
+    out = [{"role": "system", "content": system_prompt(persona, conversation)
+            or "You are in a live video conference call with a user."}]
     if script and isinstance(script.get("transcript"), list):
         turns = [(t.get("role", "user"), str(t.get("content", ""))) for t in script["transcript"] if isinstance(t, dict)]
-    else:
-        topic = (conversation.get("conversational_context") or "today's topic").strip().splitlines()[0][:160]
-        turns = [("assistant", greeting), ("user", "Hi, thanks. Let's get started."),
-                 ("assistant", f"Great. We are here for: {topic}"), ("user", "Sounds good, that's all for now."),
-                 ("assistant", "Thank you, goodbye.")]
-    started = time.time()
-    out = [{"role": "system", "content": system or "You are in a live video conference call with a user."}]
-    offset = 0.0
-    for role, content in turns:
-        duration = round(0.4 + len(content) / 18, 2)
-        out.append({"role": role, "content": content, "timestamp": round(started + offset, 2),
-                    "seconds_from_start": round(offset, 2), "duration": duration})
-        offset += duration + 0.6
+        durations = [speaking_time(content) for _, content in turns]
+        total = sum(durations) + 0.6 * len(turns)
+        squeeze = min(1.0, max(ended - started, 0.0) / total) if total else 1.0
+        offset = 0.0
+        for (role, content), duration in zip(turns, durations):
+            out.append({"role": role, "content": content, "timestamp": round(started + offset, 2),
+                        "seconds_from_start": round(offset, 2), "duration": round(duration * squeeze, 2)})
+            offset += (duration + 0.6) * squeeze
+        return out
+    for entry in conversation.get("dialogue") or []:
+        said = min(float(entry["timestamp"]), ended)
+        item = {"role": entry["role"], "content": entry["content"], "timestamp": round(said, 2),
+                "seconds_from_start": round(max(said - started, 0.0), 2),
+                "duration": round(max(min(speaking_time(entry["content"]), ended - said), 0.0), 2)}
+        if entry.get("inference_id"):
+            item["inference_id"] = entry["inference_id"]
+        out.append(item)
     return out
 
 
-def perception_analysis(persona: dict | None, script: dict | None) -> str | None:
-    """The end-of-call visual summary, unless the persona's perception_model is "off" (raven-1 by default)."""
+def perception_analysis(persona: dict | None, script: dict | None, conversation: dict | None = None) -> str | None:
+    """The end-of-call visual summary, unless perception is off (raven-1 by default) or there was no
+    video: `audio_only` and `chat` conversations get none (our reading: nothing to look at)."""
+    conversation = conversation or {}
+    if conversation.get("audio_only") or conversation.get("chat"):
+        return None
     perception = ((persona or {}).get("layers") or {}).get("perception") or {}
     if perception.get("perception_model", DEFAULT_PERCEPTION) == "off":
         return None
@@ -236,3 +270,246 @@ def recording_event(conversation: dict) -> dict | None:
     if props.get("recording_s3_bucket_name"):
         return {"bucket_name": props["recording_s3_bucket_name"], "s3_key": key, "duration": 42}
     return None
+
+
+class Lifecycle:
+    """The conversation half of the Sandbox (a mixin): timers, the join, the participant's presence,
+    the end with its events and their delays, deletion, in-call events and the room's clock.
+
+    Uses the Sandbox's `settings`, `state`, `scheduler`, `deliverer`, `save()` and `script_for()`.
+    """
+
+    def _init_lifecycle(self) -> None:
+        self.dialogues: dict = {}  # conversation id -> dialogue.Dialogue, made at the first need
+        self.room_changed = threading.Condition(self.state.lock)  # in-call events and ends wake room polls
+        self._later: dict[str, float] = {}  # key -> due (monotonic): end-of-call work still to come
+        self._later_cond = threading.Condition()
+
+    # -- timers -----------------------------------------------------------------------------------
+    def schedule_conversation(self, cid: str, rejoin: bool = True) -> None:
+        """Timers of a new conversation: replica join, then max_call_duration / absent timeout / script end."""
+        scale = self.settings.time_scale
+        with self.state.lock:
+            conv = self.state.conversations[cid]
+            props = conv.get("properties") or {}
+            script = self.script_for(conv) or {}
+            conv.setdefault("created_epoch", time.time())
+            if conv.get("chat"):  # our choice: in chat mode the API client is the user, present from the start
+                conv["participant_present"] = True
+        if rejoin:
+            self.scheduler.at(JOIN_DELAY * scale, f"{cid}:join", lambda: self._join(cid))
+        self.scheduler.at(float(props.get("max_call_duration") or DEFAULT_MAX_CALL) * scale, f"{cid}:max",
+                          lambda: self.finish(cid, "max_call_duration reached"))
+        absent = float(props.get("participant_absent_timeout") or DEFAULT_ABSENT)
+        self.scheduler.at(absent * scale, f"{cid}:absent", lambda: self._absent(cid))
+        if script.get("end_after_seconds") is not None:
+            self.scheduler.at((JOIN_DELAY + float(script["end_after_seconds"])) * scale, f"{cid}:scripted-end",
+                              lambda: self.finish(cid, "end_conversation_endpoint_hit"))
+
+    def _absent(self, cid: str) -> None:
+        """participant_absent_timeout: end the call unless someone was there (see mark_present)."""
+        with self.state.lock:
+            conv = self.state.conversations.get(cid)
+            if conv is None or conv.get("participant_present"):
+                return
+        self.finish(cid, "participant_absent_timeout reached")
+
+    def mark_present(self, cid: str) -> bool:
+        """A participant is in the call (a chat user, a user turn sent, or a script's participant_joins).
+
+        Returns True the first time. Nobody can join a sandbox room, so these stand in for a join.
+        """
+        with self.state.lock:
+            conv = self.state.conversations.get(cid)
+            if conv is None or conv.get("participant_present"):
+                return False
+            conv["participant_present"] = True
+            return True
+
+    def participant_arrived(self, cid: str) -> None:
+        """Mark the participant present; once the replica is in, it greets them (see dialogue.Dialogue)."""
+        if not self.mark_present(cid):
+            return
+        with self.state.lock:
+            conv = self.state.conversations.get(cid) or {}
+            joined = conv.get("status") == "active" and conv.get("joined_at")
+        if joined:
+            self.dialogue(cid).joined()
+
+    def _join(self, cid: str) -> None:
+        with self.state.lock:
+            conv = self.state.conversations.get(cid)
+            if conv is None or conv["status"] != "active":
+                return
+            conv["joined_at"] = time.time()
+            rid = conv["replica_id"]
+            events = [envelope(conv, "system.replica_joined", {"replica_id": rid})]
+            if self.settings.send_pal_joined:  # CONTRACT §10.6: sent together, face_id in the PAL-era name
+                events.append(envelope(conv, "system.pal_joined", {"replica_id": rid, "face_id": rid}))
+            self._emit(conv, events)
+            if (self.script_for(conv) or {}).get("participant_joins"):
+                conv["participant_present"] = True
+            wanted = conv.get("participant_present") or cid in self.dialogues
+        if wanted:
+            self.dialogue(cid).joined()
+
+    def dialogue(self, cid: str):
+        """The conversation's dialogue engine (imported and made at the first need: start-up stays quick)."""
+        from .dialogue import Dialogue
+        with self.state.lock:
+            found = self.dialogues.get(cid)
+            if found is None:
+                found = self.dialogues[cid] = Dialogue(self, cid)
+            return found
+
+    # -- the end ----------------------------------------------------------------------------------
+    def end_conversation(self, conversation_id: str, reason: str = "end_conversation_endpoint_hit") -> None:
+        """End a conversation as if Tavus did, with any shutdown reason (for tests)."""
+        self.finish(conversation_id, reason)
+
+    def finish(self, cid: str, reason: str, deleted: bool = False) -> None:
+        """active → ended once: shutdown and transcript now, recording seconds and perception minutes later.
+
+        `deleted`: the conversation is being deleted while active (our choice, CONTRACT §9.4): the
+        room shuts down (system.shutdown, daily_room_has_been_deleted) and nothing follows, as the
+        transcript, recording and analysis are the data a delete removes.
+        """
+        with self.state.lock:
+            conv = self.state.conversations.get(cid)
+            if conv is None or conv["status"] != "active":
+                return
+            conv["status"] = "ended"
+            conv["updated_at"] = utc_now()
+            conv["ended_at"] = time.time()
+            dialogue = self.dialogues.pop(cid, None)
+        self.scheduler.cancel_prefix(f"{cid}:")
+        if dialogue is not None:
+            dialogue.close()
+        with self.state.lock:
+            rid = conv["replica_id"]
+            if deleted:
+                self._emit(conv, [envelope(conv, "system.shutdown", {"replica_id": rid, "shutdown_reason": reason})])
+            else:
+                self._emit(conv, self._end_events(conv, reason))
+            spoke = any(e["role"] == "user" for e in conv.get("dialogue") or [])
+            self.room_changed.notify_all()
+        if not deleted:
+            scale = self.settings.time_scale
+            self._emit_later(cid, RECORDING_DELAY * scale, "application.recording_ready",
+                             lambda c: recording_event(c))
+            self._emit_later(cid, PERCEPTION_DELAY * scale, "application.perception_analysis",
+                             lambda c: self._analysis(c))
+            if spoke:  # post-call tools do not run when there was no dialogue (CONTRACT §10.4)
+                self._post_call(cid)
+        self.save()
+
+    def _analysis(self, conv: dict) -> dict | None:
+        persona = self.state.persona(conv.get("persona_id") or "")
+        text = perception_analysis(persona, self.script_for(conv), conv)
+        return {"analysis": text} if text else None
+
+    def test_mode_ended(self, cid: str) -> None:
+        """With test_mode_callbacks: a test_mode conversation (created ended, nobody joined) reports its end.
+
+        Whether Tavus sends anything in test mode is undocumented (CONTRACT §5); by default nothing is sent.
+        Invented: system.shutdown (end_conversation_endpoint_hit) and the transcript, nothing else.
+        """
+        with self.state.lock:
+            conv = self.state.conversations.get(cid)
+            if conv is None or not conv.get("test_mode") or not self.settings.test_mode_callbacks:
+                return
+            self._emit(conv, self._end_events(conv, "end_conversation_endpoint_hit"))
+
+    def _end_events(self, conv: dict, reason: str) -> list[dict]:
+        """system.shutdown and application.transcription_ready (caller holds the lock)."""
+        persona = self.state.persona(conv.get("persona_id") or "")
+        rid = conv["replica_id"]
+        return [envelope(conv, "system.shutdown", {"replica_id": rid, "shutdown_reason": reason}),
+                envelope(conv, "application.transcription_ready",
+                         {"replica_id": rid, "transcript": build_transcript(persona, conv, self.script_for(conv))})]
+
+    def delete_conversation(self, cid: str) -> None:
+        """DELETE: an active conversation is shut down first (see finish, `deleted`); what was still to
+        come for an ended one (recording, perception, post-call tools) is dropped with it."""
+        self.finish(cid, "daily_room_has_been_deleted", deleted=True)
+        self.scheduler.cancel_prefix(f"after:{cid}:")
+        self._forget_later(f"after:{cid}:")
+        with self.state.lock:
+            self.state.conversations.pop(cid, None)
+        self.save()
+
+    # -- events -----------------------------------------------------------------------------------
+    def _emit(self, conv: dict, events: list[dict]) -> None:
+        """Record events for verbose GET and deliver them to callback_url (caller holds the lock)."""
+        conv.setdefault("events", []).extend(events)
+        if conv.get("callback_url"):
+            for event in events:
+                self.deliverer.send(conv["callback_url"], event)
+
+    def emit_in_call(self, cid: str, event_type: str, properties: dict, turn_idx: int | None = None,
+                     inference_id: str | None = None) -> dict | None:
+        """An in-call event (CONTRACT §6.5): numbered by `seq`, kept for the room route and verbose GET,
+        never sent to callback_url. None when the conversation is no longer active."""
+        with self.state.lock:
+            conv = self.state.conversations.get(cid)
+            if conv is None or conv["status"] != "active":
+                return None
+            conv["seq"] = conv.get("seq", 0) + 1
+            event = {"message_type": "conversation", "event_type": event_type, "conversation_id": cid,
+                     "timestamp": round(time.time(), 3), "seq": conv["seq"], "turn_idx": turn_idx,
+                     "inference_id": inference_id, "properties": properties}
+            conv.setdefault("events", []).append(event)
+            self.room_changed.notify_all()
+            return event
+
+    def _emit_later(self, cid: str, delay: float, event_type: str, properties_of) -> None:
+        """Emit `event_type` after `delay` real seconds with `properties_of(conversation)` (skipped when None)."""
+        key = f"after:{cid}:{event_type}"
+
+        def fire():
+            try:
+                with self.state.lock:
+                    conv = self.state.conversations.get(cid)
+                    props = properties_of(conv) if conv is not None else None
+                    if props:
+                        self._emit(conv, [envelope(conv, event_type, props)])
+                if props:
+                    self.save()
+            finally:
+                self._forget_later(key)
+
+        with self._later_cond:
+            self._later[key] = time.monotonic() + delay
+        self.scheduler.at(delay, key, fire)
+
+    def _forget_later(self, prefix: str) -> None:
+        with self._later_cond:
+            for key in [k for k in self._later if k.startswith(prefix)]:
+                del self._later[key]
+            self._later_cond.notify_all()
+
+    def _post_call(self, cid: str) -> None:
+        """Run the persona's post-call tools in the background (each reported to callback_url)."""
+        key = f"after:{cid}:post_call"
+        with self._later_cond:
+            self._later[key] = time.monotonic()
+
+        def run():
+            try:
+                from .toolcalls import run_post_call_tools
+                run_post_call_tools(self, cid)
+            finally:
+                self._forget_later(key)
+
+        threading.Thread(target=run, name=f"sandbox-post-call-{cid}", daemon=True).start()
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Wait (bounded) until no end-of-call work is still to come and no callback delivery is pending."""
+        deadline = time.monotonic() + timeout
+        with self._later_cond:
+            while self._later:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._later_cond.wait(left)
+        return self.deliverer.wait_idle(max(deadline - time.monotonic(), 0.0))

@@ -49,7 +49,8 @@ def run_demo(ctx: RunContext, *, timeout: float = 20.0, time_scale: float | None
 
     key_was_set = bool(ctx.env.get("TAVUS_API_KEY"))
     persona_config, conversation_config = example_file(ctx, PERSONA_CONFIG), example_file(ctx, CONVERSATION_CONFIG)
-    with Sandbox(SandboxSettings(time_scale=TIME_SCALE if time_scale is None else time_scale)) as sandbox:
+    with Sandbox(SandboxSettings(time_scale=TIME_SCALE if time_scale is None else time_scale,
+                                 allow_loopback_tools=True)) as sandbox:
         local = sandbox_context(ctx, sandbox.url)
         with Receiver(local, path="/tavus/callback") as receiver:
             persona = apply_persona(local, {}, persona_config)

@@ -21,7 +21,8 @@ class Control(Family):
         body = req.json_object()
         target = body.get("conversation_id") and f"conversation:{body['conversation_id']}" or \
             body.get("persona_id") and f"persona:{body['persona_id']}" or "default"
-        script = {k: body[k] for k in ("transcript", "perception_analysis", "end_after_seconds") if k in body}
+        script = {k: body[k] for k in ("transcript", "perception_analysis", "end_after_seconds", "participant_joins")
+                  if k in body}
         seconds = script.get("end_after_seconds")
         if seconds is not None and not (is_number(seconds) and seconds >= 0):
             raise error(400, "end_after_seconds must be a number of seconds (0 or more)")  # control route: invented

@@ -102,10 +102,7 @@ class Conversations(Family):
     def delete_conversation(self, req, cid):
         with self.sb.state.lock:
             self.find_conversation(cid)
-        self.sb.finish(cid, "daily_room_has_been_deleted")
-        with self.sb.state.lock:
-            self.sb.state.conversations.pop(cid, None)
-        self.sb.save()
+        self.sb.delete_conversation(cid)  # an active one is shut down first (lifecycle: our choice)
         return Reply(204)
 
 def public_conversation(conv: dict) -> dict:

@@ -56,8 +56,11 @@ def scrub(tool: dict) -> dict:
     return out
 
 
-def check_tool(tool: dict) -> None:
-    """400 naming the first documented rule `tool` (a complete tool body) breaks."""
+def check_tool(tool: dict, allow_loopback: bool = False) -> None:
+    """400 naming the first documented rule `tool` (a complete tool body) breaks.
+
+    `allow_loopback` (the sandbox's --allow-loopback-tools) accepts http:// loopback/private URLs.
+    """
     for key in tool:
         if key not in FIELDS:
             raise error(400, f"Invalid request: unknown field '{key}'; known: {', '.join(FIELDS)}")
@@ -96,7 +99,7 @@ def check_tool(tool: dict) -> None:
     tags = tool.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise bad("tags", "must be an array of strings")
-    check_delivery(tool.get("delivery"), set(props))
+    check_delivery(tool.get("delivery"), set(props), allow_loopback)
     if tool.get("trigger_type") == "post_call" and not (tool.get("delivery") or {}).get("api"):
         raise bad("delivery", "post_call tools need delivery.api (they run from Tavus after the call)")
 
@@ -106,7 +109,7 @@ def choice(field: str, value, allowed) -> None:
         raise bad(field, f"must be one of: {', '.join(allowed)}")
 
 
-def check_delivery(delivery, declared: set) -> None:
+def check_delivery(delivery, declared: set, allow_loopback: bool = False) -> None:
     if not isinstance(delivery, dict):
         raise bad("delivery", "is required: {\"app_message\": true} or {\"api\": {...}}")
     unknown = set(delivery) - {"app_message", "api"}
@@ -116,10 +119,10 @@ def check_delivery(delivery, declared: set) -> None:
     if app == api:
         raise bad("delivery", "enable exactly one channel: app_message true or api, not both and not neither")
     if api:
-        check_api(delivery["api"], declared)
+        check_api(delivery["api"], declared, allow_loopback)
 
 
-def check_api(api, declared: set) -> None:
+def check_api(api, declared: set, allow_loopback: bool = False) -> None:
     where = "delivery.api"
     if not isinstance(api, dict):
         raise bad(where, "must be an object")
@@ -129,7 +132,7 @@ def check_api(api, declared: set) -> None:
     url = api.get("url")
     if not isinstance(url, str) or not url:
         raise bad(f"{where}.url", "is required")
-    check_url(url, f"{where}.url")
+    check_url(url, f"{where}.url", allow_loopback)
     method = api.get("method", "POST")
     choice(f"{where}.method", method, METHODS)
     timeout = api.get("timeout", 10)
@@ -160,13 +163,21 @@ def check_api(api, declared: set) -> None:
         raise bad(where, f"placeholder(s) {', '.join(missing)} are not declared in parameters.properties")
 
 
-def check_url(url: str, field: str) -> None:
-    """Public HTTPS only; the hostname is fixed (no placeholder) and not private or loopback."""
+def check_url(url: str, field: str, allow_loopback: bool = False) -> None:
+    """Public HTTPS only; the hostname is fixed (no placeholder) and not private or loopback.
+
+    With `allow_loopback` (a documented sandbox deviation) loopback and private hosts are accepted,
+    over http:// too, so a local receiver can stand in for the public tool URL.
+    """
+    if allow_loopback and url.lower().startswith("http://") and is_local_host(urlsplit(url).hostname or ""):
+        return
     if not url.lower().startswith("https://"):
         raise bad(field, "must be an https:// URL")
     host = urlsplit(url).hostname or ""
     if not host or PLACEHOLDER.search(host) or "{" in host:
         raise bad(field, "needs a fixed hostname (placeholders are allowed in the path and query only)")
+    if allow_loopback and is_local_host(host):
+        return
     if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
         raise bad(field, f"{host} is not a public address")
     try:
@@ -175,6 +186,16 @@ def check_url(url: str, field: str) -> None:
         return
     if not address.is_global:
         raise bad(field, f"{host} is a private, loopback or reserved address; Tavus calls public addresses only")
+
+
+def is_local_host(host: str) -> bool:
+    """localhost (and *.localhost/.local/.internal) or a loopback, private or reserved address."""
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+        return True
+    try:
+        return not ipaddress.ip_address(host).is_global
+    except ValueError:
+        return False
 
 
 def check_auth(auth, field: str) -> None:
@@ -234,7 +255,7 @@ class Tools(Family):
 
     def create_tool(self, req):
         body = req.json_object()
-        check_tool(body)
+        check_tool(body, self.sb.settings.allow_loopback_tools)
         origin = body.get("origin", "llm")
         with self.sb.state.lock:
             tid, stamp = new_id("t"), utc_now()  # invented id shape: "t" + 11 hex, like the other resources
@@ -280,7 +301,8 @@ class Tools(Family):
             fixed = {k: current[k] for k in ("tool_id", "is_system_tool", "created_at", "updated_at")}
             fields = {k: v for k, v in current.items() if k not in fixed}
             updated = keep_secret({**fields, **copy.deepcopy(body)}, fields)
-            check_tool({k: v for k, v in updated.items() if v is not None or k not in ("on_call", "static_filler")})
+            check_tool({k: v for k, v in updated.items() if v is not None or k not in ("on_call", "static_filler")},
+                       self.sb.settings.allow_loopback_tools)
             self.sb.state.tools[tid] = {"tool_id": tid, **updated, "is_system_tool": fixed["is_system_tool"],
                                         "created_at": fixed["created_at"], "updated_at": utc_now()}
             out = scrub(self.sb.state.tools[tid])
