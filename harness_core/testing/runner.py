@@ -541,6 +541,8 @@ def upsert_persona(ctx: RunContext, sc: Scenario, done: dict | None = None) -> s
     `done` (config path -> persona id) is the run's memory: scenarios of one run that share a
     persona config upsert it once, not once each (the config does not change during a run).
     """
+    if sc.policies:
+        apply_policies(ctx, sc, done)
     if sc.persona_id:
         return sc.persona_id
     if sc.persona_config:
@@ -557,6 +559,24 @@ def upsert_persona(ctx: RunContext, sc: Scenario, done: dict | None = None) -> s
                 done[key] = pid
             return pid
     return persona_id_for(ctx.client(), sc.persona_name, f"{sc.path}: scenario.persona_name")
+
+
+def apply_policies(ctx: RunContext, sc: Scenario, done: dict | None) -> None:
+    """Create (or update by name) the objectives and guardrails the scenario's persona attaches, once per run."""
+    from ..config import load_file
+    from ..resources.policies import apply_policy
+    for path in sc.policies:
+        key = "policy:" + str(Path(path).resolve())
+        with _UPSERT:
+            if done is not None and key in done:
+                continue
+            data = load_file(path)
+            items = data.get("data") if isinstance(data, dict) else None
+            first = items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else data
+            kind = "objectives" if isinstance(first, dict) and "objective_name" in first else "guardrails"
+            apply_policy(ctx, kind, path)
+            if done is not None:
+                done[key] = kind
 
 
 def script_sandbox(ctx: RunContext, sc: Scenario, cid: str) -> None:

@@ -38,7 +38,7 @@ from ..project import find_root
 
 SCENARIO_KEYS = ("name", "persona_config", "persona_id", "persona_name", "conversation_config",
                  "end_after_seconds", "timeout_seconds", "expected_to_fail", "description", "mode", "tool_backend",
-                 "turn_timeout_seconds")
+                 "turn_timeout_seconds", "policies")
 TOP_KEYS = ("scenario", "conversation", "sandbox", "expect", "turns", "tools", "simulated_user")
 SANDBOX_KEYS = ("transcript", "perception_analysis", "rules")
 TURN_KEYS = ("user", "expect", "within_seconds")
@@ -70,6 +70,7 @@ class Scenario:
     tools: dict = field(default_factory=dict)  # name -> {url, headers, timeout_seconds, auth}
     simulated_user: dict = field(default_factory=dict)  # {goal, persona, max_turns}
     tool_backend: str | None = None  # a WSGI app file the run serves on a loopback port ({tool_backend})
+    policies: list[str] = field(default_factory=list)  # objectives/guardrails configs applied before the persona
     turn_timeout_seconds: float = 30.0
 
     @property
@@ -392,6 +393,16 @@ def load_scenario(path: str | Path, kinds, persona_tools=None) -> Scenario:
         if not Path(head["tool_backend"]).is_file():
             raise ConfigError(f"{where}: scenario.tool_backend: {head['tool_backend']} not found",
                               hint="name a Python file with a WSGI `app`, e.g. examples/tool_backend.py")
+    policies = head.get("policies", [])
+    if not _str_list(policies):
+        raise ConfigError(f"{where}: scenario.policies: must be a list of objectives/guardrails config files",
+                          hint='write policies = ["configs/objectives/facilitator_core.json"]')
+    policies = [project_file(p, path) for p in policies]
+    for policy in policies:
+        if not Path(policy).is_file():
+            raise ConfigError(f"{where}: scenario.policies: {policy} not found",
+                              hint="paths are relative to the project root (the folder with tavus-harness.toml)")
+        load_file(policy, what="policy config")
     from .expectations import BUILTIN_KINDS, TURN_KINDS
     turn_kinds = [k for k in kinds if k in TURN_KINDS or k not in BUILTIN_KINDS]
     turns = _check_turns(data.get("turns", []), where, kinds, turn_kinds)
@@ -417,7 +428,7 @@ def load_scenario(path: str | Path, kinds, persona_tools=None) -> Scenario:
     known = persona_tools(head["persona_config"]) if persona_tools and head.get("persona_config") else None
     if known is not None:
         _check_tool_names(known, where, turns, expect, tools, sandbox.get("rules") or [])
-    return Scenario(mode=head.get("mode", "video"), turns=turns, tools=tools, simulated_user=simulated,
+    return Scenario(mode=head.get("mode", "video"), policies=policies, turns=turns, tools=tools, simulated_user=simulated,
                     tool_backend=head.get("tool_backend"), turn_timeout_seconds=float(head.get("turn_timeout_seconds", 30)),
                     path=path, name=str(head.get("name") or path.stem), persona_config=head.get("persona_config"),
                     persona_id=head.get("persona_id"), persona_name=head.get("persona_name"),
