@@ -107,3 +107,23 @@ def handle(routes: dict, name: str, environ, raw: bytes, token: str) -> tuple[in
                             "status": "success" if 200 <= status < 300 else "error",
                             "response": {"status": status, "output": output}}}
     return status, body, content_type, event
+
+
+class BackendRoutes:
+    """Every /tools/NAME forwarded to `{base}/tools/NAME`, all with one auth (for `invoke webhook`)."""
+
+    def __init__(self, base: str, auth: dict | None = None):
+        self.base, self.auth = base.rstrip("/"), auth
+
+    def get(self, name: str) -> dict | None:
+        return {"url": f"{self.base}/tools/{name}", "auth": self.auth} if name else None
+
+
+def routes_from_env(env) -> BackendRoutes | dict:
+    """`invoke webhook`'s tool forwarding: TOOL_BACKEND_URL (e.g. http://127.0.0.1:9000), checked
+    with HMAC when TOOL_HMAC_SECRET is set, else with the receiver's token; none without the URL."""
+    base = env.get("TOOL_BACKEND_URL")
+    if not base:
+        return {}
+    secret = env.get("TOOL_HMAC_SECRET")
+    return BackendRoutes(base, {"type": "hmac", "secret": secret} if secret else None)

@@ -466,3 +466,29 @@ def test_pytest_runs_dialogue_scenarios_and_skips_the_simulated_user_without_a_m
                           timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 passed, 1 skipped" in proc.stdout and "simulated user: skipped: no model configured" in proc.stdout
+
+
+def test_the_webhook_receiver_forwards_tool_calls_to_tool_backend_url_checking_hmac(project):
+    from harness_core.callbacks.receiver import Receiver
+    from harness_core.callbacks.toolforward import routes_from_env, signature
+    from harness_core.context import make_context
+    secret = "whsec-live-0123456789"
+    backend = example_backend(secret)
+    try:
+        ctx = make_context(project, {"TOOL_BACKEND_URL": backend.base_url, "TOOL_HMAC_SECRET": secret}, quiet=True)
+        assert routes_from_env(make_context(project, {}, quiet=True).env) == {}, "no URL: no forwarding"
+        with Receiver(ctx, tools=routes_from_env(ctx.env)) as rx:
+            body = json.dumps({"conversation_id": "c42", "tool_call_id": "t1", "tool_name": "lookup_order_status",
+                               "arguments": json.dumps({"order_id": "A-10025"})}).encode()
+            url = f"{rx.base_url}/tools/lookup_order_status"
+            good = requests.post(url, data=body, headers={"X-Tavus-Signature": signature(secret, body),
+                                                         "Content-Type": "application/json"}, timeout=5)
+            forged = requests.post(url, data=body, headers={"X-Tavus-Signature": signature("guess", body)}, timeout=5)
+            events = rx.wait_for(lambda evs: len(evs) >= 1, 5)
+    finally:
+        backend.stop()
+    assert good.status_code == 200 and good.json() == {"order_id": "A-10025", "status": "delivered"}
+    assert forged.status_code == 401 and "X-Tavus-Signature does not match" in forged.json()["error"]
+    [record] = events
+    assert record["conversation_id"] == "c42" and record["properties"]["tool_call_id"] == "t1"
+    assert record["properties"]["arguments"] == {"order_id": "A-10025"} and record["properties"]["status"] == "success"
