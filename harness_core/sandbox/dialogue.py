@@ -36,7 +36,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from .lifecycle import system_prompt
+from .records import system_prompt
 from .rules import Rule, acknowledgement, first_match
 from .toolcalls import call_api, in_call, openai_tools, output_text, persona_tools
 from .triggers import complete_objective, trigger_guardrail

@@ -29,6 +29,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from .http import Reply
+from .records import envelope
 from .resources.tools import BODYLESS, check_url
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -194,7 +195,6 @@ def run_post_call_tools(sb, cid: str) -> None:
     Arguments (Tavus fills them from the transcript): a configured model is asked, with the transcript
     and that one tool; without a model, each parameter's schema `default` (our choice).
     """
-    from .lifecycle import envelope
     with sb.state.lock:
         conv = sb.state.conversations.get(cid)
         if conv is None:

@@ -26,11 +26,11 @@ def test_demo_runs_end_to_end_on_the_embedded_sandbox(project):
     assert "Ran against the local Tavus sandbox at http://127.0.0.1:" in out and "nothing reached Tavus" in out
     assert "'Meeting Facilitator'" in out and "status: ended" in out and "https://tavus.daily.co/c" in out
     order = [line.split()[1] for line in out.splitlines() if line.startswith("  20")]
-    assert order == ["system.replica_joined", "system.shutdown", "application.transcription_ready",
-                     "application.perception_analysis"]
+    assert order == ["system.replica_joined", "system.pal_joined", "system.shutdown",
+                     "application.transcription_ready", "application.perception_analysis"]
     assert "reason: end_conversation_endpoint_hit" in out
     stored = stored_callbacks(project)
-    assert len({r["event"]["conversation_id"] for r in stored}) == 1 and len(stored) == 4
+    assert len({r["event"]["conversation_id"] for r in stored}) == 1 and len(stored) == 5
     assert "Traceback" not in proc.stderr
 
 

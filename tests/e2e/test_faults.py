@@ -84,8 +84,9 @@ def test_duplicated_and_reordered_callbacks_are_stored_once_in_arrival_order(pro
         for cid in conversations:
             stored = [r["event"] for r in stored_callbacks(project, cid)]
             keys = [(e["event_type"], e["timestamp"]) for e in stored]
-            assert len(keys) == len(set(keys)) == 4, keys
-            assert {k[0] for k in keys} == {"system.replica_joined", "system.shutdown", "application.transcription_ready",
+            assert len(keys) == len(set(keys)) == 5, keys
+            assert {k[0] for k in keys} == {"system.replica_joined", "system.pal_joined", "system.shutdown",
+                                            "application.transcription_ready",
                                             "application.perception_analysis"}  # raven-1 is the default perception
             arrived = [(e["event_type"], e["timestamp"]) for e in rx.events if e["conversation_id"] == cid]
             assert arrived == keys, "stored in arrival order, with the original timestamps"

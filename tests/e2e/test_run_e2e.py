@@ -57,7 +57,9 @@ def test_shipped_smoke_scenario_passes_and_cleans_up(project, sandbox):
     ('final_status = "active"', "status 'ended', expected 'active'"),
 ])
 def test_each_expectation_kind_fails_with_a_precise_message(project, sandbox, expect, needle):
-    write(project, "kind", '[[expect.events]]\ntype = "system.shutdown"\nwithin_seconds = 10\n\n[expect]\n' + expect + "\n")
+    # the analysis comes minutes (scaled: about 2 s) after the end, as on Tavus: a scenario that checks it waits for it
+    wait = '[[expect.events]]\ntype = "application.perception_analysis"\nwithin_seconds = 10\n' if "perception" in expect else ""
+    write(project, "kind", '[[expect.events]]\ntype = "system.shutdown"\nwithin_seconds = 10\n' + wait + '\n[expect]\n' + expect + "\n")
     result = run_cli("run", "scenarios/kind.toml")
     assert result.code == 5
     fails = [line for line in result.out.splitlines() if line.startswith("  FAIL")]
@@ -70,7 +72,7 @@ def test_a_stalled_event_says_what_and_how_long(project, sandbox):
     started = time.monotonic()
     result = run_cli("run", "scenarios/stall.toml")
     assert result.code == 5 and time.monotonic() - started < 10
-    assert "stalled: waited 1.0s for application.recording_ready (limit 1s); received ['system.replica_joined']" in result.out
+    assert "stalled: waited 1.0s for application.recording_ready (limit 1s); received ['system.replica_joined', 'system.pal_joined']" in result.out
     assert active(sandbox) == [], "ended after a timeout"
 
 

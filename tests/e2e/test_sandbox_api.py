@@ -1,6 +1,8 @@
 """The local Tavus sandbox over real HTTP: every endpoint, every documented error, callbacks."""
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 
@@ -8,6 +10,13 @@ from harness_core.sandbox import Sandbox, SandboxSettings
 
 KEY = {"x-api-key": "any-key"}
 STOCK = "r4317e64d25a"
+
+
+def wait_until(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
 
 
 def call(sb, method, path, body=None, headers=KEY, **params):
@@ -183,8 +192,10 @@ def test_conversation_create_get_list_end_delete(sb):
     assert call(sb, "POST", f"/conversations/{cid}/end").status_code == 200
     got = call(sb, "GET", f"/conversations/{cid}", verbose="true").json()
     assert got["status"] == "ended"
-    assert [e["event_type"] for e in got["events"]][-3:] == ["system.shutdown", "application.transcription_ready",
-                                                             "application.perception_analysis"]  # raven-1 by default
+    assert [e["event_type"] for e in got["events"]][-2:] == ["system.shutdown", "application.transcription_ready"]
+    assert sb.wait_idle(10)  # the raven-1 analysis (the default) comes minutes later, scaled
+    got = call(sb, "GET", f"/conversations/{cid}", verbose="true").json()
+    assert [e["event_type"] for e in got["events"]][-1] == "application.perception_analysis"
     assert call(sb, "GET", "/conversations", status="active").json()["total_count"] == 0
     assert call(sb, "DELETE", f"/conversations/{cid}").status_code == 204
     assert call(sb, "GET", f"/conversations/{cid}").json() == {"error": "Invalid conversation_id"}
@@ -214,12 +225,17 @@ def test_callbacks_arrive_in_the_documented_order_and_envelope(sb, collector):
         "persona_id": pid, "callback_url": collector.url, "custom_greeting": "Welcome to the kickoff!",
         "properties": {"enable_recording": True, "recording_storage": {"provider": "s3", "bucket_name": "rec",
                                                                           "bucket_region": "us-east-1"}}}).json()["conversation_id"]
-    collector.wait_for(lambda evs: len(evs) == 1)
+    collector.wait_for(lambda evs: len(evs) == 2)
+    requests.post(sb.url.replace("/v2", "/_sandbox/script"), json={"conversation_id": cid, "participant_joins": True},
+                  headers=KEY, timeout=10)  # someone is there: the replica greets them
+    wait_until(lambda: any(e.get("event_type") == "conversation.utterance" for e in sb.store.conversations[cid]["events"]))
     call(sb, "POST", f"/conversations/{cid}/end")
-    events = collector.wait_for(lambda evs: len(evs) == 5)
-    assert [e["event_type"] for e in events] == ["system.replica_joined", "system.shutdown",
+    events = collector.wait_for(lambda evs: len(evs) == 6)
+    # the recording seconds after the end, the analysis minutes after it (CONTRACT §6.4; both scaled)
+    assert [e["event_type"] for e in events] == ["system.replica_joined", "system.pal_joined", "system.shutdown",
                                                  "application.transcription_ready",
-                                                 "application.perception_analysis", "application.recording_ready"]
+                                                 "application.recording_ready", "application.perception_analysis"]
+    events = [events[0], *events[2:4], events[5], events[4]]
     for e in events:
         assert set(e) == {"properties", "conversation_id", "webhook_url", "event_type", "message_type", "timestamp"}
         assert e["conversation_id"] == cid and e["message_type"] == e["event_type"].split(".")[0]
@@ -236,7 +252,7 @@ def test_max_call_duration_ends_the_call_with_its_reason(sb, collector):
     call(sb, "POST", "/conversations", {"replica_id": STOCK, "callback_url": collector.url,
                                         "properties": {"max_call_duration": 30}})
     events = collector.wait_for(lambda evs: len(evs) >= 3, timeout=10)
-    assert events[1]["properties"]["shutdown_reason"] == "max_call_duration reached"
+    assert events[2]["properties"]["shutdown_reason"] == "max_call_duration reached"
 
 
 def test_scripted_transcript_and_end_over_http(sb, collector):

@@ -52,7 +52,7 @@ def test_a_held_back_callback_is_delivered_even_when_the_next_one_comes_late(col
         assert sb.wait_idle(5), "every queued callback was delivered"
         assert sb.faults.injected.get("late", 0) and sb.faults.injected.get("reorder", 0)
         emitted = sum(len(c["events"]) for c in sb.store.conversations.values())
-        assert len(collector.wait_for(lambda evs: len(evs) == emitted, 5)) == emitted == 8 * 4
+        assert len(collector.wait_for(lambda evs: len(evs) == emitted, 5)) == emitted == 8 * 5  # replica_joined, pal_joined, shutdown, transcript, analysis
 
 
 def test_a_persona_without_a_perception_layer_gets_the_raven_1_analysis(sb, collector):
