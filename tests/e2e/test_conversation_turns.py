@@ -57,7 +57,7 @@ def test_the_shipped_scenarios_pass_offline_and_report_judge_and_simulated_user_
     monkeypatch.delenv("TAVUS_API_URL")  # a fresh clone: neither key nor URL, so an embedded sandbox
     result = run_cli("run", "scenarios/", "--junit", "logs/junit.xml")
     assert result.code == 0, result.out + result.err
-    assert "3 passed, 0 failed, 1 skipped, 1 expected failures" in result.out, result.out
+    assert "3 passed, 0 failed, 1 skipped  (target: embedded local sandbox" in result.out, result.out
     assert "SKIP Simulated user books a meeting" in result.out
     assert "skip simulated_user         skipped: no model configured" in result.out
     assert "skip judge                  skipped: no model configured" in result.out
@@ -190,10 +190,12 @@ def test_a_bad_scenario_is_refused_before_anything_is_created(project, sandbox, 
 
 
 # --- failures during the dialogue fail the scenario naming the turn; the conversation is ended -------
-def test_an_unreachable_tool_backend_fails_its_turn_and_the_conversation_is_ended(project, sandbox):
+def test_an_unreachable_tool_backend_fails_its_turn_and_the_conversation_is_ended(project, sandbox, monkeypatch):
+    monkeypatch.setenv("TOOL_TOKEN", "tok-never-in-reports-0042")
     write(project, "down", """
 [tools.schedule_meeting]
 url = "http://127.0.0.1:9/tools/schedule_meeting"
+auth = { type = "bearer", token = { "$env" = "TOOL_TOKEN" } }
 
 [[sandbox.rules]]
 when = "book"
@@ -211,6 +213,10 @@ user = "and then?"
             "http://127.0.0.1:9/tools/schedule_meeting did not answer (ConnectionError)") in result.out
     assert "FAIL turn 2                 turn 2 ('and then?') was not sent: an earlier turn failed" in result.out
     assert "cleanup: conversation ended" in result.out and active(sandbox) == []
+    scenario = json.loads((run_dir(project, "down") / "scenario.json").read_text())
+    assert scenario["tools"]["schedule_meeting"]["auth"]["type"] == "bearer"
+    stored = b"".join(p.read_bytes() for p in (project / "logs").rglob("*") if p.is_file())
+    assert b"tok-never-in-reports-0042" not in stored + (result.out + result.err).encode()
 
 
 def test_a_refused_send_fails_the_scenario_naming_the_turn(project, sandbox):
