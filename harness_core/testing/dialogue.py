@@ -111,7 +111,8 @@ def send_app_message(ctx, cid: str, event_type: str, properties: dict, *, limite
                 if cancel.wait(min(exc.retry_after or 0.2 * 2 ** attempt, 5.0)):
                     break
                 continue
-            raise SendRefused(f"send-app-message {event_type} was refused: {exc.status} {exc.message}") from None
+            said = exc.message.split(": ", 1)[-1]  # "METHOD path: STATUS what it said"
+            raise SendRefused(f"send-app-message {event_type} was refused: {said}") from None
     raise SendRefused(f"send-app-message {event_type}: gave up after {attempts} tries")
 
 

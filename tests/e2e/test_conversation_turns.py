@@ -498,3 +498,35 @@ def test_the_webhook_receiver_forwards_tool_calls_to_tool_backend_url_checking_h
     [record] = events
     assert record["conversation_id"] == "c42" and record["properties"]["tool_call_id"] == "t1"
     assert record["properties"]["arguments"] == {"order_id": "A-10025"} and record["properties"]["status"] == "success"
+
+
+def test_without_a_room_replies_come_from_the_final_transcript_and_the_report_says_so(project, sandbox, monkeypatch):
+    """What a run does against the real API (no room route): turns paced, the call ended, replies aligned
+    from application.transcription_ready. Here the sandbox's room is declared missing to take that path."""
+    from harness_core.testing import dialogue
+
+    def no_room(self, wait):
+        raise dialogue.RoomMissing("the target has no room route")
+    monkeypatch.setattr(dialogue.Room, "poll", no_room)
+    write(project, "live", """
+[[sandbox.rules]]
+when = "agenda"
+reply = "The agenda is goals, risks and owners."
+
+[[turns]]
+user = "What is the agenda?"
+expect.reply_contains = "risks"
+
+[[turns]]
+user = "Thanks"
+expect.reply_contains = "agenda"
+""")
+    result = run_cli("run", "scenarios/live.toml")
+    assert result.code == 5, result.out + result.err
+    assert "the target has no room route; replies read from the final transcript, aligned by turn" in result.err
+    assert "dialogue (replies read from the final transcript, aligned by turn" in result.out
+    assert "ok   turn 1 reply_contains  turn 1 ('What is the agenda?'): reply contains 'risks' (from the final transcript)" \
+        in result.out
+    assert ("FAIL turn 2 reply_contains  turn 2 ('Thanks'): expected a reply containing 'agenda'; the agent said "
+            "'Got it: Thanks' (from the final transcript)") in result.out
+    assert active(sandbox) == []

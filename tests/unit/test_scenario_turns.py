@@ -330,3 +330,52 @@ def test_the_report_shows_the_dialogue_in_text_json_and_junit_without_secrets(tm
     assert suite.get("skipped") == "1" and suite.get("failures") == "1"
     assert "turn 1 user:   Book a meeting with Ana" in suite.find("system-out").text
     assert secret not in path.read_text() and secret in text  # the CLI redacts what it prints (ctx.secrets)
+
+
+# --- send-app-message: retried on 502 and 429, never resent after a 504 ------------------------------
+def test_send_app_message_retries_a_502_and_never_resends_after_a_504(project):
+    """A stand-in for Tavus's gateway answering 502/504 (the sandbox does not emulate gateway errors)."""
+    import threading
+
+    from harness_core.context import sandbox_context
+    from harness_core.testing.dialogue import RateLimiter, SendRefused, send_app_message
+    script, seen = [], []
+
+    def gateway(environ, start_response):
+        seen.append(json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))))
+        status = script.pop(0) if script else 200
+        start_response(f"{status} X", [("Content-Type", "application/json")])
+        return [json.dumps({"message": f"gateway {status}"}).encode()]
+    server = BackgroundServer(gateway, threads=2).start()
+    try:
+        ctx = sandbox_context(make_context(project, quiet=True), f"{server.base_url}/v2")
+        limiter, cancel = RateLimiter(), threading.Event()
+        script[:] = [502, 502]
+        assert send_app_message(ctx, "c1", "conversation.respond", {"text": "hi"}, limiter=limiter, cancel=cancel) == "sent"
+        assert len(seen) == 3 and seen[0] == {"message_type": "conversation", "event_type": "conversation.respond",
+                                              "conversation_id": "c1", "properties": {"text": "hi"}}
+        seen.clear()
+        script[:] = [504]
+        assert send_app_message(ctx, "c1", "conversation.respond", {"text": "hi"}, limiter=limiter, cancel=cancel) == "maybe"
+        assert len(seen) == 1, "a respond that may have been delivered is not sent twice"
+        script[:] = [400]
+        with pytest.raises(SendRefused) as refused:
+            send_app_message(ctx, "c1", "conversation.respond", {"text": "hi"}, limiter=limiter, cancel=cancel)
+        assert "send-app-message conversation.respond was refused: 400 gateway 400" == refused.value.message
+        with pytest.raises(SendRefused) as too_big:
+            send_app_message(ctx, "c1", "conversation.respond", {"text": "x" * 70_000}, limiter=limiter, cancel=cancel)
+        assert "send-app-message takes at most 65536" in too_big.value.message
+    finally:
+        server.stop()
+
+
+def test_the_rate_limiter_holds_the_documented_pace():
+    import threading
+    import time as clock
+
+    from harness_core.testing.dialogue import RateLimiter
+    limiter, cancel = RateLimiter(limit=3, window=0.3), threading.Event()
+    started = clock.monotonic()
+    for _ in range(4):
+        limiter.acquire(cancel)
+    assert clock.monotonic() - started >= 0.25, "the 4th send waited for the window to free a slot"
