@@ -110,3 +110,30 @@ def harness_expectation_kinds() -> dict | None:
     Mode: broadcast; the dicts are merged.
     Built-in: none (the built-in kinds live in harness_core.testing.expectations.BUILTIN_KINDS).
     """
+
+
+@hookspec(firstresult=True)
+def harness_judge(rubric: str, dialogue: list[dict], context) -> dict | None:
+    """Judge a scenario's dialogue against a natural-language `rubric` (a `judge` expectation).
+
+    Called by testing.runner.make_judge() (through the Observed.judge of each run) once per `judge` expectation,
+    per turn or for the whole conversation, after the turns ran. `dialogue` is the list of turns
+    so far, each `{index, user, reply, tool_calls, tool_results, objectives, guardrails}`.
+    Returns `{"passed": bool, "reason": str}`, or None to leave it to the next judge.
+    Mode: firstresult; the first non-None answer wins.
+    Built-in: none; without a plugin the core asks the OpenAI-compatible model in
+    TAVUS_HARNESS_MODEL_URL, and without that the expectation is reported "skipped: no model configured".
+    """
+
+
+@hookspec(firstresult=True)
+def harness_tool_call(name: str, arguments: dict, tool_call_id: str, conversation_id: str, context) -> dict | None:
+    """Answer a tool call the agent made, playing the developer's app (app-message tools).
+
+    Called by the method testing.dialogue.ToolBackends.call for each `conversation.tool_call` seen during a
+    scenario's turn, before the scenario's `[tools.NAME] url` is tried. `arguments` are the parsed
+    arguments. Returns `{"output": str | dict, "status": "success" | "error"}` (sent back as
+    `conversation.tool_result` and recorded), or None to let the scenario's URL answer.
+    Mode: firstresult.
+    Built-in: none (the scenario's `[tools.NAME] url` answers when no plugin does).
+    """

@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 HARNESS_VARS = ("TAVUS_API_KEY", "TAVUS_API_URL", "TAVUS_PUBLIC_API_BASE_URL", "WEBHOOK_URL", "WEBHOOK_TOKEN",
                 "TUNE_AUTO_RECORDING", "TAVUS_RECORDING_S3_BUCKET", "TAVUS_RECORDING_S3_REGION",
                 "TAVUS_RECORDING_ROLE_ARN", "TAVUS_HARNESS_DISABLE_PLUGINS", "TAVUS_HARNESS_TRACE_PLUGINS",
-                "NGROK_API_URL", "TAVUS_HARNESS_DOTENV")
+                "NGROK_API_URL", "TAVUS_HARNESS_DOTENV", "TAVUS_HARNESS_MODEL_URL", "TAVUS_HARNESS_MODEL",
+                "TAVUS_HARNESS_MODEL_API_KEY", "TAVUS_SANDBOX_LLM_URL", "TAVUS_SANDBOX_LLM_MODEL", "TAVUS_SANDBOX_LLM_API_KEY")
 
 
 def closed_port_url() -> str:
@@ -57,7 +58,7 @@ def project(tmp_path, monkeypatch) -> Path:
     """A scratch project: copies of configs/, presets/ and scenarios/, as the current directory."""
     root = tmp_path / "project"
     root.mkdir()
-    for name in ("configs", "presets", "scenarios"):
+    for name in ("configs", "presets", "scenarios", "examples"):
         if (REPO / name).is_dir():
             shutil.copytree(REPO / name, root / name)
     (root / "logs").mkdir()

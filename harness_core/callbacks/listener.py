@@ -14,6 +14,7 @@ from .events import format_event_line
 from .publicurl import (DEFAULT_PORT, check_reachable, compose_callback_url, ensure_webhook_token, forget_running,
                         normalise_path, note_running, public_url)
 from .receiver import Receiver
+from .toolforward import routes_from_env
 
 
 @dataclass
@@ -44,7 +45,8 @@ def serve(ctx: RunContext, *, say, warn, host: str | None = None, port: int | No
     show = lambda records: say("\n".join(map(line, records)))  # noqa: E731
     info = warn if as_json else say
     rx = Receiver(ctx, path, token, host or "127.0.0.1", DEFAULT_PORT if port is None else int(port),
-                  show=show, on_problem=warn, keep_events=False)  # a long session: they are on disk already
+                  show=show, on_problem=warn, keep_events=False,  # a long session: they are on disk already
+                  tools=routes_from_env(ctx.env))  # delivery.api tool calls to /tools/NAME (toolforward.py)
     rx.start()
     if rx.log.problem:
         warn(f"cannot open the callback store ({rx.log.problem}); callbacks are answered 500 until it opens")

@@ -129,7 +129,7 @@ class Receiver:
 
     def __init__(self, ctx: RunContext, path: str = DEFAULT_PATH, token: str | None = None,
                  host: str = "127.0.0.1", port: int = 0, *, show=None, on_problem=None, threads: int = 32,
-                 keep_events: bool = True, request_timeout: float = REQUEST_TIMEOUT):
+                 keep_events: bool = True, request_timeout: float = REQUEST_TIMEOUT, tools: dict | None = None):
         self.ctx = ctx
         self.path = normalise_path(path)
         self.token = token or _secrets.token_urlsafe(24)
@@ -137,6 +137,7 @@ class Receiver:
         self.request_timeout = request_timeout
         self.instance = uuid.uuid4().hex[:12]
         self.show, self.on_problem = show, on_problem
+        self.tools = tools or {}  # name -> {url, auth}: delivery.api calls to /tools/NAME (callbacks/toolforward.py)
         if self.token not in ctx.store.secrets:
             ctx.store.secrets.append(self.token)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()  # batches of (event, record), as committed
@@ -216,6 +217,8 @@ class Receiver:
 
     # -- the WSGI app ------------------------------------------------------------------------
     def app(self, environ, start_response):
+        if (environ.get("PATH_INFO") or "").startswith("/tools/"):
+            return self._tool(environ, start_response)
         try:
             status, body, headers = self._handle(environ)
         except Exception as exc:  # noqa: BLE001 - the receiver is an edge: a bug is a 500 + a log record
@@ -259,6 +262,23 @@ class Receiver:
         if record is None:  # Tavus re-sent one we already have: acknowledged, stored once
             return 200, {"ok": True, "duplicate": True}, []
         return 200, {"ok": True}, []  # the store's writer has queued it for the worker
+
+    def _tool(self, environ, start_response):
+        """A delivery.api tool call: verified, forwarded to the tool backend, recorded (toolforward.py)."""
+        from .toolforward import handle
+        length = environ.get("CONTENT_LENGTH") or ""
+        raw = environ["wsgi.input"].read(min(int(length), MAX_BODY + 1) if length.isdigit() else 0)
+        name = environ["PATH_INFO"][len("/tools/"):].strip("/")
+        if len(raw) > MAX_BODY:
+            status, body, ctype, event = 413, b'{"error": "body over 1 MiB"}', "application/json", None
+        else:
+            status, body, ctype, event = handle(self.tools, name, environ, raw, self.token)
+        if status in (401, 404):
+            self._reject(environ, status, json.loads(body)["error"])
+        if event is not None:
+            self.log.append(event, utc_now())
+        start_response(status_line(status), [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+        return [body]
 
     def _refuse(self, environ, status, reason, headers=(), *, preview=b"", problems=None):
         self._reject(environ, status, reason, preview=preview)

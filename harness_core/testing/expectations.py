@@ -6,6 +6,7 @@ precise message. Plugins add kinds through the `harness_expectation_kinds` hook.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,8 @@ class Observed:
 
     events: list[dict] = field(default_factory=list)
     final_status: str | None = None
+    turns: list = field(default_factory=list)  # dialogue.Turn records in scope (one turn, or all of them)
+    judge: object = None  # judge(rubric, turns) -> Verdict, set by the runner
 
     def of_type(self, event_type: str) -> list[dict]:
         return [e for e in self.events if e.get("event_type") == event_type]
@@ -32,6 +35,7 @@ class Verdict:
     passed: bool
     observed: object
     message: str
+    skipped: bool = False  # not checked (e.g. no model to judge with); counts as not failed
 
 
 def parse_ts(value) -> datetime | None:
@@ -143,6 +147,218 @@ def check_final_status(expected, obs: Observed) -> Verdict:
                    f"status {obs.final_status!r}" + ("" if obs.final_status == expected else f", expected {expected!r}"))
 
 
+# --- what the agent did in its turns (Observed.turns: one turn, or the whole dialogue) -------
+def _each(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _said(obs: Observed) -> str:
+    replies = [f"{t.label} the agent said {t.reply!r}" if len(obs.turns) > 1 else f"the agent said {t.reply!r}"
+               for t in obs.turns]
+    return "; ".join(replies) or "there was no turn"
+
+
+def _calls(obs: Observed) -> list[dict]:
+    return [c for t in obs.turns for c in t.tool_calls]
+
+
+def _did_tools(obs: Observed) -> str:
+    calls = _calls(obs)
+    return ("it called " + ", ".join(f"{c['name']}({json.dumps(c.get('arguments'), sort_keys=True)})" for c in calls)
+            if calls else "it called no tool")
+
+
+def _subset(want, got) -> bool:
+    """`want` is contained in `got`: every key of a dict with a matching value (recursively);
+    strings compare without case; lists need every wanted item somewhere in the list."""
+    if isinstance(want, dict):
+        return isinstance(got, dict) and all(k in got and _subset(v, got[k]) for k, v in want.items())
+    if isinstance(want, list):
+        return isinstance(got, list) and all(any(_subset(w, g) for g in got) for w in want)
+    if isinstance(want, str) and isinstance(got, str):
+        return want.strip().lower() == got.strip().lower()
+    if isinstance(want, bool) or isinstance(got, bool):
+        return want is got
+    return want == got
+
+
+def check_reply_contains(expected, obs: Observed) -> Verdict:
+    """The agent's reply contains each phrase (case-insensitive)."""
+    text = " ".join(t.reply for t in obs.turns).lower()
+    missing = [p for p in _each(expected) if str(p).lower() not in text]
+    return Verdict("reply_contains", not missing, text[:200],
+                   f"expected a reply containing {missing[0]!r}; {_said(obs)}" if missing else
+                   f"reply contains {', '.join(map(repr, _each(expected)))}")
+
+
+def check_reply_regex(expected, obs: Observed) -> Verdict:
+    """The agent's reply matches each regular expression (re.search)."""
+    text = " ".join(t.reply for t in obs.turns)
+    missing = [p for p in _each(expected) if re.search(p, text) is None]
+    return Verdict("reply_regex", not missing, text[:200],
+                   f"expected a reply matching /{missing[0]}/; {_said(obs)}" if missing else "reply matches")
+
+
+def check_reply_excludes(expected, obs: Observed) -> Verdict:
+    """The agent's reply contains none of the phrases (case-insensitive)."""
+    text = " ".join(t.reply for t in obs.turns).lower()
+    found = [p for p in _each(expected) if str(p).lower() in text]
+    return Verdict("reply_excludes", not found, text[:200],
+                   f"expected a reply without {found[0]!r}; {_said(obs)}" if found else "no excluded phrase")
+
+
+def _tool_spec(value) -> dict:
+    return {"name": value} if isinstance(value, str) else value
+
+
+def check_tool_called(expected, obs: Observed) -> Verdict:
+    """Each tool was called, with at least the given arguments (`args`: a subset match)."""
+    calls = _calls(obs)
+    for spec in map(_tool_spec, _each(expected)):
+        named = [c for c in calls if c.get("name") == spec["name"]]
+        args = spec.get("args")
+        if not named or (args is not None and not any(_subset(args, c.get("arguments")) for c in named)):
+            wanted = spec["name"] + (f" with arguments including {json.dumps(args, sort_keys=True)}" if args else "")
+            return Verdict("tool_called", False, calls, f"expected a call to {wanted}; {_did_tools(obs)}")
+    return Verdict("tool_called", True, calls, _did_tools(obs))
+
+
+def check_no_tool_called(expected, obs: Observed) -> Verdict:
+    """`true`: no tool at all was called; a name or a list of names: none of those."""
+    calls = _calls(obs)
+    banned = None if expected is True else set(_each(expected))
+    bad = [c for c in calls if banned is None or c.get("name") in banned]
+    if expected is False:
+        bad = []
+    what = "no tool" if banned is None else f"none of {sorted(banned)}"
+    return Verdict("no_tool_called", not bad, calls, f"expected {what} to be called; {_did_tools(obs)}" if bad
+                   else f"{what} called")
+
+
+def check_tool_result_status(expected, obs: Observed) -> Verdict:
+    """Every tool result (or those of `name`) had this status ("success" or "error")."""
+    spec = {"status": expected} if isinstance(expected, str) else expected
+    results = [r for t in obs.turns for r in t.tool_results if not spec.get("name") or r.get("name") == spec["name"]]
+    seen = [f"{r.get('name')}: {r.get('status')}" for r in results]
+    scope = f" of {spec['name']}" if spec.get("name") else ""
+    if not results:
+        return Verdict("tool_result_status", False, [], f"expected a tool result{scope} with status {spec['status']!r}; "
+                                                        f"there was none ({_did_tools(obs)})")
+    ok = all(r.get("status") == spec["status"] for r in results)
+    return Verdict("tool_result_status", ok, seen, f"tool results{scope}: {', '.join(seen)}"
+                   + ("" if ok else f"; expected {spec['status']!r}"))
+
+
+def _objectives(obs: Observed) -> list[dict]:
+    found, seen = [], set()
+    for t in obs.turns:
+        for o in t.objectives:
+            key = (o.get("name"), json.dumps(o.get("output_variables"), sort_keys=True))
+            if key not in seen:
+                seen.add(key)
+                found.append(o)
+    for e in obs.of_type("conversation.objective.completed"):  # callbacks to the objective's callback_url
+        p = e.get("properties") or {}
+        name = p.get("objective_name") or e.get("objective_name")  # both documented shapes (CONTRACT §10.6)
+        if name not in [o["name"] for o in found]:  # the room event and the callback are one completion
+            found.append({"name": name, "output_variables": p.get("output_variables") or e.get("output_variables") or {}})
+    return found
+
+
+def check_objective_completed(expected, obs: Observed) -> Verdict:
+    """Each objective completed, with at least the given output_variables (subset match)."""
+    done = _objectives(obs)
+    summary = [f"{o['name']} {json.dumps(o.get('output_variables') or {}, sort_keys=True)}" for o in done]
+    for spec in map(_tool_spec, _each(expected)):
+        named = [o for o in done if o.get("name") == spec["name"]]
+        outputs = spec.get("output_variables")
+        if not named or (outputs and not any(_subset(outputs, o.get("output_variables")) for o in named)):
+            wanted = spec["name"] + (f" with output_variables including {json.dumps(outputs, sort_keys=True)}" if outputs else "")
+            return Verdict("objective_completed", False, summary,
+                           f"expected objective {wanted} to complete; completed: {summary or 'none'}")
+    return Verdict("objective_completed", True, summary, f"completed: {', '.join(summary)}")
+
+
+def check_objectives_completed_in_order(expected, obs: Observed) -> Verdict:
+    """The objectives completed in this relative order (others may come in between)."""
+    order = [o["name"] for o in _objectives(obs)]
+    position = 0
+    for wanted in expected:
+        try:
+            position = order.index(wanted, position) + 1
+        except ValueError:
+            where = "never completed" if wanted not in order else "completed out of order"
+            return Verdict("objectives_completed_in_order", False, order, f"objective {wanted} {where}; completed: {order}")
+    return Verdict("objectives_completed_in_order", True, order, f"in order: {' -> '.join(expected)}")
+
+
+def _guardrails(obs: Observed) -> list[str]:
+    names = [g.get("name") for t in obs.turns for g in t.guardrails]
+    for e in obs.of_type("conversation.guardrail.triggered"):
+        name = (e.get("properties") or {}).get("guardrail_name")
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def check_guardrail_triggered(expected, obs: Observed) -> Verdict:
+    """Each guardrail was triggered."""
+    fired = _guardrails(obs)
+    missing = [g for g in _each(expected) if g not in fired]
+    return Verdict("guardrail_triggered", not missing, fired,
+                   f"expected guardrail {missing[0]} to trigger; triggered: {fired or 'none'}; {_said(obs)}" if missing
+                   else f"triggered: {fired}")
+
+
+def check_guardrail_not_triggered(expected, obs: Observed) -> Verdict:
+    """None of these guardrails was triggered."""
+    fired = _guardrails(obs)
+    bad = [g for g in _each(expected) if g in fired]
+    return Verdict("guardrail_not_triggered", not bad, fired,
+                   f"expected guardrail {bad[0]} not to trigger, but it did; {_said(obs)}" if bad
+                   else f"not triggered: {_each(expected)}")
+
+
+def check_tools_called_in_order(expected, obs: Observed) -> Verdict:
+    """These tools were called in this relative order (others may come in between)."""
+    order = [c.get("name") for c in _calls(obs)]
+    position = 0
+    for wanted in expected:
+        try:
+            position = order.index(wanted, position) + 1
+        except ValueError:
+            where = "never called" if wanted not in order else "called out of order"
+            return Verdict("tools_called_in_order", False, order, f"tool {wanted} {where}; calls: {order}")
+    return Verdict("tools_called_in_order", True, order, f"in order: {' -> '.join(expected)}")
+
+
+def check_judge(expected, obs: Observed) -> Verdict:
+    """An LLM judge finds the dialogue meets the rubric (skipped when there is no judge)."""
+    if obs.judge is None:
+        from .models import NO_MODEL
+        return Verdict("judge", True, None, NO_MODEL, skipped=True)
+    return obs.judge(expected, obs.turns)
+
+
+TURN_KINDS = {
+    "reply_contains": check_reply_contains,
+    "reply_regex": check_reply_regex,
+    "reply_excludes": check_reply_excludes,
+    "tool_called": check_tool_called,
+    "no_tool_called": check_no_tool_called,
+    "tool_result_status": check_tool_result_status,
+    "objective_completed": check_objective_completed,
+    "guardrail_triggered": check_guardrail_triggered,
+    "guardrail_not_triggered": check_guardrail_not_triggered,
+    "judge": check_judge,
+}
+DIALOGUE_KINDS = {  # whole-conversation only
+    "objectives_completed_in_order": check_objectives_completed_in_order,
+    "tools_called_in_order": check_tools_called_in_order,
+}
+REPLY_KINDS = ("reply_contains", "reply_regex", "reply_excludes")
+
+
 BUILTIN_KINDS = {
     "events_in_order": check_events_in_order,
     "shutdown_reason": check_shutdown_reason,
@@ -152,6 +368,8 @@ BUILTIN_KINDS = {
     "recording_ready": check_recording_ready,
     "max_gap": check_max_gap,
     "final_status": check_final_status,
+    **TURN_KINDS,
+    **DIALOGUE_KINDS,
 }
 
 

@@ -2,7 +2,8 @@
 
 `pytest scenarios/` runs each `*.toml` with a `[scenario]` table through the same runner as
 `invoke run`, so `-k`, `--junitxml` and pytest-xdist's `-n 4` work as for any test. A scenario
-marked `expected_to_fail = true` is reported as xfail.
+marked `expected_to_fail = true` is reported as xfail; one that cannot run here (a simulated user
+without a model) as skipped, with the reason.
 
 Only where you asked for it: a file is a candidate when it lies in a folder named `scenarios`
 (the project's rootdir may be that folder) or under a folder named in the `tavus_scenarios` ini
@@ -70,6 +71,8 @@ class ScenarioItem(pytest.Item):
             [result], _label = run_scenarios(ctx, [self.path])
         except HarnessError as exc:
             raise ScenarioFailed(shown([f"error: {exc.render()}"])) from None
+        if result.skipped:  # e.g. a simulated user without a model: said, never passed in silence
+            pytest.skip(result.skipped)
         if result.scenario.expected_to_fail:
             if result.passed:
                 raise ScenarioFailed(["marked expected_to_fail, but every expectation passed"])

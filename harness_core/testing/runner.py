@@ -27,7 +27,9 @@ from ..resources.conversation import SCENARIO_PERSONA, build_conversation, creat
 from ..env import api_configured, is_loopback, resolve_target
 from ..errors import ApiError, ConfigError, HarnessError, Interrupted
 from ..callbacks.events import iter_events
-from .expectations import Observed, Verdict, all_kinds, evaluate
+from .dialogue import Driver, RateLimiter, Room, RoomMissing, ToolBackends, Turn, align_transcript
+from .expectations import REPLY_KINDS, Observed, Verdict, all_kinds, evaluate
+from .models import NO_MODEL, Model, ModelFailed, judge_with_model, next_user_message
 from ..resources.lookup import persona_id_for, personas_named
 from ..resources.persona import apply_persona
 from .scenario import Scenario, load_scenario
@@ -48,10 +50,17 @@ class RunResult:
     seconds: float = 0.0
     cleaned_up: bool = False
     kept: bool = False  # --keep: left running on purpose
+    turns: list = field(default_factory=list)  # dialogue.Turn records, for scenarios with turns
+    replies_from: str | None = None  # "room" (seen live) or "transcript" (aligned afterwards)
+    skipped: str | None = None  # why nothing ran (e.g. a simulated user without a model)
 
     @property
     def passed(self) -> bool:
         return self.error is None and all(v.passed for v in self.verdicts)
+
+    @property
+    def dialogue(self) -> list[dict]:
+        return [t.as_dict() for t in self.turns]
 
 
 class Cancelled(Exception):
@@ -95,7 +104,7 @@ EMBEDDED_MIN_CONCURRENT = 8
 
 
 @contextlib.contextmanager
-def run_environment(ctx: RunContext, max_concurrent: int = 1):
+def run_environment(ctx: RunContext, max_concurrent: int = 1, tool_routes: dict | None = None):
     """Yield the RunTarget this run talks to.
 
     An embedded sandbox allows at least `max_concurrent` active conversations, so the run's own
@@ -121,7 +130,7 @@ def run_environment(ctx: RunContext, max_concurrent: int = 1):
         if target.is_sandbox:
             if time_scale == 1.0:
                 time_scale = sandbox_time_scale(target)
-            receiver = stack.enter_context(Receiver(ctx, path="/tavus/callback"))
+            receiver = stack.enter_context(Receiver(ctx, path="/tavus/callback", tools=tool_routes or {}))
             yield RunTarget(ctx, receiver.callback_url, ReceiverEvents(receiver), label, time_scale)
             return
         hook = ctx.env.get("WEBHOOK_URL")
@@ -147,10 +156,19 @@ def sandbox_time_scale(target) -> float:
 def run_scenarios(ctx: RunContext, paths, *, keep: bool = False, max_concurrent: int = 2, on_result=None) -> tuple[list[RunResult], str]:
     """Run every scenario (at most max_concurrent at once); returns the results and the target label."""
     kinds = all_kinds(ctx)
-    scenarios = [load_scenario(p, kinds) for p in paths]
+    known_tools = persona_tools(ctx)
+    scenarios = [load_scenario(p, kinds, known_tools) for p in paths]
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     cancel = threading.Event()
-    with run_environment(ctx, max_concurrent) as where:
+    with contextlib.ExitStack() as backends:
+        for sc in scenarios:
+            sc.tools = resolve_tools(ctx, sc, backends)
+        routes = {name: spec for sc in scenarios for name, spec in sc.tools.items()}
+        return _run_all(ctx, scenarios, kinds, run_id, cancel, keep, max_concurrent, on_result, routes)
+
+
+def _run_all(ctx, scenarios, kinds, run_id, cancel, keep, max_concurrent, on_result, routes):
+    with run_environment(ctx, max_concurrent, routes) as where:
         rctx, label = where.ctx, where.label
         if keep and not lockfile.tracked(rctx):  # the embedded sandbox
             rctx.note("note: --keep has no effect here: the embedded sandbox stops when this run ends")
@@ -176,6 +194,82 @@ def run_scenarios(ctx: RunContext, paths, *, keep: bool = False, max_concurrent:
     return results, label
 
 
+def persona_tools(ctx: RunContext):
+    """`names(persona_config) -> set | None`: the tool names a persona config gives its LLM, found
+    offline (None when that cannot be known: tools attached by id, or a config that does not build)."""
+    cache: dict[str, set | None] = {}
+
+    def names(config_path: str) -> set | None:
+        key = str(Path(config_path).resolve())
+        if key not in cache:
+            cache[key] = _persona_tool_names(ctx, config_path)
+        return cache[key]
+    return names
+
+
+def _persona_tool_names(ctx: RunContext, config_path: str) -> set | None:
+    from ..config import Resolved, gather, load_file
+    from ..resources import persona as personas
+    from ..resources.payload import assemble
+    try:
+        if set(load_file(config_path)) & {"tool_ids", "pal_id"}:
+            return None
+        resolved, _ = gather(flags={}, config_path=config_path, env=ctx.env, env_map=personas.ENV_MAP)
+        values = dict(resolved.values)
+        layers = personas.build_layers(ctx, values, lambda key: str(config_path))
+        if layers:
+            values["layers"] = layers
+        payload = assemble("persona", Resolved(values, resolved.sources), personas.API_KEYS, ctx)
+    except HarnessError:
+        return None  # the upsert says what is wrong with the config, in its own words
+    tools = ((payload.get("layers") or {}).get("llm") or {}).get("tools") or []
+    return {(t.get("function") or {}).get("name") for t in tools if isinstance(t, dict)} - {None}
+
+
+def resolve_tools(ctx: RunContext, sc: Scenario, stack: contextlib.ExitStack) -> dict:
+    """The scenario's [tools] with `{tool_backend}` replaced by the URL of its served backend and
+    `{"$env": NAME}` values read (and remembered as secrets)."""
+    from ..config import expand_env_refs
+    if not sc.tools:
+        return {}
+    base = serve_tool_backend(sc.tool_backend, stack) if sc.tool_backend else ""
+    tools = expand_env_refs(sc.tools, ctx.env.get, str(sc.path), "tools")
+    for spec in tools.values():
+        if isinstance(spec.get("url"), str):
+            spec["url"] = spec["url"].replace("{tool_backend}", base)
+    return tools
+
+
+_BACKENDS: dict[str, str] = {}
+
+
+def serve_tool_backend(path: str, stack: contextlib.ExitStack) -> str:
+    """Serve the WSGI `app` of a Python file on a free loopback port for this run; its base URL."""
+    import importlib.util
+
+    from ..serving import BackgroundServer
+    key = str(Path(path).resolve())
+    if key in _BACKENDS:
+        return _BACKENDS[key]
+    spec = importlib.util.spec_from_file_location(f"tool_backend_{abs(hash(key))}", key)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - the user's file: say what broke, in one line
+        raise ConfigError(f"{path}: cannot load the tool backend: {type(exc).__name__}: {exc}") from None
+    app = getattr(module, "app", None)
+    if not callable(app):
+        raise ConfigError(f"{path}: no WSGI `app` in the tool backend", hint="define app(environ, start_response)")
+    server = BackgroundServer(app, threads=8).start()
+    _BACKENDS[key] = server.base_url
+
+    def stop():
+        _BACKENDS.pop(key, None)
+        server.stop()
+    stack.callback(stop)
+    return server.base_url
+
+
 class RunFlags(dict):
     """A run's own values for the conversation: labelled as the scenario's, not as flags the user typed."""
 
@@ -199,10 +293,19 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
     cancel = cancel or threading.Event()
     ender, ended = threading.Event(), threading.Event()  # the end-after timer: stand down / it ended it
     save(run_dir, "scenario.json", {"path": str(sc.path), "name": sc.name, "expect": sc.expect, "events": sc.events,
-                                    "overrides": sc.overrides, "sandbox": sc.sandbox}, ctx.secrets)
+                                    "overrides": sc.overrides, "sandbox": sc.sandbox, "mode": sc.mode, "turns": sc.turns,
+                                    "tools": sc.tools, "simulated_user": sc.simulated_user}, ctx.secrets)
+    model = Model.from_env(ctx.env)
+    if sc.simulated_user and model is None:  # never silently passed: reported as skipped, nothing created
+        result.skipped = f"simulated user: {NO_MODEL}"
+        result.verdicts.append(Verdict("simulated_user", True, None, NO_MODEL, skipped=True))
+        save(run_dir, "verdicts.json", [v.__dict__ for v in result.verdicts], ctx.secrets)
+        return result
     try:
         pid = upsert_persona(ctx, sc, personas)
         flags = RunFlags({**sc.overrides, "callback_url": callback_url, "persona_id": pid})
+        if sc.mode == "chat":
+            flags["chat"] = True
         if "conversation_name" not in sc.overrides:
             flags["conversation_name"] = f"{sc.name} [{run_id}]"
         plan = build_conversation(ctx, flags, sc.conversation_config)
@@ -211,16 +314,32 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
         save(run_dir, "response.json", response, ctx.secrets)
         cid = result.conversation_id = response["conversation_id"]
         script_sandbox(ctx, sc, cid)
-        if sc.end_after_seconds:
+        if sc.is_dialogue:
+            talk(ctx, sc, cid, result, deadline, cancel, model, time_scale, source)
+            if not keep:
+                _quiet_end(ctx, cid)  # the dialogue is over: the end events (and the transcript) follow
+            if sc.events:
+                result.verdicts += wait_for_events(sc, source, cid, deadline, cancel)
+            if result.replies_from == "transcript":
+                result.verdicts += transcript_replies(sc, source, cid, result, deadline, cancel)
+            _settle(source, cid, deadline, cancel, settle_quiet(time_scale))
+            result.events = source.current(cid)
+            judge = make_judge(ctx, model)
+            result.verdicts += turn_verdicts(sc, result, kinds, judge)
+            rest = {k: v for k, v in sc.expect.items() if k != "events"}
+            result.verdicts += evaluate(rest, Observed(result.events, status_of(ctx, cid), result.turns, judge), kinds)
+            result.error = result.error or turn_errors(sc, result.turns)
+        elif sc.end_after_seconds:
             threading.Thread(target=end_after_join, args=(ctx, source, cid, sc.end_after_seconds * time_scale,
                                                           deadline, ender, ended), daemon=True).start()
-        result.verdicts += wait_for_events(sc, source, cid, deadline, cancel)
-        stalled = any(not v.passed for v in result.verdicts)  # end it now: waiting on would only bill the call
-        if not stalled and not keep and any(k != "events" for k in sc.expect) and _needs_end(sc):
-            _settle(source, cid, deadline, cancel, settle_quiet(time_scale))
-        result.events = source.current(cid)
-        observed = Observed(result.events, status_of(ctx, cid))
-        result.verdicts += evaluate(sc.expect, observed, kinds)
+        if not sc.is_dialogue:
+            result.verdicts += wait_for_events(sc, source, cid, deadline, cancel)
+            stalled = any(not v.passed for v in result.verdicts)  # end it now: waiting on would only bill the call
+            if not stalled and not keep and any(k != "events" for k in sc.expect) and _needs_end(sc):
+                _settle(source, cid, deadline, cancel, settle_quiet(time_scale))
+            result.events = source.current(cid)
+            observed = Observed(result.events, status_of(ctx, cid))
+            result.verdicts += evaluate(sc.expect, observed, kinds)
     except HarnessError as exc:
         result.error = exc.render()
     except (KeyboardInterrupt, Cancelled):
@@ -243,9 +362,144 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
         if result.conversation_id:
             result.events = result.events or source.current(result.conversation_id)
         save(run_dir, "events.json", result.events, ctx.secrets)
+        if sc.is_dialogue:
+            save(run_dir, "dialogue.json", {"replies_from": result.replies_from, "turns": result.dialogue}, ctx.secrets)
         save(run_dir, "verdicts.json", [v.__dict__ for v in result.verdicts] + ([{"error": result.error}] if result.error else []),
              ctx.secrets)
     return result
+
+
+TURN_GAP = 6.0  # seconds between turns when the room cannot be watched (Tavus's CLI waits 2 s after the last event)
+SEND_LIMITER = RateLimiter()  # the documented send-app-message limit, shared by a process's scenarios
+TRANSCRIPT_MODE = ("replies read from the final transcript, aligned by turn: the real API shows an HTTP client "
+                   "no replies during the call")
+
+
+def talk(ctx: RunContext, sc: Scenario, cid: str, result: RunResult, deadline: float, cancel: threading.Event,
+         model: Model | None, time_scale: float, source=None) -> None:
+    """Send the scenario's turns (then the simulated user's), recording each in result.turns.
+
+    Against a sandbox each turn is watched in its room until it ends; elsewhere the turns are
+    sent `turn_timeout_seconds` apart and the replies come from the transcript afterwards.
+    A turn with an error (refused send, failing tool backend, failed reply) stops the dialogue.
+    """
+    room = Room(ctx, cid) if ctx.client().target.is_sandbox else None
+    if room is not None:
+        try:
+            room.poll(0)
+        except RoomMissing as exc:
+            ctx.note(f"{sc.path}: {exc.message}; {TRANSCRIPT_MODE}")
+            room = None
+    result.replies_from = "room" if room is not None else "transcript"
+    driver = Driver(ctx, cid, ToolBackends(ctx, sc.tools, cid), SEND_LIMITER, cancel, room)
+    scripted = iter(sc.turns)
+    simulated = sc.simulated_user.get("max_turns", 0)
+    while not cancel.is_set() and time.monotonic() < deadline:
+        spec = next(scripted, None)
+        if spec is None:
+            if simulated <= 0:
+                break
+            simulated -= 1
+            try:
+                words = next_user_message(model, sc.simulated_user["goal"], sc.simulated_user.get("persona", ""),
+                                          result.turns)
+            except ModelFailed as exc:
+                result.error = f"simulated user, before turn {len(result.turns) + 1}: {exc.message}"
+                return
+            if words is None:
+                break
+            spec = {"user": words, "simulated": True}
+        turn = Turn(len(result.turns) + 1, spec["user"], simulated=bool(spec.get("simulated")))
+        within = float(spec.get("within_seconds") or sc.turn_timeout_seconds)
+        result.turns.append(turn)
+        seen = len(source.current(cid)) if source is not None and room is None else 0
+        driver.run_turn(turn, within, deadline)
+        if room is None:  # nothing to watch: give the agent time to answer before the next turn
+            cancel.wait(max(0.0, min(TURN_GAP * time_scale, within, deadline - time.monotonic())))
+            if source is not None:
+                absorb(turn, source.current(cid)[seen:])
+        if turn.errors:
+            return
+
+
+def absorb(turn: Turn, events: list[dict]) -> None:
+    """What reached the receiver during a turn (real API): forwarded tool calls, objective and guardrail callbacks."""
+    for event in events:
+        props, kind = event.get("properties") or {}, event.get("event_type")
+        if kind == "harness.tool_forwarded":
+            turn.tool_calls.append({"name": props.get("name"), "arguments": props.get("arguments"),
+                                    "tool_call_id": props.get("tool_call_id")})
+            turn.tool_results.append({"name": props.get("name"), "tool_call_id": props.get("tool_call_id"),
+                                      "output": (props.get("response") or {}).get("output"),
+                                      "status": props.get("status"), "source": "api"})
+        elif kind == "conversation.objective.completed":
+            turn.objectives.append({"name": props.get("objective_name") or event.get("objective_name"),
+                                    "output_variables": props.get("output_variables") or event.get("output_variables") or {}})
+        elif kind == "conversation.guardrail.triggered":
+            turn.guardrails.append({"name": props.get("guardrail_name"), "utterance": props.get("utterance")})
+
+
+def transcript_replies(sc: Scenario, source, cid: str, result: RunResult, deadline: float,
+                       cancel: threading.Event) -> list[Verdict]:
+    """Against the real API: fill the turns' replies from application.transcription_ready (bounded wait)."""
+    while time.monotonic() < deadline and not cancel.is_set():
+        ready = [e for e in source.current(cid) if e.get("event_type") == "application.transcription_ready"]
+        if ready:
+            transcript = (ready[-1].get("properties") or {}).get("transcript") or []
+            notes = align_transcript(result.turns, transcript)
+            return [Verdict("transcript", not notes, len(transcript), "; ".join(notes) or TRANSCRIPT_MODE)]
+        time.sleep(POLL)
+    return [Verdict("transcript", False, None, "no application.transcription_ready arrived: the turns' replies are unknown")]
+
+
+def make_judge(ctx: RunContext, model: Model | None):
+    """judge(rubric, turns) -> Verdict: a harness_judge plugin first, else the configured model; None without either."""
+    plugged = bool(ctx.hook.harness_judge.get_hookimpls())
+    if not plugged and model is None:
+        return None
+
+    def judge(rubric: str, turns) -> Verdict:
+        dialogue = [t.as_dict() for t in turns]
+        try:
+            answer = ctx.hook.harness_judge(rubric=rubric, dialogue=dialogue, context=ctx) if plugged else None
+            if answer is None and model is None:
+                return Verdict("judge", True, None, NO_MODEL, skipped=True)
+            passed, reason = ((bool(answer.get("passed")), str(answer.get("reason") or "")) if answer is not None
+                              else judge_with_model(model, rubric, turns))
+        except ModelFailed as exc:
+            return Verdict("judge", False, None, f"the judge could not judge {rubric!r}: {exc.message}")
+        return Verdict("judge", passed, reason, f"{'met' if passed else 'not met'}: {rubric!r}; the judge said: {reason}")
+    return judge
+
+
+def turn_verdicts(sc: Scenario, result: RunResult, kinds: dict, judge) -> list[Verdict]:
+    """Each scripted turn's expectations over that turn alone, named `turn N kind`, messages prefixed by the turn."""
+    out = []
+    for spec, turn in zip(sc.turns, result.turns):
+        for v in evaluate(spec["expect"], Observed([], None, [turn], judge), kinds):
+            if turn.errors and not v.passed:
+                continue  # the turn's error says what went wrong; its unmet checks would only repeat it
+            note = " (from the final transcript)" if v.kind in REPLY_KINDS and result.replies_from == "transcript" else ""
+            out.append(Verdict(f"turn {turn.index} {v.kind}", v.passed, v.observed, f"{turn.label}: {v.message}{note}",
+                               v.skipped))
+    for spec in sc.turns[len(result.turns):]:
+        out.append(Verdict(f"turn {sc.turns.index(spec) + 1}", False, None,
+                           f"turn {sc.turns.index(spec) + 1} ({spec['user'][:60]!r}) was not sent: an earlier turn failed"))
+    return out
+
+
+def turn_errors(sc: Scenario, turns) -> str | None:
+    """The first turn error, naming the turn (None when every turn went through)."""
+    for turn in turns:
+        if turn.errors:
+            return f"{turn.label}: {turn.errors[0]}"
+    failed = [r["failed"] for t in turns for r in t.tool_results if r.get("failed")]
+    expects_error = any("error" in json.dumps(e.get("tool_result_status", "")) for e in
+                        [sc.expect, *(s["expect"] for s in sc.turns)])
+    if failed and not expects_error:
+        turn = next(t for t in turns if any(r.get("failed") for r in t.tool_results))
+        return f"{turn.label}: {failed[0]}"
+    return None
 
 
 CONCURRENCY_LIMIT = "maximum concurrent conversations"  # Tavus's 400 (CONTRACT §9; its wording varies)
@@ -287,6 +541,8 @@ def upsert_persona(ctx: RunContext, sc: Scenario, done: dict | None = None) -> s
     `done` (config path -> persona id) is the run's memory: scenarios of one run that share a
     persona config upsert it once, not once each (the config does not change during a run).
     """
+    if sc.policies:
+        apply_policies(ctx, sc, done)
     if sc.persona_id:
         return sc.persona_id
     if sc.persona_config:
@@ -305,18 +561,51 @@ def upsert_persona(ctx: RunContext, sc: Scenario, done: dict | None = None) -> s
     return persona_id_for(ctx.client(), sc.persona_name, f"{sc.path}: scenario.persona_name")
 
 
+def apply_policies(ctx: RunContext, sc: Scenario, done: dict | None) -> None:
+    """Create (or update by name) the objectives and guardrails the scenario's persona attaches, once per run."""
+    from ..config import load_file
+    from ..resources.policies import apply_policy
+    for path in sc.policies:
+        key = "policy:" + str(Path(path).resolve())
+        with _UPSERT:
+            if done is not None and key in done:
+                continue
+            data = load_file(path)
+            items = data.get("data") if isinstance(data, dict) else None
+            first = items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else data
+            kind = "objectives" if isinstance(first, dict) and "objective_name" in first else "guardrails"
+            apply_policy(ctx, kind, path)
+            if done is not None:
+                done[key] = kind
+
+
 def script_sandbox(ctx: RunContext, sc: Scenario, cid: str) -> None:
-    """Against a sandbox, hand it the scenario's scripted transcript/perception output."""
+    """Against a sandbox, hand it the scenario's scripted transcript/perception output and its
+    dialogue rules (`PUT /_sandbox/conversations/{id}/rules`)."""
     if not sc.sandbox:
         return
     target = ctx.client().target
     if not target.is_sandbox:
         ctx.note(f"{sc.path}: [sandbox] ignored: the target is the real Tavus API")
         return
-    url = target.base_url.rsplit("/v2", 1)[0] + "/_sandbox/script"
-    resp = requests.post(url, json={"conversation_id": cid, **sc.sandbox}, headers={"x-api-key": target.api_key}, timeout=10)
-    if resp.status_code != 200:
-        raise ConfigError(f"{sc.path}: [sandbox]: the sandbox refused the script ({resp.status_code})")
+    base, headers = target.base_url.rsplit("/v2", 1)[0], {"x-api-key": target.api_key}
+    script = {k: v for k, v in sc.sandbox.items() if k != "rules"}
+    if script:
+        resp = requests.post(f"{base}/_sandbox/script", json={"conversation_id": cid, **script}, headers=headers, timeout=10)
+        if resp.status_code != 200:
+            raise ConfigError(f"{sc.path}: [sandbox]: the sandbox refused the script ({resp.status_code})")
+    if "rules" in sc.sandbox:
+        resp = requests.put(f"{base}/_sandbox/conversations/{cid}/rules", json={"rules": sc.sandbox["rules"]},
+                            headers=headers, timeout=10)
+        if resp.status_code == 404 and "conversation" not in resp.text.lower():
+            raise ConfigError(f"{sc.path}: sandbox.rules: this sandbox has no rule engine "
+                              "(PUT /_sandbox/conversations/ID/rules answered 404)", hint="update tavus-harness")
+        if resp.status_code != 200:
+            try:
+                said = resp.json().get("error") or resp.json().get("message") or resp.text
+            except ValueError:
+                said = resp.text
+            raise ConfigError(f"{sc.path}: sandbox.rules: the sandbox refused them ({resp.status_code}): {str(said)[:200]}")
 
 
 def wait_for_events(sc: Scenario, source, cid: str, deadline: float, cancel: threading.Event) -> list[Verdict]:

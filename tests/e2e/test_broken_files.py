@@ -150,7 +150,8 @@ def test_run_names_the_broken_scenario_file(project, case):
 def test_a_folder_of_scenarios_skips_a_fifo_instead_of_hanging(project):
     os.mkfifo(project / "scenarios" / "pipe.toml")
     from harness_core.testing.scenario import find_scenarios
-    assert [p.name for p in find_scenarios(project / "scenarios")] == ["facilitator_smoke.toml"]
+    assert "pipe.toml" not in [p.name for p in find_scenarios(project / "scenarios")]
+    assert "facilitator_smoke.toml" in [p.name for p in find_scenarios(project / "scenarios")]
 
 
 @pytest.mark.parametrize("case", ["llm preset nested 100,000 deep", "llm preset integer of 4,301 digits",

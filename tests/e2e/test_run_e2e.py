@@ -32,6 +32,12 @@ def write(project: Path, name: str, body: str, end: float = 30) -> Path:
     return path
 
 
+def without_dialogue_scenarios(project: Path) -> None:
+    """Leave out the shipped turn-by-turn scenarios (tests/e2e/test_conversation_turns.py runs them)."""
+    for name in ("assistant_books_meeting", "facilitator_objectives", "simulated_user"):
+        (project / "scenarios" / f"{name}.toml").unlink()
+
+
 def active(sb) -> list[str]:
     return [c for c, v in sb.store.conversations.items() if v["status"] == "active"]
 
@@ -120,6 +126,7 @@ def test_keep_leaves_the_conversation_running(project, sandbox):
 
 
 def test_folder_runs_concurrently_and_junit_counts(project, sandbox):
+    without_dialogue_scenarios(project)
     for i in range(3):
         write(project, f"ok{i}", '[[expect.events]]\ntype = "system.shutdown"\nwithin_seconds = 10\n', end=80)
     write(project, "bad", '[[expect.events]]\ntype = "system.shutdown"\nwithin_seconds = 10\n[expect]\nrecording_ready = true\n')
@@ -201,6 +208,7 @@ def test_runs_queue_when_the_account_is_at_its_concurrency_limit(project, monkey
     from harness_core.sandbox import Sandbox, SandboxSettings
     with Sandbox(SandboxSettings(time_scale=0.01, max_concurrent=2)) as sb:
         monkeypatch.setenv("TAVUS_API_URL", sb.url)
+        without_dialogue_scenarios(project)
         for i in range(5):
             write(project, f"q{i}", '[[expect.events]]\ntype = "system.shutdown"\nwithin_seconds = 10\n', end=20)
         (project / "scenarios" / "facilitator_smoke.toml").unlink()
@@ -220,7 +228,8 @@ def test_the_embedded_sandbox_allows_what_the_run_asks_for(project, monkeypatch)
         write(project, f"e{i}", '[[expect.events]]\ntype = "system.shutdown"\nwithin_seconds = 10\n', end=30)
     result = run_cli("run", "scenarios/", "--max-concurrent", "12")
     assert result.code == 0, result.out + result.err
-    assert "12 passed, 0 failed" in result.out and "embedded local sandbox" in result.out
+    # 11 written, the smoke and two dialogue scenarios; the simulated user is skipped without a model
+    assert "14 passed, 0 failed, 1 skipped" in result.out and "embedded local sandbox" in result.out
     assert "maximum concurrent conversations" not in (project / "logs" / "api.jsonl").read_text()
 
 

@@ -8,9 +8,10 @@ from harness_core.scaffold import TEMPLATE, init_project, target_name
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_the_template_has_the_repositorys_example_configs_and_scenarios():
-    for folder in ("configs", "scenarios"):
-        ours = {p.relative_to(REPO): p.read_bytes() for p in (REPO / folder).rglob("*") if p.is_file()}
+def test_the_template_has_the_repositorys_example_configs_scenarios_and_tool_backend():
+    for folder in ("configs", "scenarios", "examples"):
+        ours = {p.relative_to(REPO): p.read_bytes() for p in (REPO / folder).rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts}
         shipped = {p.relative_to(TEMPLATE): p.read_bytes() for p in (TEMPLATE / folder).rglob("*") if p.is_file()}
         assert ours and ours == shipped, f"{folder}/ and the template's copy differ: update both"
 
