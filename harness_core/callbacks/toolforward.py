@@ -54,6 +54,22 @@ def verify(auth: dict | None, environ, query: dict, raw: bytes, token: str) -> s
     return None if _same((query.get("token") or [""])[0], token) else "missing or wrong token in the tool URL"
 
 
+def credentials(auth: dict | None, raw: bytes) -> tuple[dict, dict]:
+    """(headers, query parameters) that carry `auth` on a call whose body is `raw`: what `verify` checks."""
+    kind = (auth or {}).get("type", "none")
+    if kind == "hmac":
+        return {"X-Tavus-Signature": signature(auth["secret"], raw)}, {}
+    if kind == "bearer":
+        return {"Authorization": f"Bearer {auth['token']}"}, {}
+    if kind == "api_key":
+        pair = {auth["name"]: auth["value"]}
+        return ({}, pair) if auth.get("location", "header") == "query" else (pair, {})
+    if kind == "basic":
+        pair = base64.b64encode(f"{auth['username']}:{auth['password']}".encode()).decode()
+        return {"Authorization": f"Basic {pair}"}, {}
+    return {}, {}
+
+
 def call_details(raw: bytes) -> tuple[str, str, object]:
     """(conversation_id, tool_call_id, arguments) from the body: the sandbox's HMAC envelope
     `{conversation_id, tool_call_id, tool_name, arguments: "<JSON>"}`, or the arguments themselves."""

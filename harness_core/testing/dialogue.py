@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import requests
 
+from ..callbacks.toolforward import credentials
 from ..errors import ApiError, HarnessError
 
 MAX_APP_MESSAGE_BYTES = 65_536
@@ -122,6 +123,14 @@ class ToolBackends:
     def __init__(self, ctx, tools: dict, cid: str = ""):
         self.ctx, self.tools, self.cid = ctx, tools, cid
 
+    def backend_auth(self, spec: dict) -> dict | None:
+        """How the harness, playing the app, authenticates to a tool backend: the tool's `auth`, else
+        HMAC with TOOL_HMAC_SECRET when it is set (the convention `invoke webhook` forwards with)."""
+        if spec.get("auth"):
+            return spec["auth"]
+        secret = self.ctx.env.get("TOOL_HMAC_SECRET")
+        return {"type": "hmac", "secret": secret} if secret else None
+
     def call(self, name: str, arguments, call_id: str) -> dict:
         """{name, tool_call_id, output, status, source, backend}: a plugin's answer, else the URL's.
 
@@ -139,9 +148,11 @@ class ToolBackends:
             raise ToolBackendFailed(f"the agent called {name} but the scenario names no backend for it",
                                     hint=f'add [tools.{name}] url = "http://127.0.0.1:9000/tools/{name}"')
         url = spec["url"]
+        raw = json.dumps(arguments).encode()
+        signed, params = credentials(self.backend_auth(spec), raw)
         try:
-            resp = requests.post(url, json=arguments, headers=spec.get("headers") or {},
-                                 timeout=float(spec.get("timeout_seconds", 10)))
+            resp = requests.post(url, data=raw, params=params, timeout=float(spec.get("timeout_seconds", 10)),
+                                 headers={"Content-Type": "application/json", **(spec.get("headers") or {}), **signed})
         except requests.RequestException as exc:
             raise ToolBackendFailed(f"tool backend for {name} at {url} did not answer ({type(exc).__name__})") from None
         try:

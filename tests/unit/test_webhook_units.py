@@ -11,6 +11,7 @@ from harness_core import ConfigError
 from harness_core.context import make_context
 from harness_core.callbacks.publicurl import compose_callback_url, normalise_path, set_webhook_url
 from harness_core.callbacks.receiver import validate_envelope
+from harness_core.callbacks.toolforward import credentials, verify
 from harness_plugins.transcript import transcript_lines
 from harness_plugins.tunnel import forwarded_port, pick_tunnel
 
@@ -135,3 +136,23 @@ def test_transcript_lines_shorten_the_system_prompt_and_skip_other_events():
     assert transcript_lines({**event, "event_type": "system.shutdown"}) == []
     assert transcript_lines({"event_type": "application.transcription_ready", "properties": "x"}) == \
         ["transcript of ? (0 entries):"]
+
+
+# --- tool calls: what the harness sends as the app is what the receiver accepts -------------------------
+
+AUTHS = [{"type": "hmac", "secret": "s3"}, {"type": "bearer", "token": "t0k"},
+         {"type": "api_key", "location": "header", "name": "X-Key", "value": "k1"},
+         {"type": "api_key", "location": "query", "name": "key", "value": "k2"},
+         {"type": "basic", "username": "u", "password": "p"}]
+
+
+@pytest.mark.parametrize("auth", AUTHS, ids=lambda a: f"{a['type']}-{a.get('location', '')}")
+def test_credentials_carry_each_auth_the_way_verify_checks_it(auth):
+    raw = b'{"attendee": "Ana"}'
+    headers, params = credentials(auth, raw)
+    environ = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}
+    query = {k: [v] for k, v in params.items()}
+    assert verify(auth, environ, query, raw, token="unused") is None
+    assert verify(auth, {}, {}, raw, token="unused") is not None, "without the credentials the call is refused"
+    if auth["type"] == "hmac":  # the signature covers the body
+        assert verify(auth, environ, query, raw + b" ", token="unused") is not None
