@@ -70,7 +70,15 @@ def redact_field(key: str, value, secrets: Iterable[str] = ()):
     return _field(key, value, _known(secrets))
 
 
+# A tool's `auth` object (CONTRACT §10.4): every value is a credential except these, which say how
+# and where it is sent (api_key's header `value` would pass as an ordinary word otherwise).
+AUTH_PUBLIC_FIELDS = frozenset({"type", "location", "name", "username", "token_url", "scope", "client_id"})
+
+
 def _field(key, value, known):
+    if key == "auth" and isinstance(value, dict):
+        return {k: _redact(v, known) if k in AUTH_PUBLIC_FIELDS or v in (None, "") or isinstance(v, (dict, list))
+                else REDACTED for k, v in value.items()}
     if (is_secret_key(key) or key in _remembered_keys) and value not in (None, "", False, True) and not isinstance(value, (dict, list)):
         return REDACTED
     return _redact(value, known)

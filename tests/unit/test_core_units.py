@@ -25,6 +25,16 @@ def test_redact_replaces_values_under_secret_keys_case_insensitively():
     assert data["layers"]["llm"]["api_key"] == "sk-abcdef", "redact must not mutate its input"
 
 
+def test_redact_hides_every_credential_of_a_tool_auth_and_keeps_how_it_is_sent():
+    tool = {"delivery": {"api": {"url": "https://t.example.com/x", "auth": {
+        "type": "api_key", "location": "header", "name": "X-Key", "value": "k-literal-77"}}}}
+    auth = redact(tool)["delivery"]["api"]["auth"]
+    assert auth == {"type": "api_key", "location": "header", "name": "X-Key", "value": REDACTED}
+    oauth = redact({"auth": {"type": "oauth2_client_credentials", "token_url": "https://i.example.com/t",
+                             "client_id": "cid", "client_secret": "cs-99", "scope": "s"}})["auth"]
+    assert oauth["client_secret"] == REDACTED and oauth["client_id"] == "cid" and oauth["token_url"].startswith("https")
+
+
 def test_redact_scrubs_known_secret_values_arns_and_token_query_inside_strings():
     arn = "arn:aws:iam::123456789012:role/tavus-recorder"
     text = f"key=supersecret-1 url=https://h/cb?token=abc123&x=1 role {arn}"
