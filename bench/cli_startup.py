@@ -3,9 +3,9 @@ floor, and against the official Tavus CLI's `tavus --help`, all measured in the 
 
 Prints median wall time and peak memory, the ratios, and the imports that dominate start-up (from
 `python -X importtime`). No network: the dry run sends nothing. The official CLI is looked for in
-a scratch venv (`python3 -m venv /tmp/tavuscli && /tmp/tavuscli/bin/pip install tavus-cli==0.11.0`,
+a scratch venv (`.venv-tavus-cli`, which .ci/run installs: `python3 -m venv .venv-tavus-cli && .venv-tavus-cli/bin/pip install tavus-cli==0.11.0`,
 or --tavus PATH); without it that line is skipped with a note.
-Usage: .venv/bin/python bench/cli_startup.py [--runs 15] [--tavus /tmp/tavuscli/bin/tavus]
+Usage: .venv/bin/python bench/cli_startup.py [--runs 15] [--tavus .venv-tavus-cli/bin/tavus]
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def extra_imports(env, n=8):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--tavus", default="/tmp/tavuscli/bin/tavus", help="the official CLI's executable")
+    parser.add_argument("--tavus", default=str(ROOT / ".venv-tavus-cli" / "bin" / "tavus"), help="the official CLI's executable")
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TAVUS_", "WEBHOOK_"))}
     # A user's Python keeps bytecode caches, and pip wrote them for the floor's libraries; with
@@ -107,7 +107,7 @@ def main():
         print(f"tavus --help        {tavus_wall * 1000:7.1f} ms  {tavus_mem:6.1f} MiB   the official Tavus CLI")
         print(f"tune / tavus --help {cli_wall / tavus_wall:7.2f} x   {cli_mem / tavus_mem:6.2f} x     (target: wall <= 0.5x)")
     else:
-        print(f"tavus --help        skipped: {args.tavus} not found (install tavus-cli==0.11.0 in a scratch venv)")
+        print(f"tavus --help        skipped: {args.tavus} not found (install tavus-cli==0.11.0 in .venv-tavus-cli, as .ci/run does)")
     print("imports beyond the floor (self time under -X importtime, which inflates it; per package):")
     for ms, name in extra_imports(env):
         print(f"  {ms:7.1f} ms  {name}")

@@ -32,7 +32,7 @@ _LAZY = {
     "suggest": "config",
     "load_data": "config",
     "deep_merge": "merge",
-    "printable": "callbacks.events",
+    "printable": "redact",
     "preset_folders": "project",
     "available": "project",
     "find_file": "project",

@@ -1,4 +1,4 @@
-"""The one function that removes secrets from anything we print or store."""
+"""What we print or store is made safe here: secrets removed (`redact`), control characters escaped (`printable`)."""
 from __future__ import annotations
 
 import functools
@@ -119,3 +119,10 @@ def _redact_string(text: str, known: list[str]) -> str:
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """Replace known secret values, role ARNs and token query parameters inside `text`."""
     return _redact_string(text, _known(secrets))
+
+
+def printable(text: str) -> str:
+    """Control characters from a sender (terminal escape codes, newlines) shown escaped, never obeyed."""
+    if text.isprintable():  # the usual case, checked in C
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)

@@ -22,7 +22,7 @@ from .. import __version__
 from ..context import RunContext
 from ..env import is_loopback
 from ..errors import ApiError, CheckFailed, ConfigError
-from ..redact import redact, redact_text
+from ..redact import printable, redact, redact_text
 from ..store import utc_now
 from .eventstore import DB_NAME, LEGACY_DIR, iter_records
 
@@ -157,13 +157,6 @@ def format_event_line(record: dict, *, with_date: bool = False) -> str:
     line = (f"{clock:<12}  {event.get('conversation_id', '?'):<18}  {event.get('event_type', '?'):<34}  "
             f"{describe_event(event)}").rstrip()
     return printable(line)
-
-
-def printable(text: str) -> str:
-    """Control characters from a sender (terminal escape codes, newlines) shown escaped, never obeyed."""
-    if text.isprintable():  # the usual case, checked in C
-        return text
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def callbacks_dir(ctx: RunContext) -> Path:

@@ -128,7 +128,7 @@ def test_tool_parameter_schemas_are_judged_as_jsonschema_judges_them(candidate):
     assert (schema_problems(candidate) == []) is valid, candidate
 
 
-def test_checking_a_persona_with_tools_does_not_import_jsonschema(tmp_path):
+def test_checking_a_persona_with_tools_imports_neither_jsonschema_nor_sqlite(tmp_path):
     import subprocess
     import sys
     from pathlib import Path
@@ -136,9 +136,11 @@ def test_checking_a_persona_with_tools_does_not_import_jsonschema(tmp_path):
     code = ("import sys\nfrom harness_core.cli import program\n"
             "try:\n    program.run(['tune', 'persona', '--dry-run', '--json', '--config', sys.argv[1]])\n"
             "except SystemExit as e:\n    assert not e.code, e.code\n"
-            "print('JSONSCHEMA', 'jsonschema' in sys.modules, file=sys.stderr)\n")
+            "print('JSONSCHEMA', 'jsonschema' in sys.modules, file=sys.stderr)\n"
+            "print('SQLITE', 'sqlite3' in sys.modules, file=sys.stderr)\n")
     proc = subprocess.run([sys.executable, "-c", code, str(repo / "configs/persona/assistant_modular.json")],
                           cwd=tmp_path, capture_output=True, text=True, timeout=60,
                           env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert "JSONSCHEMA False" in proc.stderr, proc.stderr
+    assert "SQLITE False" in proc.stderr, "a dry run has no use for the event store (3 ms of start-up)"
     assert json.loads(proc.stdout)["body"]["layers"]["llm"]["tools"], "the tools were there to be checked"
