@@ -530,3 +530,38 @@ expect.reply_contains = "agenda"
     assert ("FAIL turn 2 reply_contains  turn 2 ('Thanks'): expected a reply containing 'agenda'; the agent said "
             "'Got it: Thanks' (from the final transcript)") in result.out
     assert active(sandbox) == []
+
+
+# --- objective and guardrail callbacks reach the run's receiver, tagged per resource ---------------
+def test_an_objective_completed_by_a_rule_reaches_the_runs_receiver_at_its_tagged_url(project, sandbox):
+    from harness_core.testing.expectations import Observed, check_objective_completed
+    write(project, "tagged", """policies = ["configs/objectives/facilitator_core.json", "configs/guardrails/facilitator_safety.json"]
+
+[[sandbox.rules]]
+when = "agenda"
+reply = "Agenda confirmed."
+objective_completed = { name = "agenda_coverage", output_variables = { items_parked = "none" } }
+
+[[turns]]
+user = "Confirm the agenda"
+
+[expect]
+objective_completed = { name = "agenda_coverage", output_variables = { items_parked = "none" } }
+""", persona="configs/persona/facilitator.with_policies.json")
+    result = run_cli("run", "scenarios/tagged.toml")
+    assert result.code == 0, result.out + result.err
+    with sandbox.state.lock:
+        items = [i for record in sandbox.state.objectives.values() for i in record["data"]]
+        items += [i for record in sandbox.state.guardrails.values() for i in record.get("data") or []]
+    for item in items:  # every objective and guardrail posts to the run's receiver, tagged with its name
+        single = "objective" if "objective_name" in item else "guardrail"
+        assert "/tavus/callback?token=" in item["callback_url"], item
+        assert item["callback_url"].endswith(f"&{single}={item[single + '_name']}"), item
+    events = json.loads((run_dir(project, "tagged") / "events.json").read_text())
+    [done] = [e for e in events if e["event_type"] == "conversation.objective.completed"]
+    assert done["receiver_tag"] == {"objective": "agenda_coverage"}
+    assert done["properties"] == {"objective_name": "agenda_coverage", "output_variables": {"items_parked": "none"}}
+    # what reached the receiver is enough on its own (the only source against the real API): no room turns
+    alone = check_objective_completed({"name": "agenda_coverage", "output_variables": {"items_parked": "none"}},
+                                      Observed(events, "ended", [], None))
+    assert alone.passed, alone.message
