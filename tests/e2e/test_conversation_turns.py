@@ -180,6 +180,8 @@ objectives_completed_in_order = ["decisions_with_owners", "agenda_coverage"]
      "error: scenarios/bad.toml: sandbox.rules[1].tool_call: unknown tool 'book_flight'"),
     ('[[turns]]\nuser = "hi"\nexpect.sentiment = "happy"\n',
      "error: scenarios/bad.toml: turn 1: unknown expectation kind 'sentiment'"),
+    ('[sandbox]\nparticipant_joins = "yes"\n[[turns]]\nuser = "hi"\n',
+     "error: scenarios/bad.toml: sandbox.participant_joins: must be true or false"),
 ])
 def test_a_bad_scenario_is_refused_before_anything_is_created(project, sandbox, body, line):
     write(project, "bad", body)
@@ -565,3 +567,19 @@ objective_completed = { name = "agenda_coverage", output_variables = { items_par
     alone = check_objective_completed({"name": "agenda_coverage", "output_variables": {"items_parked": "none"}},
                                       Observed(events, "ended", [], None))
     assert alone.passed, alone.message
+
+
+# --- the smoke scenario checks what the sandbox said to a joined participant -----------------------
+def test_the_smoke_transcript_check_reads_the_greeting_the_sandbox_gave_a_joined_participant(project, sandbox):
+    result = run_cli("run", "scenarios/facilitator_smoke.toml")
+    assert result.code == 0, result.out + result.err
+    events = json.loads((run_dir(project, "facilitator-smoke") / "events.json").read_text())
+    [ready] = [e for e in events if e["event_type"] == "application.transcription_ready"]
+    said = [(t["role"], t["content"]) for t in ready["properties"]["transcript"] if t["role"] != "system"]
+    greeting = json.loads((project / "configs/conversation/facilitator_kickoff.json").read_text())["custom_greeting"]
+    assert said == [("assistant", greeting)], said  # the sandbox's greeting, nothing the scenario scripted
+    smoke = project / "scenarios" / "facilitator_smoke.toml"
+    smoke.write_text(smoke.read_text().replace("participant_joins = true", "participant_joins = false"))
+    result = run_cli("run", "scenarios/facilitator_smoke.toml")
+    assert result.code == 5, result.out + result.err  # nobody joined: nobody was greeted, the check fails
+    assert [line.split()[1] for line in fails(result.out)] == ["transcript_contains"], result.out
