@@ -119,7 +119,8 @@ def run_environment(ctx: RunContext, max_concurrent: int = 1, tool_routes: dict 
         if not api_configured(ctx.env):  # neither key nor URL: an embedded sandbox
             settings = SandboxSettings(time_scale=EMBEDDED_TIME_SCALE,
                                        max_concurrent=max(EMBEDDED_MIN_CONCURRENT, max_concurrent),
-                                       allow_loopback_tools=True)  # the local receiver forwards tool calls
+                                       allow_loopback_tools=True,  # the local receiver forwards tool calls
+                                       **SandboxSettings.model_from(ctx.env))  # .env's stand-in model too
             sandbox = stack.enter_context(Sandbox(settings))
             ctx = sandbox_context(ctx, sandbox.url)
             label = f"embedded local sandbox at {sandbox.url} (nothing reaches Tavus)"
