@@ -583,3 +583,35 @@ def test_the_smoke_transcript_check_reads_the_greeting_the_sandbox_gave_a_joined
     result = run_cli("run", "scenarios/facilitator_smoke.toml")
     assert result.code == 5, result.out + result.err  # nobody joined: nobody was greeted, the check fails
     assert [line.split()[1] for line in fails(result.out)] == ["transcript_contains"], result.out
+
+
+# --- a judge that finds the rubric unmet fails the run, naming the rubric and its reason ------------
+def test_a_failing_judge_fails_the_run_and_the_report_names_the_rubric_and_the_reason(project, sandbox, monkeypatch):
+    def judge(body):
+        if "tomorrow" in body["messages"][1]["content"]:
+            return '{"pass": false, "reason": "The agent never mentioned a date."}'
+        return '{"pass": true, "reason": "It answered."}'
+    write(project, "judged", """
+[[turns]]
+user = "hello"
+expect.judge = "The agent answered the user."
+
+[expect]
+judge = "The agent proposed a meeting for tomorrow."
+""")
+    with ModelServer(judge) as model:
+        monkeypatch.setenv("TAVUS_HARNESS_MODEL_URL", model.base_url)
+        monkeypatch.setenv("TAVUS_HARNESS_MODEL_API_KEY", "sk-judge-key-0123456")
+        result = run_cli("run", "scenarios/judged.toml", "--junit", "logs/junit.xml")
+    asked = [r.body["messages"][1]["content"] for r in model.requests]
+    assert len(asked) == 2 and all("Got it: hello" in a for a in asked), asked  # it judged the dialogue that happened
+    assert result.code == 5, result.out + result.err
+    assert fails(result.out) == ["FAIL judge                  not met: 'The agent proposed a meeting for tomorrow.'; "
+                                 "the judge said: The agent never mentioned a date."], result.out
+    assert "ok   turn 1 judge           turn 1 ('hello'): met: 'The agent answered the user.'" in result.out, result.out
+    report = json.loads(next((project / "logs" / "runs").glob("*/report.json")).read_text())
+    [judged] = [v for v in report["scenarios"][0]["expectations"] if v["kind"] == "judge"]
+    assert judged["passed"] is False and "The agent proposed a meeting for tomorrow." in judged["message"]
+    assert "The agent never mentioned a date." in judged["message"]
+    junit = (project / "logs" / "junit.xml").read_text()
+    assert "The agent never mentioned a date." in junit and "sk-judge-key-0123456" not in junit + result.out + result.err
