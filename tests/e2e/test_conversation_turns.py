@@ -559,6 +559,9 @@ objective_completed = { name = "agenda_coverage", output_variables = { items_par
         single = "objective" if "objective_name" in item else "guardrail"
         assert "/tavus/callback?token=" in item["callback_url"], item
         assert item["callback_url"].endswith(f"&{single}={item[single + '_name']}"), item
+    token = items[0]["callback_url"].split("token=")[1].split("&")[0]
+    for path in (p for p in (project / "logs").rglob("*") if p.is_file()):  # the receiver's token stays a secret
+        assert token.encode() not in path.read_bytes(), path
     events = json.loads((run_dir(project, "tagged") / "events.json").read_text())
     [done] = [e for e in events if e["event_type"] == "conversation.objective.completed"]
     assert done["receiver_tag"] == {"objective": "agenda_coverage"}
