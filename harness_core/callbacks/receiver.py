@@ -17,6 +17,7 @@ import functools
 import hmac
 import json
 import queue
+import re
 import secrets as _secrets
 import threading
 import time
@@ -84,6 +85,16 @@ def nesting(value) -> int:
             deepest = max(deepest, depth + 1)
             stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
     return deepest
+
+
+TAG_PARAMS = ("objective", "guardrail")  # the callback_url query tags of resources/policies.py with_receiver()
+TAG_VALUE = re.compile(r"\w{1,100}")
+
+
+def resource_tag(query: dict) -> dict:
+    """{"objective": NAME} or {"guardrail": NAME} from a callback URL's query: which objective or
+    guardrail Tavus posted for (its callback_url was tagged so); {} for other callbacks."""
+    return {key: query[key][0] for key in TAG_PARAMS if query.get(key) and TAG_VALUE.fullmatch(query[key][0])}
 
 
 def dispatch(ctx: RunContext, event: dict) -> list[tuple[str, BaseException]]:
@@ -241,7 +252,8 @@ class Receiver:
             return self._refuse(environ, 404, f"no callback endpoint at {path} (it is {self.path})")
         if method != "POST":
             return self._refuse(environ, 405, f"{method} not allowed; callbacks are POSTed", [("Allow", "POST")])
-        given = (parse_qs(environ.get("QUERY_STRING", "")).get("token") or [""])[0]
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        given = (query.get("token") or [""])[0]
         if not hmac.compare_digest(given.encode(), self.token.encode()):
             return self._refuse(environ, 403, "missing or wrong token in the callback URL")
         length = environ.get("CONTENT_LENGTH") or ""
@@ -258,6 +270,9 @@ class Receiver:
         problems = validate_envelope(event, check_depth=raw.count(b"{") + raw.count(b"[") > MAX_NESTING)
         if problems:
             return self._refuse(environ, 422, "; ".join(problems), preview=raw, problems=problems)
+        tag = resource_tag(query)
+        if tag:
+            event["receiver_tag"] = tag
         record = self.log.append(event, utc_now())
         if record is None:  # Tavus re-sent one we already have: acknowledged, stored once
             return 200, {"ok": True, "duplicate": True}, []

@@ -108,7 +108,7 @@ def sandbox(c, port=None, host=None, state=None, api_key=None, max_concurrent=No
     ctx = context()
     settings = SandboxSettings(
         api_key=api_key, state_file=state, faults=faults, callback_faults=callback_faults,
-        allow_loopback_tools=bool(allow_loopback_tools),
+        allow_loopback_tools=bool(allow_loopback_tools), **SandboxSettings.model_from(ctx.env),
         **({"persona_get_shape": persona_get_shape} if persona_get_shape is not None else {}),
         **({"pal_editing": pal_editing} if pal_editing is not None else {}),
         **({"max_concurrent": number(max_concurrent, "max-concurrent", 3, low=1)} if max_concurrent is not None else {}),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import re
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from dataclasses import dataclass, field
 
 from ..api import unwrap_policy
@@ -281,11 +282,32 @@ def _check_item(item: dict, where: str, at: str, single: str) -> None:
                           hint="shorten it")
 
 
+def tagged_callback_url(url: str, single: str, name: str) -> str:
+    """`url` with `objective=NAME` / `guardrail=NAME` added to its query: the receiver records which
+    resource a callback was posted for (its `?token=` and anything else in the URL are kept)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != single] + [(single, name)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def with_receiver(kind: str, body: dict, shape: str, callback_url: str) -> dict:
+    """The body with every objective/guardrail that names no `callback_url` of its own pointed at
+    `callback_url` (the run's or WEBHOOK_URL's receiver), tagged per resource; one that names its own keeps it."""
+    single = "objective" if kind == "objectives" else "guardrail"
+    body = copy.deepcopy(body)
+    for item in [body] if shape == "flat" else body.get("data") or []:
+        if isinstance(item, dict) and not item.get("callback_url"):
+            item["callback_url"] = tagged_callback_url(callback_url, single, str(item.get(f"{single}_name")))
+    return body
+
+
 def apply_policy(ctx: RunContext, kind: str, config_path: str | None, *, dry_run: bool = False,
-                 force: bool = False) -> PolicyResult:
+                 force: bool = False, callback_url: str | None = None) -> PolicyResult:
     """Create the objectives/guardrails in `config_path`, or update the one with the same name.
 
-    One changed outside the harness since our last write is refused unless `force`.
+    One changed outside the harness since our last write is refused unless `force`. With
+    `callback_url` (a receiver's URL), items without their own callback_url post to it, tagged
+    per resource (with_receiver).
     """
 
     if not config_path:
@@ -293,6 +315,8 @@ def apply_policy(ctx: RunContext, kind: str, config_path: str | None, *, dry_run
     where = str(config_path)
     data = expand_env_refs(load_file(config_path), ctx.env.get, where)
     body, shape = build_policy(kind, data, where)
+    if callback_url:
+        body = with_receiver(kind, body, shape, callback_url)
     schema = "objectives" if kind == "objectives" else ("guardrail" if shape == "flat" else "guardrails_set")
     validate_offline(schema, body, where, ctx)
     name = body.get("name") if shape == "set" else body["guardrail_name"]

@@ -51,6 +51,16 @@ class SandboxSettings:
     llm_model: str | None = None        #   None: read TAVUS_SANDBOX_LLM_URL / _MODEL / _API_KEY at start
     llm_api_key: str | None = None
 
+    @classmethod
+    def model_from(cls, env) -> dict:
+        """The stand-in model settings from a harness Environment (the process environment, then
+        the project's `.env`), as keyword arguments: `tune sandbox` and `tune run` read them so."""
+        return {name: env.get(var) for name, var in LLM_VARS}
+
+
+LLM_VARS = (("llm_url", "TAVUS_SANDBOX_LLM_URL"), ("llm_model", "TAVUS_SANDBOX_LLM_MODEL"),
+            ("llm_api_key", "TAVUS_SANDBOX_LLM_API_KEY"))
+
 
 def _faults(spec: str | None, flag: str, example: str, *kinds) -> dict[str, float]:
     try:
@@ -82,8 +92,7 @@ class Sandbox(Lifecycle):
         self.app = SandboxApp(self)
         self.server: BackgroundServer | None = None
         self._init_lifecycle()
-        for field_name, var in (("llm_url", "TAVUS_SANDBOX_LLM_URL"), ("llm_model", "TAVUS_SANDBOX_LLM_MODEL"),
-                                ("llm_api_key", "TAVUS_SANDBOX_LLM_API_KEY")):
+        for field_name, var in LLM_VARS:
             if getattr(self.settings, field_name) is None:
                 setattr(self.settings, field_name, os.environ.get(var) or None)
 

@@ -119,7 +119,8 @@ def run_environment(ctx: RunContext, max_concurrent: int = 1, tool_routes: dict 
         if not api_configured(ctx.env):  # neither key nor URL: an embedded sandbox
             settings = SandboxSettings(time_scale=EMBEDDED_TIME_SCALE,
                                        max_concurrent=max(EMBEDDED_MIN_CONCURRENT, max_concurrent),
-                                       allow_loopback_tools=True)  # the local receiver forwards tool calls
+                                       allow_loopback_tools=True,  # the local receiver forwards tool calls
+                                       **SandboxSettings.model_from(ctx.env))  # .env's stand-in model too
             sandbox = stack.enter_context(Sandbox(settings))
             ctx = sandbox_context(ctx, sandbox.url)
             label = f"embedded local sandbox at {sandbox.url} (nothing reaches Tavus)"
@@ -302,7 +303,7 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
         save(run_dir, "verdicts.json", [v.__dict__ for v in result.verdicts], ctx.secrets)
         return result
     try:
-        pid = upsert_persona(ctx, sc, personas)
+        pid = upsert_persona(ctx, sc, personas, callback_url)
         flags = RunFlags({**sc.overrides, "callback_url": callback_url, "persona_id": pid})
         if sc.mode == "chat":
             flags["chat"] = True
@@ -535,14 +536,15 @@ def create_when_a_slot_is_free(ctx: RunContext, payload: dict, deadline: float, 
         delay = min(delay * 2, QUEUE_MAX_WAIT)
 
 
-def upsert_persona(ctx: RunContext, sc: Scenario, done: dict | None = None) -> str:
+def upsert_persona(ctx: RunContext, sc: Scenario, done: dict | None = None, callback_url: str | None = None) -> str:
     """The persona's id: created from its config, or updated in place when one of that name exists.
 
     `done` (config path -> persona id) is the run's memory: scenarios of one run that share a
     persona config upsert it once, not once each (the config does not change during a run).
+    The scenario's policies post their callbacks to `callback_url` (the run's receiver), tagged.
     """
     if sc.policies:
-        apply_policies(ctx, sc, done)
+        apply_policies(ctx, sc, done, callback_url)
     if sc.persona_id:
         return sc.persona_id
     if sc.persona_config:
@@ -561,8 +563,13 @@ def upsert_persona(ctx: RunContext, sc: Scenario, done: dict | None = None) -> s
     return persona_id_for(ctx.client(), sc.persona_name, f"{sc.path}: scenario.persona_name")
 
 
-def apply_policies(ctx: RunContext, sc: Scenario, done: dict | None) -> None:
-    """Create (or update by name) the objectives and guardrails the scenario's persona attaches, once per run."""
+def apply_policies(ctx: RunContext, sc: Scenario, done: dict | None, callback_url: str | None = None) -> None:
+    """Create (or update by name) the objectives and guardrails the scenario's persona attaches, once per run.
+
+    Each objective and guardrail without a callback_url of its own gets the run's receiver URL
+    tagged `&objective=NAME` / `&guardrail=NAME`: the receiver is the one endpoint for everything
+    Tavus posts, and the only place their completions and triggers show against the real API.
+    """
     from ..config import load_file
     from ..resources.policies import apply_policy
     for path in sc.policies:
@@ -574,7 +581,7 @@ def apply_policies(ctx: RunContext, sc: Scenario, done: dict | None) -> None:
             items = data.get("data") if isinstance(data, dict) else None
             first = items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else data
             kind = "objectives" if isinstance(first, dict) and "objective_name" in first else "guardrails"
-            apply_policy(ctx, kind, path)
+            apply_policy(ctx, kind, path, callback_url=callback_url)
             if done is not None:
                 done[key] = kind
 

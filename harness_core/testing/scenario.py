@@ -12,7 +12,8 @@
     custom_greeting = "Hi all"
 
     [sandbox]                      # only against a sandbox: scripted content
-    transcript = [{ role = "user", content = "Let's discuss risks." }]
+    participant_joins = true       # someone joins the call: the replica greets them (custom_greeting)
+    transcript = [{ role = "user", content = "Let's discuss risks." }]   # replaces the transcript
     perception_analysis = "The participant nodded."
 
     [[expect.events]]              # each expected callback, with its own timeout
@@ -40,7 +41,7 @@ SCENARIO_KEYS = ("name", "persona_config", "persona_id", "persona_name", "conver
                  "end_after_seconds", "timeout_seconds", "expected_to_fail", "description", "mode", "tool_backend",
                  "turn_timeout_seconds", "policies")
 TOP_KEYS = ("scenario", "conversation", "sandbox", "expect", "turns", "tools", "simulated_user")
-SANDBOX_KEYS = ("transcript", "perception_analysis", "rules")
+SANDBOX_KEYS = ("transcript", "perception_analysis", "rules", "participant_joins")
 TURN_KEYS = ("user", "expect", "within_seconds")
 TOOL_KEYS = ("url", "headers", "timeout_seconds", "auth")
 RULE_KEYS = ("when", "reply", "tool_call", "objective_completed", "guardrail_triggered")
@@ -414,6 +415,9 @@ def load_scenario(path: str | Path, kinds, persona_tools=None) -> Scenario:
     if not (isinstance(transcript, list) and all(isinstance(t, dict) and isinstance(t.get("content"), str)
                                                  and isinstance(t.get("role", "user"), str) for t in transcript)):
         raise ConfigError(f"{where}: sandbox.transcript: must be a list of {{ role, content }} tables")
+    if "participant_joins" in sandbox and not isinstance(sandbox["participant_joins"], bool):
+        raise ConfigError(f"{where}: sandbox.participant_joins: must be true or false",
+                          hint="write participant_joins = true (a participant joins: the replica greets them)")
     if "perception_analysis" in sandbox and not isinstance(sandbox["perception_analysis"], str):
         raise ConfigError(f"{where}: sandbox.perception_analysis: must be a string")
     expect = dict(_table(data, "expect", where))

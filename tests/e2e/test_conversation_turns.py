@@ -180,6 +180,8 @@ objectives_completed_in_order = ["decisions_with_owners", "agenda_coverage"]
      "error: scenarios/bad.toml: sandbox.rules[1].tool_call: unknown tool 'book_flight'"),
     ('[[turns]]\nuser = "hi"\nexpect.sentiment = "happy"\n',
      "error: scenarios/bad.toml: turn 1: unknown expectation kind 'sentiment'"),
+    ('[sandbox]\nparticipant_joins = "yes"\n[[turns]]\nuser = "hi"\n',
+     "error: scenarios/bad.toml: sandbox.participant_joins: must be true or false"),
 ])
 def test_a_bad_scenario_is_refused_before_anything_is_created(project, sandbox, body, line):
     write(project, "bad", body)
@@ -530,3 +532,89 @@ expect.reply_contains = "agenda"
     assert ("FAIL turn 2 reply_contains  turn 2 ('Thanks'): expected a reply containing 'agenda'; the agent said "
             "'Got it: Thanks' (from the final transcript)") in result.out
     assert active(sandbox) == []
+
+
+# --- objective and guardrail callbacks reach the run's receiver, tagged per resource ---------------
+def test_an_objective_completed_by_a_rule_reaches_the_runs_receiver_at_its_tagged_url(project, sandbox):
+    from harness_core.testing.expectations import Observed, check_objective_completed
+    write(project, "tagged", """policies = ["configs/objectives/facilitator_core.json", "configs/guardrails/facilitator_safety.json"]
+
+[[sandbox.rules]]
+when = "agenda"
+reply = "Agenda confirmed."
+objective_completed = { name = "agenda_coverage", output_variables = { items_parked = "none" } }
+
+[[turns]]
+user = "Confirm the agenda"
+
+[expect]
+objective_completed = { name = "agenda_coverage", output_variables = { items_parked = "none" } }
+""", persona="configs/persona/facilitator.with_policies.json")
+    result = run_cli("run", "scenarios/tagged.toml")
+    assert result.code == 0, result.out + result.err
+    with sandbox.state.lock:
+        items = [i for record in sandbox.state.objectives.values() for i in record["data"]]
+        items += [i for record in sandbox.state.guardrails.values() for i in record.get("data") or []]
+    for item in items:  # every objective and guardrail posts to the run's receiver, tagged with its name
+        single = "objective" if "objective_name" in item else "guardrail"
+        assert "/tavus/callback?token=" in item["callback_url"], item
+        assert item["callback_url"].endswith(f"&{single}={item[single + '_name']}"), item
+    token = items[0]["callback_url"].split("token=")[1].split("&")[0]
+    for path in (p for p in (project / "logs").rglob("*") if p.is_file()):  # the receiver's token stays a secret
+        assert token.encode() not in path.read_bytes(), path
+    events = json.loads((run_dir(project, "tagged") / "events.json").read_text())
+    [done] = [e for e in events if e["event_type"] == "conversation.objective.completed"]
+    assert done["receiver_tag"] == {"objective": "agenda_coverage"}
+    assert done["properties"] == {"objective_name": "agenda_coverage", "output_variables": {"items_parked": "none"}}
+    # what reached the receiver is enough on its own (the only source against the real API): no room turns
+    alone = check_objective_completed({"name": "agenda_coverage", "output_variables": {"items_parked": "none"}},
+                                      Observed(events, "ended", [], None))
+    assert alone.passed, alone.message
+
+
+# --- the smoke scenario checks what the sandbox said to a joined participant -----------------------
+def test_the_smoke_transcript_check_reads_the_greeting_the_sandbox_gave_a_joined_participant(project, sandbox):
+    result = run_cli("run", "scenarios/facilitator_smoke.toml")
+    assert result.code == 0, result.out + result.err
+    events = json.loads((run_dir(project, "facilitator-smoke") / "events.json").read_text())
+    [ready] = [e for e in events if e["event_type"] == "application.transcription_ready"]
+    said = [(t["role"], t["content"]) for t in ready["properties"]["transcript"] if t["role"] != "system"]
+    greeting = json.loads((project / "configs/conversation/facilitator_kickoff.json").read_text())["custom_greeting"]
+    assert said == [("assistant", greeting)], said  # the sandbox's greeting, nothing the scenario scripted
+    smoke = project / "scenarios" / "facilitator_smoke.toml"
+    smoke.write_text(smoke.read_text().replace("participant_joins = true", "participant_joins = false"))
+    result = run_cli("run", "scenarios/facilitator_smoke.toml")
+    assert result.code == 5, result.out + result.err  # nobody joined: nobody was greeted, the check fails
+    assert [line.split()[1] for line in fails(result.out)] == ["transcript_contains"], result.out
+
+
+# --- a judge that finds the rubric unmet fails the run, naming the rubric and its reason ------------
+def test_a_failing_judge_fails_the_run_and_the_report_names_the_rubric_and_the_reason(project, sandbox, monkeypatch):
+    def judge(body):
+        if "tomorrow" in body["messages"][1]["content"]:
+            return '{"pass": false, "reason": "The agent never mentioned a date."}'
+        return '{"pass": true, "reason": "It answered."}'
+    write(project, "judged", """
+[[turns]]
+user = "hello"
+expect.judge = "The agent answered the user."
+
+[expect]
+judge = "The agent proposed a meeting for tomorrow."
+""")
+    with ModelServer(judge) as model:
+        monkeypatch.setenv("TAVUS_HARNESS_MODEL_URL", model.base_url)
+        monkeypatch.setenv("TAVUS_HARNESS_MODEL_API_KEY", "sk-judge-key-0123456")
+        result = run_cli("run", "scenarios/judged.toml", "--junit", "logs/junit.xml")
+    asked = [r.body["messages"][1]["content"] for r in model.requests]
+    assert len(asked) == 2 and all("Got it: hello" in a for a in asked), asked  # it judged the dialogue that happened
+    assert result.code == 5, result.out + result.err
+    assert fails(result.out) == ["FAIL judge                  not met: 'The agent proposed a meeting for tomorrow.'; "
+                                 "the judge said: The agent never mentioned a date."], result.out
+    assert "ok   turn 1 judge           turn 1 ('hello'): met: 'The agent answered the user.'" in result.out, result.out
+    report = json.loads(next((project / "logs" / "runs").glob("*/report.json")).read_text())
+    [judged] = [v for v in report["scenarios"][0]["expectations"] if v["kind"] == "judge"]
+    assert judged["passed"] is False and "The agent proposed a meeting for tomorrow." in judged["message"]
+    assert "The agent never mentioned a date." in judged["message"]
+    junit = (project / "logs" / "junit.xml").read_text()
+    assert "The agent never mentioned a date." in junit and "sk-judge-key-0123456" not in junit + result.out + result.err

@@ -297,3 +297,32 @@ def test_an_interrupt_drops_the_reply_of_the_turn_in_progress(sb):
     assert send(sb, cid, "conversation.interrupt").status_code == 200
     events = events_until(sb, cid, turn_ended(1))
     assert replies(events) == []
+
+
+def test_tune_sandbox_in_a_project_reads_the_stand_in_model_from_its_env_file(project):
+    """A developer's `.env` configures the sandbox's model as it configures everything else."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from tests.helpers import interrupt, spawn
+    with ModelServer(lambda body: "From the project's model.") as model:
+        (project / ".env").write_text(f"TAVUS_SANDBOX_LLM_URL={model.base_url}\nTAVUS_SANDBOX_LLM_MODEL=dotenv-model\n"
+                                      "TAVUS_SANDBOX_LLM_API_KEY=sk-dotenv-model-0123\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TAVUS_", "WEBHOOK_"))}
+        proc = spawn([str(Path(sys.executable).parent / "tune"), "sandbox", "--port", "0", "--time-scale", "0.01"],
+                     cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            proc.stdout.readline()
+            served = SimpleNamespace(url=proc.stdout.readline().strip().split("=", 1)[1])  # what the helpers call `sb`
+            cid = chat(served, persona(served))
+            send(served, cid, text="hi")
+            assert replies(events_until(served, cid, turn_ended(1))) == ["From the project's model."]
+        finally:
+            out, err = interrupt(proc)
+        [request] = model.requests
+        assert request.body["model"] == "dotenv-model"
+        assert request.headers.get("Authorization") == "Bearer sk-dotenv-model-0123"
+        assert "sk-dotenv-model-0123" not in out + err

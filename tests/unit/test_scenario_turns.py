@@ -379,3 +379,20 @@ def test_the_rate_limiter_holds_the_documented_pace():
     for _ in range(4):
         limiter.acquire(cancel)
     assert clock.monotonic() - started >= 0.25, "the 4th send waited for the window to free a slot"
+
+
+def test_policies_point_at_the_receiver_tagged_per_resource_keeping_their_own_callback_urls():
+    from harness_core.resources.policies import with_receiver
+    url = "https://hook.example/tavus/callback?token=t0k"
+    objectives = {"name": "o", "data": [{"objective_name": "a"}, {"objective_name": "b", "callback_url": "https://mine/x"}]}
+    out = with_receiver("objectives", objectives, "set", url)
+    assert [i["callback_url"] for i in out["data"]] == [url + "&objective=a", "https://mine/x"]
+    assert "callback_url" not in objectives["data"][0], "the config itself is left alone"
+    flat = with_receiver("guardrails", {"guardrail_name": "g", "guardrail_prompt": "p"}, "flat", url + "&guardrail=old")
+    assert flat["callback_url"] == url + "&guardrail=g"
+
+
+def test_the_receiver_reads_only_well_formed_resource_tags():
+    from harness_core.callbacks.receiver import resource_tag
+    assert resource_tag({"token": ["t"], "objective": ["agenda_coverage"]}) == {"objective": "agenda_coverage"}
+    assert resource_tag({"guardrail": ["no advice!"], "other": ["x"]}) == {}
