@@ -117,16 +117,27 @@ def explain(c, config=None, persona_id=None, persona_name=None, system_prompt=No
         say(ctx, f"{path:<40} {shown:<52} {source}")
 
 
-@task(klass=HarnessTask, help={"persona_id": "the remote persona (required)",
+@task(klass=HarnessTask, help={"persona_id": "the remote PAL/persona (required)",
                                "to": "config file to write (default configs/persona/<persona_id>.json)",
-                               "force": "overwrite the --to file if it exists",
-                               "json": "print {persona_id, path, lock_file} as one JSON document"})
+                               "force": "overwrite the --to file if it exists, and pull a persona another config manages",
+                               "json": "print {persona_id, path, lock_file} as one JSON document (path relative to the project)"})
 def pull(c, persona_id=None, to=None, force=False, json=False):
-    """Write a remote persona to a config file (applying it unchanged says "unchanged")."""
-    from ..gitops.plan import pull_persona
+    """Write a remote PAL/persona and everything it references (tools, documents, objectives,
+    guardrails, pronunciation dictionary) as configs; a `plan` right after says "unchanged".
+
+    A config the project already has for a referenced resource is kept. Tool auth secrets come
+    back as {"$env": NAME} placeholders: set NAME (e.g. in .env) before the next write.
+    """
+    from ..gitops.pull import pull_persona
     ctx = context()
-    path = pull_persona(ctx, persona_id, to, force=force)
+    pulled = pull_persona(ctx, persona_id, to, force=force)
+    for name in pulled.env:
+        ctx.note(f"note: the API never returns tool secrets: set {name} (e.g. in .env) before `invoke apply` writes that tool")
     if json:
-        say_json(ctx, {"persona_id": persona_id, "path": str(path), "lock_file": LOCK_FILE})
+        say_json(ctx, {"persona_id": persona_id, "path": pulled.path, "lock_file": LOCK_FILE})
         return
-    say(ctx, f"wrote {path}; it is now managed in {LOCK_FILE}")
+    for path in pulled.written:
+        say(ctx, f"wrote {path}")
+    for path in pulled.kept:
+        say(ctx, f"kept  {path} (the project's config for a referenced resource)")
+    say(ctx, f"wrote {pulled.path}; it is now managed in {LOCK_FILE}")

@@ -23,12 +23,11 @@ from ..resources import lockfile
 from ..config import load_file
 from ..context import RunContext
 from ..errors import CheckFailed, ConfigError, HarnessError
-from ..resources.persona import API_KEYS as PERSONA_KEYS, apply_persona, build_persona
+from ..resources.persona import apply_persona, build_persona
 from ..resources import standalone
 from ..resources.remote import diff_managed, fetch_remote
 from ..resources.policies import apply_policy, build_policy, list_policies, policy_id
 from ..redact import REDACTED, redact_field
-from ..store import atomic_write
 
 FOLDERS = {"documents": ("configs/documents",), "pronunciation": ("configs/pronunciation",), "tools": ("configs/tools",),
            "objectives": ("configs/objectives",), "guardrails": ("configs/guardrails",),
@@ -209,31 +208,6 @@ def write(ctx: RunContext, item: PlanItem, rel: str, *, force: bool = False) -> 
         standalone.apply_resource(ctx, item.kind, rel, force=force)
     else:
         apply_policy(ctx, item.kind, rel, force=force)
-
-
-def pull_persona(ctx: RunContext, persona_id: str | None, to: str | None, *, force: bool = False) -> Path:
-    """Write a remote persona as a config file that applies unchanged, and adopt it in the state."""
-    if not persona_id:
-        raise ConfigError("pull: --persona-id is required", hint="e.g. invoke pull --persona-id p123 --to configs/persona/p123.json")
-    to = to or f"configs/persona/{persona_id}.json"
-    path = ctx.root / to if not Path(to).is_absolute() else Path(to)
-    if path.is_dir():
-        raise ConfigError(f"--to {to}: is a directory", hint=f"name a file, e.g. --to {Path(to) / (persona_id + '.json')}")
-    if path.exists() and not force:
-        raise ConfigError(f"--to {to}: already exists", hint="choose another file, or add --force to overwrite it")
-    remote = fetch_remote(ctx, "persona", persona_id)
-    if remote is None:
-        raise ConfigError(f"--persona-id {persona_id}: no such persona on {ctx.client().target.label}")
-    config = {k: remote[k] for k in PERSONA_KEYS if remote.get(k) not in (None, "", [], {})}
-    checked = {}
-
-    def check(draft: Path) -> None:  # the file must plan as this persona before it takes the file's place
-        checked["name"], checked["body"] = desired(ctx, "persona", draft)
-
-    atomic_write(path, json.dumps(config, indent=2, ensure_ascii=False) + "\n", check=check)
-    name, body = checked["name"], checked["body"]
-    lockfile.record(ctx, "persona", name, persona_id, body, remote, to)
-    return path
 
 
 def render(item: PlanItem, *, with_diff: bool = True, width: int | None = 100) -> list[str]:

@@ -165,3 +165,52 @@ def test_invoke_pal_speaks_pal_and_face(project, sandbox):
     both.write_text(json.dumps({"pal_name": "A", "persona_name": "B", "system_prompt": "p"}))
     clash = run_cli("pal", "--config", "configs/pals/both.json", "--dry-run")
     assert clash.code == 2 and "pal_name and persona_name: both are set" in clash.err
+
+
+def _pal_id(sandbox, name="Meeting Facilitator PAL"):
+    return next(pid for pid, p in sandbox.store.personas.items() if p["persona_name"] == name)
+
+
+def test_pull_brings_a_pal_and_everything_it_references_into_configs_that_plan_unchanged(project, sandbox):
+    assert run_cli("apply").code == 0
+    pal_id = _pal_id(sandbox)
+    # A fresh checkout that has none of it: no configs of any kind, no state file.
+    for folder in ("tools", "documents", "pronunciation", "objectives", "guardrails", "pals", "persona"):
+        for path in (project / "configs" / folder).glob("*"):
+            path.unlink()
+    (project / LOCK_FILE).unlink()
+    before = len(sandbox.requests)
+    pulled = run_cli("pull", "--persona-id", pal_id, "--to", "configs/pals/pulled.json", "--json")
+    assert pulled.code == 0, pulled.err
+    assert json.loads(pulled.out) == {"persona_id": pal_id, "path": "configs/pals/pulled.json", "lock_file": LOCK_FILE}
+    assert writes(sandbox, before) == [], "a pull only reads"
+    pal = json.loads((project / "configs/pals/pulled.json").read_text())
+    assert pal["tools"] == ["schedule_meeting"] and pal["tools_as"] == "attached"
+    assert pal["documents"] == ["Facilitation handbook"] and "document_ids" not in pal
+    assert pal["objectives_name"] == "Facilitator Core Objective" and pal["guardrails_name"] == "Facilitator Safety Policy"
+    assert pal["layers"]["tts"]["pronunciation_dictionary"] == "Brand names"
+    assert "pronunciation_dictionary_id" not in pal["layers"]["tts"]
+    tool = json.loads((project / "configs/tools/schedule_meeting.json").read_text())
+    assert tool["delivery"]["api"]["auth"] == {"type": "hmac", "secret": {"$env": "SCHEDULE_MEETING_SECRET"}}
+    assert "set SCHEDULE_MEETING_SECRET" in pulled.err
+    for folder in ("documents", "pronunciation", "objectives", "guardrails"):
+        assert len(list((project / "configs" / folder).glob("*.json"))) == 1, folder
+    plan = run_cli("plan")
+    assert plan.code == 0, plan.out
+    assert {line.split()[0] for line in plan.out.splitlines()[:-1]} == {"unchanged"}
+    assert len(plan.out.splitlines()) == 7  # six resources and the summary
+    text = run_cli("pull", "--persona-id", pal_id, "--to", "configs/pals/again.json", "--force")
+    assert "kept  configs/tools/schedule_meeting.json" in text.out, text.out
+
+
+def test_pulling_a_persona_another_config_manages_says_which_and_writes_nothing_unless_forced(project, sandbox):
+    assert run_cli("apply").code == 0
+    pal_id = _pal_id(sandbox)
+    files = sorted(p for p in (project / "configs").rglob("*"))
+    lock = (project / LOCK_FILE).read_text()
+    refused = run_cli("pull", "--persona-id", pal_id, "--to", "configs/pals/copy.json")
+    assert refused.code == 2 and f"already managed by {PAL}" in refused.err and "--force" in refused.err, refused.err
+    assert sorted(p for p in (project / "configs").rglob("*")) == files and (project / LOCK_FILE).read_text() == lock
+    forced = run_cli("pull", "--persona-id", pal_id, "--to", "configs/pals/copy.json", "--force")
+    assert forced.code == 0 and (project / "configs/pals/copy.json").is_file()
+    assert sorted(p.name for p in (project / "configs/tools").glob("*")) == ["schedule_meeting.json"]
