@@ -277,3 +277,18 @@ def test_a_tool_a_pal_still_uses_is_not_deleted(project, sandbox):
     detach = next(i for i, (m, p) in enumerate(sandbox.requests) if m == "DELETE" and p.endswith(f"/tools/{tool_id}") and "/pals/" in p)
     delete = next(i for i, (m, p) in enumerate(sandbox.requests) if m == "DELETE" and p == f"/v2/tools/{tool_id}")
     assert detach < delete  # the PAL update detached it first, then the tool went
+
+
+def test_explain_says_which_names_the_tool_document_and_dictionary_ids_came_from(project, sandbox):
+    assert run_cli("apply").code == 0
+    result = run_cli("explain", "--config", PAL, "--json")
+    assert result.code == 0, result.err
+    rows = {row["path"]: row for row in json.loads(result.out)}
+    tool = rows["tool_ids"]
+    assert tool["value"] == [named(sandbox.store.tools, "name", "schedule_meeting")]
+    assert tool["source"] == f"tools by name: schedule_meeting (configs/tools/schedule_meeting.json), named in {PAL}"
+    assert rows["document_ids"]["source"].startswith(
+        "documents by name: Facilitation handbook (configs/documents/facilitation_handbook.json)")
+    dictionary = rows["layers.tts.pronunciation_dictionary_id"]
+    assert dictionary["source"].startswith("pronunciation dictionary by name: Brand names (configs/pronunciation/brand_names.json)")
+    assert PAL in dictionary["source"] and PAL in rows["document_ids"]["source"]
