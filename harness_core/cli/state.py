@@ -107,7 +107,8 @@ def apply(c, only=None, dry_run=False, force=False, delete=False, confirm=None, 
 
 @task(klass=HarnessTask, help={"only": ONLY_HELP, "json": "print the resources as one JSON array"})
 def status(c, only=None, json=False):
-    """The plan's classification per resource, without computing diffs."""
+    """The plan's classification per resource, without computing diffs (a resource whose config
+    file is gone shows as missing-config)."""
     from ..gitops.plan import make_plan, render
     ctx = context()
     items = make_plan(ctx, only, with_diff=False)
@@ -131,7 +132,9 @@ def explain(c, config=None, persona_id=None, persona_name=None, system_prompt=No
             objectives_name=None, guardrails_name=None, document_ids=None, document_tags=None, json=False):
     """For every field of the final persona payload, show which source set it.
 
-    Sources: flag, config file, preset file, environment, default, policy lookup, plugin.
+    Sources: flag, config file, preset file, environment, default, policy lookup, plugin; for
+    tool_ids, document_ids and pronunciation_dictionary_id, the names the config gave (where each
+    is declared, and which config named them).
     """
     from ..gitops.explain import explain_persona
     ctx = run_context()
