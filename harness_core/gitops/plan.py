@@ -1,10 +1,12 @@
-"""`invoke plan / apply / status / pull`: the configs under configs/ against the state file and Tavus.
+"""`invoke plan / apply / status`: the configs under configs/ against the state file and Tavus.
 
 Classes per resource: create (not in the state), update (our config changed), unchanged,
 remote-changed (someone edited it elsewhere, e.g. in the dashboard), both-changed, and
 missing-remote (the state names an id the API no longer has); blocked (the config cannot be built
 yet, e.g. it names a policy that does not exist); duplicate-config (a second config for a
-resource another config already manages: reported, never applied). Conversations are not managed
+resource another config already manages: reported, never applied); missing-config (the state
+names a resource whose config file is gone: reported, left alone) or, with --delete, delete (see
+delete.py; deleted in reverse dependency order). Conversations are not managed
 resources (they are short-lived): plan and apply cover objectives, guardrails and personas,
 in that order, so personas that name a policy find it.
 
