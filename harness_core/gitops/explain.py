@@ -1,4 +1,8 @@
-"""`invoke explain`: for every field of the final persona payload, which source set it."""
+"""`invoke explain`: for every field of the final persona payload, which source set it.
+
+Ids the config names by name (`tool_ids`, `document_ids`, `layers.tts.pronunciation_dictionary_id`)
+say which names they came from, where each is declared, and which config named them.
+"""
 from __future__ import annotations
 
 from ..config import gather
@@ -24,13 +28,16 @@ def explain_persona(ctx: RunContext, config_path: str, flags: dict | None = None
     """(dotted field, value, source) for every leaf of the payload `invoke persona` would send."""
     flags = flags or {}
     resolved, _ = gather(flags=flags, config_path=config_path, env=ctx.env, env_map=ENV_MAP)
-    payload = build_persona(ctx, flags, config_path).payload
+    desired = build_persona(ctx, flags, config_path)
+    payload = desired.payload
     values = resolved.values
     layers_dir = values.get("layers_dir") or DEFAULT_LAYERS_DIR
     rows = []
     for path in leaf_paths(payload):
         value = _get(payload, path)
-        if _get(values, path) == value:
+        if path in desired.origins:  # tools, documents, a dictionary named in the config
+            source = desired.origins[path]
+        elif _get(values, path) == value:
             source = resolved.source(path)
         elif path.startswith("layers.llm.tools"):
             source = "plugin tools (tool files in presets/layers/llm/tools)"

@@ -1,10 +1,12 @@
-"""`invoke plan / apply / status / pull`: the configs under configs/ against the state file and Tavus.
+"""`invoke plan / apply / status`: the configs under configs/ against the state file and Tavus.
 
 Classes per resource: create (not in the state), update (our config changed), unchanged,
 remote-changed (someone edited it elsewhere, e.g. in the dashboard), both-changed, and
 missing-remote (the state names an id the API no longer has); blocked (the config cannot be built
 yet, e.g. it names a policy that does not exist); duplicate-config (a second config for a
-resource another config already manages: reported, never applied). Conversations are not managed
+resource another config already manages: reported, never applied); missing-config (the state
+names a resource whose config file is gone: reported, left alone) or, with --delete, delete (see
+delete.py; deleted in reverse dependency order). Conversations are not managed
 resources (they are short-lived): plan and apply cover objectives, guardrails and personas,
 in that order, so personas that name a policy find it.
 
@@ -23,12 +25,12 @@ from ..resources import lockfile
 from ..config import load_file
 from ..context import RunContext
 from ..errors import CheckFailed, ConfigError, HarnessError
-from ..resources.persona import API_KEYS as PERSONA_KEYS, apply_persona, build_persona
+from ..resources.persona import apply_persona, build_persona
 from ..resources import standalone
+from .delete import attached_pals, delete_remote, gone
 from ..resources.remote import diff_managed, fetch_remote
 from ..resources.policies import apply_policy, build_policy, list_policies, policy_id
 from ..redact import REDACTED, redact_field
-from ..store import atomic_write
 
 FOLDERS = {"documents": ("configs/documents",), "pronunciation": ("configs/pronunciation",), "tools": ("configs/tools",),
            "objectives": ("configs/objectives",), "guardrails": ("configs/guardrails",),
@@ -49,6 +51,7 @@ class PlanItem:
     diff: list = field(default_factory=list)
     was: dict = field(default_factory=dict)  # JSON pointer -> the remote value a diff op replaces/removes
     note: str = ""
+    orphan: bool = False  # a resource the state file manages whose config file is gone (not in --json)
 
 
 def discover(ctx: RunContext, only: str | None = None) -> list[tuple[str, Path]]:
@@ -148,10 +151,65 @@ def _at(document, pointer: str):
     return resolve_pointer(document, pointer, None)
 
 
-def make_plan(ctx: RunContext, only: str | None = None, *, with_diff: bool = True) -> list[PlanItem]:
+def make_plan(ctx: RunContext, only: str | None = None, *, with_diff: bool = True, delete: bool = False) -> list[PlanItem]:
+    """Every config's item in dependency order, then the resources whose config is gone
+    (`missing-config`, or with `delete` the `delete` class) in reverse dependency order."""
     owners, listing = {}, {}
-    return [one_owner(classify(ctx, kind, path, with_diff=with_diff, listing=listing), owners)
-            for kind, path in discover(ctx, only)]
+    items = [one_owner(classify(ctx, kind, path, with_diff=with_diff, listing=listing), owners)
+             for kind, path in discover(ctx, only)]
+    return items + orphans(ctx, items, only, delete=delete)
+
+
+def orphans(ctx: RunContext, items: list[PlanItem], only: str | None, *, delete: bool) -> list[PlanItem]:
+    """Items for the resources the state file manages whose config file is gone.
+
+    With `delete`: class `delete`, or `blocked` for a tool still attached to a PAL that neither
+    goes nor drops it in this plan. Without: `missing-config`, with the hint.
+    """
+    kinds = lockfile.KINDS if not only else (ONLY.get(only) or _bad_only(only),)
+    found = gone(ctx, kinds, {(i.kind, i.name) for i in items if i.name})
+    leaving = {known["id"] for kind, _, known in found if kind == "persona"}
+    after = {i.remote_id: _tools_after(ctx, i) for i in items if i.kind == "persona" and i.remote_id
+             and i.status not in ("blocked", "duplicate-config")}
+    out = []
+    for kind, name, known in found:
+        item = PlanItem(kind, known["config"], name, "delete" if delete else "missing-config", known["id"], orphan=True)
+        if not delete:
+            item.note = (f"{known['config']} is gone; `invoke apply --delete --confirm {_quoted(name)}` deletes this "
+                         f"{SINGULAR.get(kind, kind)} from Tavus, or restore the file (until then it is left alone)")
+        elif kind == "tools":
+            kept = [(pid, pal) for pid, pal in attached_pals(ctx, known["id"])
+                    if pid not in leaving and (after.get(pid) is None or known["id"] in after[pid])]
+            if kept:
+                item.status = "blocked"
+                item.note = _attached_note(name, known["id"], kept)
+        out.append(item)
+    return out
+
+
+def _tools_after(ctx: RunContext, item: PlanItem) -> list | None:
+    """The tool ids a PAL will have once its config is applied (None: apply leaves them as they are)."""
+    if isinstance(item.body.get("tool_ids"), list):
+        return item.body["tool_ids"]
+    known = lockfile.entry(ctx, "persona", item.name) or {}
+    if "tool_ids" in (known.get("fields") or []) and lockfile.same_config(ctx, "persona", item.name, item.config):
+        return []  # the same config attached tools before and names none now: apply detaches them
+    return None
+
+
+SINGULAR = {"documents": "document", "pronunciation": "pronunciation dictionary", "tools": "tool",
+            "objectives": "objectives set", "guardrails": "guardrail", "persona": "PAL"}
+
+
+def _quoted(name: str) -> str:
+    return name if name.replace("_", "").replace("-", "").isalnum() else repr(name)
+
+
+def _attached_note(name: str, tool_id: str, pals: list[tuple[str, str]]) -> str:
+    pid, pal = pals[0]
+    more = f" (and {len(pals) - 1} more)" if len(pals) > 1 else ""
+    return (f"tool {name!r} ({tool_id}) is still attached to PAL {pal!r} ({pid}){more}: remove it from that PAL's "
+            "config and apply, then delete it")
 
 
 def one_owner(item: PlanItem, owners: dict) -> PlanItem:
@@ -167,13 +225,25 @@ def one_owner(item: PlanItem, owners: dict) -> PlanItem:
 
 
 def pending(items: list[PlanItem]) -> bool:
-    """Changes to apply (a config that duplicates another one's resource is reported, not pending)."""
-    return any(i.status not in ("unchanged", "duplicate-config") for i in items)
+    """Changes to apply (a config that duplicates another one's resource, and a resource whose
+    config is gone without --delete, are reported, not pending)."""
+    return any(i.status not in ("unchanged", "duplicate-config", "missing-config") for i in items)
 
 
 def apply_plan(ctx: RunContext, only: str | None = None, *, dry_run: bool = False, force: bool = False,
-               on_step=None) -> list[PlanItem]:
-    """Do what the plan shows, kind by kind; stop at the first failure (the state keeps what happened)."""
+               on_step=None, delete: bool = False, confirmed: set | None = None, ask=None) -> list[PlanItem]:
+    """Do what the plan shows, kind by kind; stop at the first failure (the state keeps what happened).
+
+    `delete`: then delete the resources whose config is gone, in reverse dependency order; each
+    must be named (or its id given) in `confirmed`, else `ask(items)` returns the names typed
+    (interactive), else nothing at all is done.
+    """
+    doomed = [i for i in make_plan(ctx, only, with_diff=False, delete=True) if i.orphan] if delete else []
+    blocked = next((i for i in doomed if i.status == "blocked"), None)
+    if blocked:
+        raise CheckFailed(f"cannot delete {blocked.kind} {blocked.name!r}: {blocked.note}")
+    if doomed and not dry_run:
+        check_confirmed(doomed, confirmed if confirmed or ask is None else ask(doomed))
     done, owners, listing = [], {}, {}
     for kind, path in discover(ctx, only):
         item = one_owner(classify(ctx, kind, path, listing=listing), owners)  # after the policies it names exist
@@ -193,7 +263,34 @@ def apply_plan(ctx: RunContext, only: str | None = None, *, dry_run: bool = Fals
         done.append(item)
         if on_step:
             on_step(item)
+    for item in doomed or orphans(ctx, done, only, delete=False):
+        if item.status == "delete" and not dry_run:
+            if item.kind == "tools":
+                still = attached_pals(ctx, item.remote_id, fresh=True)
+                if still:
+                    raise CheckFailed(f"cannot delete tools {item.name!r}: {_attached_note(item.name, item.remote_id, still)}")
+            delete_remote(ctx, item.kind, item.name, item.remote_id)
+        done.append(item)
+        if on_step:
+            on_step(item)
     return done
+
+
+def check_confirmed(doomed: list[PlanItem], confirmed) -> None:
+    """Every resource to delete named (or its id given) in `confirmed`, and nothing else named."""
+    confirmed = {c.strip() for c in confirmed or () if c and c.strip()}
+    names = ", ".join(f"{i.kind} {i.name!r}" for i in doomed)
+    wanted = ",".join(i.name for i in doomed)
+    hint = f"check `invoke plan --delete`, then add --confirm {wanted!r}"
+    if not confirmed:
+        raise ConfigError(f"apply --delete: would delete {names}; nothing is deleted without naming them", hint=hint)
+    missing = [i for i in doomed if i.name not in confirmed and i.remote_id not in confirmed]
+    if missing:
+        raise ConfigError(f"--confirm: {', '.join(repr(i.name) for i in missing)} not confirmed; nothing was changed", hint=hint)
+    extra = sorted(confirmed - {i.name for i in doomed} - {i.remote_id for i in doomed})
+    if extra:
+        raise ConfigError(f"--confirm: {extra[0]!r} is not among the resources to delete ({names}); nothing was changed",
+                          hint=hint)
 
 
 def write(ctx: RunContext, item: PlanItem, rel: str, *, force: bool = False) -> None:
@@ -209,31 +306,6 @@ def write(ctx: RunContext, item: PlanItem, rel: str, *, force: bool = False) -> 
         standalone.apply_resource(ctx, item.kind, rel, force=force)
     else:
         apply_policy(ctx, item.kind, rel, force=force)
-
-
-def pull_persona(ctx: RunContext, persona_id: str | None, to: str | None, *, force: bool = False) -> Path:
-    """Write a remote persona as a config file that applies unchanged, and adopt it in the state."""
-    if not persona_id:
-        raise ConfigError("pull: --persona-id is required", hint="e.g. invoke pull --persona-id p123 --to configs/persona/p123.json")
-    to = to or f"configs/persona/{persona_id}.json"
-    path = ctx.root / to if not Path(to).is_absolute() else Path(to)
-    if path.is_dir():
-        raise ConfigError(f"--to {to}: is a directory", hint=f"name a file, e.g. --to {Path(to) / (persona_id + '.json')}")
-    if path.exists() and not force:
-        raise ConfigError(f"--to {to}: already exists", hint="choose another file, or add --force to overwrite it")
-    remote = fetch_remote(ctx, "persona", persona_id)
-    if remote is None:
-        raise ConfigError(f"--persona-id {persona_id}: no such persona on {ctx.client().target.label}")
-    config = {k: remote[k] for k in PERSONA_KEYS if remote.get(k) not in (None, "", [], {})}
-    checked = {}
-
-    def check(draft: Path) -> None:  # the file must plan as this persona before it takes the file's place
-        checked["name"], checked["body"] = desired(ctx, "persona", draft)
-
-    atomic_write(path, json.dumps(config, indent=2, ensure_ascii=False) + "\n", check=check)
-    name, body = checked["name"], checked["body"]
-    lockfile.record(ctx, "persona", name, persona_id, body, remote, to)
-    return path
 
 
 def render(item: PlanItem, *, with_diff: bool = True, width: int | None = 100) -> list[str]:

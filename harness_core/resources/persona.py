@@ -50,6 +50,7 @@ class DesiredPersona:
     added_guardrail_ids: list[str] = field(default_factory=list)  # attached by id/name, not listed in the config
     id_where: str = ""  # where persona_id came from (for messages)
     force: bool = False  # overwrite changes made outside the harness
+    origins: dict = field(default_factory=dict)  # payload path -> where a by-name reference came from (explain)
 
 
 @dataclass
@@ -156,11 +157,12 @@ def build_persona(ctx: RunContext, flags: dict, config_path: str | None, *, chec
         return _source(resolved, key, where)
 
     _check_types(values, source)
-    tool_ids = references.split_tools(ctx, values, source("tools"), create=create_refs)
-    document_ids = references.document_ids(ctx, values, source("documents"), create=create_refs)
+    origins: dict = {}
+    tool_ids = references.split_tools(ctx, values, source("tools"), create=create_refs, origins=origins)
+    document_ids = references.document_ids(ctx, values, source("documents"), create=create_refs, origins=origins)
     layers = build_layers(ctx, values, source)
     references.dictionary(ctx, layers, source("tts") if values.get("tts") is not None else source("layers"),
-                          create=create_refs)
+                          create=create_refs, origins=origins)
     if layers:
         values["layers"] = layers
     else:
@@ -183,7 +185,7 @@ def build_persona(ctx: RunContext, flags: dict, config_path: str | None, *, chec
     if tool_ids is not None:
         payload["tool_ids"] = tool_ids  # attached through /v2/pals/{id}/tools, compared like a field
     return DesiredPersona(payload, where, values.get("persona_id"), attachment.lines,
-                          added if not listed else [], source("persona_id"))
+                          added if not listed else [], source("persona_id"), origins=origins)
 
 
 # --- create / update ---------------------------------------------------------------------

@@ -44,9 +44,9 @@ def persona_vocabulary(resolved: Resolved) -> Resolved:
     return Resolved(values, sources)
 
 
-def split_tools(ctx, values: dict, where: str, *, create: bool) -> list[str] | None:
+def split_tools(ctx, values: dict, where: str, *, create: bool, origins: dict | None = None) -> list[str] | None:
     """Take the standalone tools out of `values["tools"]` (the rest stay for the tools plugin) and
-    return their ids (None when the config attaches none)."""
+    return their ids (None when the config attaches none). `origins` gets `tool_ids`' label."""
     mode = values.pop("tools_as", None) or "auto"
     if mode not in TOOLS_AS:
         raise ConfigError(f"{where}: tools_as: {mode!r} is not one of {', '.join(TOOLS_AS)}",
@@ -65,17 +65,29 @@ def split_tools(ctx, values: dict, where: str, *, create: bool) -> list[str] | N
         values["tools"] = rest
     else:
         values.pop("tools", None)
+    if origins is not None:
+        origins["tool_ids"] = f"tools by name: {by_name(ctx, 'tools', attached)}, named in {where}"
     return [standalone.resolve(ctx, "tools", n, where, "tools", create=create) for n in attached]
 
 
-def document_ids(ctx, values: dict, where: str, *, create: bool) -> list[str] | None:
-    """`document_ids` plus the ids of the documents named in `documents` (None when neither is set)."""
+def by_name(ctx, kind: str, names: list) -> str:
+    """`a (configs/tools/a.json), b (the API)`: each name and where it is declared."""
+    declared = standalone.configs(ctx, kind)
+    return ", ".join(f"{n} ({declared.get(n) or 'found on the API'})" for n in names)
+
+
+def document_ids(ctx, values: dict, where: str, *, create: bool, origins: dict | None = None) -> list[str] | None:
+    """`document_ids` plus the ids of the documents named in `documents` (None when neither is set).
+    `origins` gets `document_ids`' label."""
     names = values.pop("documents", None)
     if names is None:
         return None
     if not isinstance(names, list):
         raise ConfigError(f"{where}: documents: must be a list of document names", hint='e.g. "documents": ["Handbook"]')
     ids = list(values.get("document_ids") or [])
+    if origins is not None:
+        origins["document_ids"] = (f"documents by name: {by_name(ctx, 'documents', names)}, named in {where}"
+                                   + (" after the ids in document_ids" if ids else ""))
     for name in names:
         found = standalone.resolve(ctx, "documents", name, where, "documents", create=create)
         if found not in ids:
@@ -83,12 +95,16 @@ def document_ids(ctx, values: dict, where: str, *, create: bool) -> list[str] | 
     return ids
 
 
-def dictionary(ctx, layers: dict, where: str, *, create: bool) -> None:
-    """`layers.tts.pronunciation_dictionary` (a name) becomes `pronunciation_dictionary_id`, in place."""
+def dictionary(ctx, layers: dict, where: str, *, create: bool, origins: dict | None = None) -> None:
+    """`layers.tts.pronunciation_dictionary` (a name) becomes `pronunciation_dictionary_id`, in place.
+    `origins` gets its label."""
     tts = layers.get("tts") if isinstance(layers, dict) else None
     if not isinstance(tts, dict) or "pronunciation_dictionary" not in tts:
         return
     name = tts.pop("pronunciation_dictionary")
+    if origins is not None:
+        origins["layers.tts.pronunciation_dictionary_id"] = (
+            f"pronunciation dictionary by name: {by_name(ctx, 'pronunciation', [name])}, named in {where}")
     tts["pronunciation_dictionary_id"] = standalone.resolve(ctx, "pronunciation", name, where,
                                                             "layers.tts.pronunciation_dictionary", create=create)
 

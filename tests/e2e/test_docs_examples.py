@@ -66,6 +66,11 @@ def _fill(command: str, sandbox, hook_url: str, conversation_id: str) -> str:
     """Put real ids and a listening URL where the docs write placeholders."""
     def value(match):
         before = command[:match.start()]
+        if match.group(0) == "<ID_FROM_THE_DASHBOARD>":  # a PAL no config manages yet (pull refuses managed ones)
+            import requests
+            made = requests.post(f"{sandbox.url}/personas", headers={"x-api-key": "dashboard"}, timeout=10,
+                                 json={"persona_name": "Made in the dashboard", "system_prompt": "Hi."})
+            return made.json()["persona_id"]
         if before.rstrip().endswith("--persona-id"):
             return sorted(sandbox.store.personas)[0]
         if match.group(0) == "<OBJECTIVES_ID>":

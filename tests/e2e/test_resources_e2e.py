@@ -165,3 +165,130 @@ def test_invoke_pal_speaks_pal_and_face(project, sandbox):
     both.write_text(json.dumps({"pal_name": "A", "persona_name": "B", "system_prompt": "p"}))
     clash = run_cli("pal", "--config", "configs/pals/both.json", "--dry-run")
     assert clash.code == 2 and "pal_name and persona_name: both are set" in clash.err
+
+
+def _pal_id(sandbox, name="Meeting Facilitator PAL"):
+    return next(pid for pid, p in sandbox.store.personas.items() if p["persona_name"] == name)
+
+
+def test_pull_brings_a_pal_and_everything_it_references_into_configs_that_plan_unchanged(project, sandbox):
+    assert run_cli("apply").code == 0
+    pal_id = _pal_id(sandbox)
+    # A fresh checkout that has none of it: no configs of any kind, no state file.
+    for folder in ("tools", "documents", "pronunciation", "objectives", "guardrails", "pals", "persona"):
+        for path in (project / "configs" / folder).glob("*"):
+            path.unlink()
+    (project / LOCK_FILE).unlink()
+    before = len(sandbox.requests)
+    pulled = run_cli("pull", "--persona-id", pal_id, "--to", "configs/pals/pulled.json", "--json")
+    assert pulled.code == 0, pulled.err
+    assert json.loads(pulled.out) == {"persona_id": pal_id, "path": "configs/pals/pulled.json", "lock_file": LOCK_FILE}
+    assert writes(sandbox, before) == [], "a pull only reads"
+    pal = json.loads((project / "configs/pals/pulled.json").read_text())
+    assert pal["tools"] == ["schedule_meeting"] and pal["tools_as"] == "attached"
+    assert pal["documents"] == ["Facilitation handbook"] and "document_ids" not in pal
+    assert pal["objectives_name"] == "Facilitator Core Objective" and pal["guardrails_name"] == "Facilitator Safety Policy"
+    assert pal["layers"]["tts"]["pronunciation_dictionary"] == "Brand names"
+    assert "pronunciation_dictionary_id" not in pal["layers"]["tts"]
+    tool = json.loads((project / "configs/tools/schedule_meeting.json").read_text())
+    assert tool["delivery"]["api"]["auth"] == {"type": "hmac", "secret": {"$env": "SCHEDULE_MEETING_SECRET"}}
+    assert "set SCHEDULE_MEETING_SECRET" in pulled.err
+    for folder in ("documents", "pronunciation", "objectives", "guardrails"):
+        assert len(list((project / "configs" / folder).glob("*.json"))) == 1, folder
+    plan = run_cli("plan")
+    assert plan.code == 0, plan.out
+    assert {line.split()[0] for line in plan.out.splitlines()[:-1]} == {"unchanged"}
+    assert len(plan.out.splitlines()) == 7  # six resources and the summary
+    text = run_cli("pull", "--persona-id", pal_id, "--to", "configs/pals/again.json", "--force")
+    assert "kept  configs/tools/schedule_meeting.json" in text.out, text.out
+
+
+def test_pulling_a_persona_another_config_manages_says_which_and_writes_nothing_unless_forced(project, sandbox):
+    assert run_cli("apply").code == 0
+    pal_id = _pal_id(sandbox)
+    files = sorted(p for p in (project / "configs").rglob("*"))
+    lock = (project / LOCK_FILE).read_text()
+    refused = run_cli("pull", "--persona-id", pal_id, "--to", "configs/pals/copy.json")
+    assert refused.code == 2 and f"already managed by {PAL}" in refused.err and "--force" in refused.err, refused.err
+    assert sorted(p for p in (project / "configs").rglob("*")) == files and (project / LOCK_FILE).read_text() == lock
+    forced = run_cli("pull", "--persona-id", pal_id, "--to", "configs/pals/copy.json", "--force")
+    assert forced.code == 0 and (project / "configs/pals/copy.json").is_file()
+    assert sorted(p.name for p in (project / "configs/tools").glob("*")) == ["schedule_meeting.json"]
+
+
+def _deletes(sandbox, since):
+    return [p for m, p in sandbox.requests[since:] if m == "DELETE"]
+
+
+def test_a_resource_whose_config_is_gone_is_deleted_only_with_delete_and_a_named_confirmation(project, sandbox):
+    assert run_cli("apply").code == 0
+    assert run_cli("pal", "--pal-name", "Flags PAL", "--face-id", "r4317e64d25a", "--system-prompt", "Hi.").code == 0
+    pal_id, tool_id = _pal_id(sandbox), named(sandbox.store.tools, "name", "schedule_meeting")
+    (project / PAL).unlink()
+    (project / "configs/tools/schedule_meeting.json").unlink()
+    plan = run_cli("plan")
+    assert plan.code == 0, plan.out  # reported, not pending: apply without --delete leaves them alone
+    assert status_of(plan, PAL) == "missing-config" and status_of(plan, "configs/tools/schedule_meeting.json") == "missing-config"
+    assert "apply --delete --confirm schedule_meeting`" in plan.out and "Flags PAL" not in plan.out
+    planned = run_cli("plan", "--delete")
+    assert planned.code == 6 and status_of(planned, PAL) == "delete", planned.out
+    lines = planned.out.splitlines()
+    assert [i for i, line in enumerate(lines) if line.startswith("delete")] == [len(lines) - 3, len(lines) - 2]
+    assert "persona" in lines[-3] and "tools" in lines[-2]  # reverse dependency order: the PAL before its tool
+    before = len(sandbox.requests)
+    kept = run_cli("apply")
+    assert kept.code == 0 and "missing-config" in kept.out and _deletes(sandbox, before) == []
+    for confirm in ((), ("--confirm", "schedule_meeting"), ("--confirm", "schedule_meeting,Meeting Facilitator PAL,extra")):
+        refused = run_cli("apply", "--delete", *confirm)
+        assert refused.code == 2 and "Traceback" not in refused.err and len(refused.err.splitlines()) == 1, refused.err
+    assert "--confirm 'Meeting Facilitator PAL,schedule_meeting'" in refused.err
+    assert _deletes(sandbox, before) == [] and pal_id in sandbox.store.personas
+    dry = run_cli("apply", "--delete", "--dry-run")
+    assert dry.code == 0 and "would delete" in dry.out and _deletes(sandbox, before) == []
+    done = run_cli("apply", "--delete", "--confirm", f"Meeting Facilitator PAL,{tool_id}")
+    assert done.code == 0, done.err
+    assert _deletes(sandbox, before) == [f"/v2/personas/{pal_id}", f"/v2/tools/{tool_id}"]
+    assert pal_id not in sandbox.store.personas and tool_id not in sandbox.store.tools
+    lock = (project / LOCK_FILE).read_text()
+    assert pal_id not in lock and tool_id not in lock
+    after = run_cli("plan", "--delete")
+    assert after.code == 0 and "missing-config" not in after.out and "delete " not in after.out
+
+
+def test_a_tool_a_pal_still_uses_is_not_deleted(project, sandbox):
+    assert run_cli("apply").code == 0
+    tool_id = named(sandbox.store.tools, "name", "schedule_meeting")
+    (project / "configs/tools/schedule_meeting.json").unlink()  # the PAL config still names it (found on the API)
+    planned = run_cli("plan", "--delete")
+    assert status_of(planned, "configs/tools/schedule_meeting.json") == "blocked"
+    assert "still attached to PAL 'Meeting Facilitator PAL'" in planned.out
+    before = len(sandbox.requests)
+    refused = run_cli("apply", "--delete", "--confirm", "schedule_meeting")
+    assert refused.code == 5 and len(refused.err.splitlines()) == 1, refused.err
+    assert "cannot delete tools 'schedule_meeting'" in refused.err and "still attached to PAL" in refused.err
+    assert writes(sandbox, before) == [] and tool_id in sandbox.store.tools
+    data = json.loads((project / PAL).read_text())
+    del data["tools"], data["tools_as"]
+    (project / PAL).write_text(json.dumps(data))
+    assert status_of(run_cli("plan", "--delete"), "configs/tools/schedule_meeting.json") == "delete"
+    done = run_cli("apply", "--delete", "--confirm", "schedule_meeting")
+    assert done.code == 0, done.err
+    assert tool_id not in sandbox.store.tools
+    detach = next(i for i, (m, p) in enumerate(sandbox.requests) if m == "DELETE" and p.endswith(f"/tools/{tool_id}") and "/pals/" in p)
+    delete = next(i for i, (m, p) in enumerate(sandbox.requests) if m == "DELETE" and p == f"/v2/tools/{tool_id}")
+    assert detach < delete  # the PAL update detached it first, then the tool went
+
+
+def test_explain_says_which_names_the_tool_document_and_dictionary_ids_came_from(project, sandbox):
+    assert run_cli("apply").code == 0
+    result = run_cli("explain", "--config", PAL, "--json")
+    assert result.code == 0, result.err
+    rows = {row["path"]: row for row in json.loads(result.out)}
+    tool = rows["tool_ids"]
+    assert tool["value"] == [named(sandbox.store.tools, "name", "schedule_meeting")]
+    assert tool["source"] == f"tools by name: schedule_meeting (configs/tools/schedule_meeting.json), named in {PAL}"
+    assert rows["document_ids"]["source"].startswith(
+        "documents by name: Facilitation handbook (configs/documents/facilitation_handbook.json)")
+    dictionary = rows["layers.tts.pronunciation_dictionary_id"]
+    assert dictionary["source"].startswith("pronunciation dictionary by name: Brand names (configs/pronunciation/brand_names.json)")
+    assert PAL in dictionary["source"] and PAL in rows["document_ids"]["source"]
