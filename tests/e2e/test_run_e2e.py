@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -78,7 +79,9 @@ def test_a_stalled_event_says_what_and_how_long(project, sandbox):
     started = time.monotonic()
     result = run_cli("run", "scenarios/stall.toml")
     assert result.code == 5 and time.monotonic() - started < 10
-    assert "stalled: waited 1.0s for application.recording_ready (limit 1s); received ['system.replica_joined'" in result.out
+    # how long it waited beyond the limit depends on the machine's load; what and the limit do not
+    assert re.search(r"stalled: waited 1\.\ds for application\.recording_ready \(limit 1s\); "
+                     r"received \['system\.replica_joined'", result.out), result.out
     assert active(sandbox) == [], "ended after a timeout"
 
 
