@@ -1,9 +1,9 @@
 """logs/callbacks.sqlite3: the durable store of accepted callbacks, and its indexed readers.
 
 Stdlib `sqlite3` in WAL mode with `synchronous=FULL`: a committed transaction is on disk.
-One writer thread owns the write connection and commits whatever callbacks are waiting in one
-transaction (one fsync per batch, however many conversations it spans); `append()` returns
-only once its batch is committed, so the receiver answers 2xx only for what is kept.
+Callbacks are committed in batches, one transaction (one fsync) for whatever is waiting, however
+many conversations it spans, by whichever request thread leads the batch (EventStore); `append()`
+returns only once its batch is committed, so the receiver answers 2xx only for what is kept.
 
 A callback is stored once: a UNIQUE index over (conversation, event type, timestamp, body hash)
 is checked inside the same transaction, so "duplicate" is only ever said of a copy that is
@@ -17,10 +17,8 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-import queue
 import sqlite3
 import threading
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,7 +47,7 @@ _SCHEMA = (
 _INSERT = ("INSERT OR IGNORE INTO events (ts, conversation_id, event_type, timestamp, body_hash, record) "
            "VALUES (?, ?, ?, ?, ?, ?)")
 _INSERT_MANY = ("INSERT OR IGNORE INTO events (ts, conversation_id, event_type, timestamp, body_hash, record) "
-                "VALUES {values} RETURNING conversation_id, event_type, timestamp, body_hash")
+                "VALUES {values}")
 
 
 class StoreError(Exception):
@@ -134,12 +132,16 @@ def _row(record: dict, text: str) -> tuple:
 
 
 class _Pending:
-    """One callback waiting for its batch to commit: `wait()` returns once `release()` was called."""
+    """One callback waiting for its batch to commit: `wait()` returns once `release()` was called.
 
-    __slots__ = ("row", "event", "record", "_latch", "stored", "error")
+    `lead` is set when it is released to commit the next batch itself rather than because its own
+    batch was committed (leader/follower group commit, see EventStore).
+    """
+
+    __slots__ = ("row", "event", "record", "_latch", "stored", "error", "lead")
 
     def __init__(self, row: tuple, event=None, record=None):
-        self.row, self.event, self.record, self.stored, self.error = row, event, record, False, None
+        self.row, self.event, self.record, self.stored, self.error, self.lead = row, event, record, False, None, False
         self._latch = threading.Lock()  # a bare lock is the cheapest thing to block a thread on
         self._latch.acquire()
 
@@ -153,10 +155,16 @@ class _Pending:
 class EventStore:
     """The writer side: `start()`, `append(event)` (returns once committed), `close()`.
 
+    Group commit without a writer thread (leader/follower): the request thread that finds no commit
+    in progress becomes the leader and commits every callback waiting at that moment in one
+    transaction (one fsync), then wakes their threads; callbacks arriving meanwhile wait, and the
+    oldest of them is woken to lead the next batch. Handing each callback to a writer thread and
+    back cost two thread switches per request, which on a small machine mattered more than the disk.
+
     `problem` holds why the database could not be opened at start (None when it could); a
     later batch tries again, so the receiver keeps running and answers 500 meanwhile.
-    `on_stored([(event, record), ...])`, when given, is called by the writer thread after each
-    commit with what that batch newly stored, in commit order (it must be quick: a queue put).
+    `on_stored([(event, record, text), ...])`, when given, is called after each commit with what that
+    batch newly stored (`text`: the record's JSON as stored), in commit order (by the committing request thread: it must be quick, a queue put).
     """
 
     def __init__(self, path: Path, secrets=(), *, legacy_dir: Path | None = None, on_stored=None):
@@ -165,20 +173,21 @@ class EventStore:
         self.secrets = list(secrets)
         self.problem: str | None = None
         self.on_stored = on_stored
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _waiting, _leading, _closed
+        self._waiting: list[_Pending] = []  # callbacks not yet taken into a batch, in arrival order
+        self._leading = False  # a batch is being committed (and will hand over to the next)
+        self._idle = threading.Event()  # set while no batch is being committed
+        self._idle.set()
         self._closed = False
-        self._thread: threading.Thread | None = None
 
     def start(self) -> "EventStore":
-        """Start the writer thread and open the database (a failure is kept in `problem`)."""
-        self._thread = threading.Thread(target=self._run, name="callback-store", daemon=True)
-        self._thread.start()
-        opened = _Pending(())
-        self._queue.put(opened)
-        opened.wait()
-        self.problem = f"{self.path}: {opened.error}" if opened.error else None
+        """Open the database (a failure is kept in `problem`; the first batch tries again)."""
+        try:
+            self._conn = connect(self.path, self.legacy_dir)
+            self.problem = None
+        except Exception as exc:  # noqa: BLE001 - reported, and retried by the first batch
+            self.problem = f"{self.path}: {type(exc).__name__}: {exc}"
         return self
 
     def append(self, event: dict, received_at: str | None = None) -> dict | None:
@@ -190,69 +199,101 @@ class EventStore:
         with self._lock:
             if self._closed:
                 raise StoreError(f"{self.path}: the store is closed")
-            self._queue.put(pending)
-        pending.wait()
+            self._waiting.append(pending)
+            lead = not self._leading
+            if lead:
+                self._leading = True
+                self._idle.clear()
+        if not lead:
+            pending.wait()  # committed by a leader, or woken to lead the next batch
+            lead = pending.lead
+        if lead:
+            self._lead()
         if pending.error is not None:
             raise StoreError(f"{self.path}: {pending.error}")
         return record if pending.stored else None
 
     def close(self, timeout: float = 10.0) -> None:
-        """Commit what is queued, then close the database and end the writer thread (bounded)."""
+        """Refuse new callbacks, let the batch in progress (and those waiting) commit, then close (bounded)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            self._queue.put(None)
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if self._idle.wait(timeout):
+            self._disconnect()
 
-    # -- the writer thread ---------------------------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            items = [p for p in batch if p is not None]
-            if items:
-                self._commit(items)
-            if None in batch:
-                self._disconnect()
-                return
+    # -- group commit ----------------------------------------------------------------------------
+    def _lead(self) -> None:
+        """Commit what is waiting (at most MAX_BATCH), wake its threads, and hand over to the next waiting one."""
+        with self._lock:
+            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+        try:
+            self._commit(batch)
+        finally:
+            with self._lock:
+                successor = self._waiting[0] if self._waiting else None
+                if successor is None:
+                    self._leading = False
+                    self._idle.set()
+                else:
+                    successor.lead = True
+            if successor is not None:
+                successor.release()  # it commits the next batch while this one's threads wake
+            for p in batch:
+                p.release()  # the leader's own latch too: harmless, nobody waits on it
 
     def _commit(self, items: list[_Pending]) -> None:
         """One statement for the whole batch: it inserts, checks uniqueness and commits (one fsync) at once.
 
-        Its RETURNING rows name the callbacks it kept; a row of the batch not returned was already stored
-        (by an earlier batch, or earlier in this one). Fewer calls into sqlite also means fewer waits for
-        the GIL, which a busy receiver's request threads hold most of the time.
+        When it inserted every row (the usual case) each callback is stored; otherwise the rows it kept
+        are told apart by reading the batch's keys back (`_kept`). One call into sqlite per batch also
+        means one wait for the GIL, which a busy receiver's request threads hold most of the time.
+        Every item gets `stored` or `error` set.
         """
-        rows = [p for p in items if p.row]
         try:
             if self._conn is None:
                 self._conn = connect(self.path, self.legacy_dir)
-            if rows:
-                sql = _INSERT_MANY.format(values=", ".join(["(?, ?, ?, ?, ?, ?)"] * len(rows)))
-                kept = Counter(self._conn.execute(sql, [v for p in rows for v in p.row]).fetchall())
-                for p in rows:
-                    key = p.row[1:5]
-                    if kept[key]:
-                        kept[key] -= 1
-                        p.stored = True
-        except Exception as exc:  # noqa: BLE001 - every waiter hears of it; nothing of the batch counts
-            for p in rows:
-                p.stored = False
-            self._disconnect()  # rolls back; the next batch opens afresh
+            before = self._conn.total_changes
+            self._conn.execute(_INSERT_MANY.format(values=", ".join(["(?, ?, ?, ?, ?, ?)"] * len(items))),
+                               [v for p in items for v in p.row])
+            if self._conn.total_changes - before == len(items):
+                for p in items:
+                    p.stored = True
+            else:
+                self._kept(items)
+        except BaseException as exc:  # every waiter hears of it; nothing of the batch counts
             for p in items:
+                p.stored = False
                 p.error = f"{type(exc).__name__}: {exc}"
+            self._disconnect()  # rolls back; the next batch opens afresh
+            if not isinstance(exc, Exception):
+                raise
+            return
         if self.on_stored is not None:
-            stored = [(p.event, p.record) for p in rows if p.stored]
+            stored = [(p.event, p.record, p.row[5]) for p in items if p.stored]
             if stored:
                 self.on_stored(stored)
+
+    def _kept(self, items: list[_Pending]) -> None:
+        """Mark which callbacks of a committed batch it stored, by reading their keys back: a row holds
+        exactly the text of the callback that made it (received time and run id included), so a copy
+        stored earlier, or earlier in the same batch, does not match. A callback without a timestamp
+        is never a duplicate (NULLs are distinct in the UNIQUE index), so it was always stored."""
+        keyed = [p for p in items if p.row[3] is not None]
         for p in items:
-            p.release()
+            p.stored = p.row[3] is None
+        if not keyed:
+            return
+        rows = self._conn.execute(
+            "SELECT conversation_id, event_type, timestamp, body_hash, record FROM events "
+            "WHERE (conversation_id, event_type, timestamp, body_hash) IN (VALUES "
+            + ", ".join(["(?, ?, ?, ?)"] * len(keyed)) + ")", [v for p in keyed for v in p.row[1:5]]).fetchall()
+        stored = {row[:4]: row[4] for row in rows}
+        for p in keyed:
+            key = p.row[1:5]
+            if stored.get(key) == p.row[5]:
+                p.stored = True
+                del stored[key]  # an identical copy later in the batch was ignored
 
     def _disconnect(self) -> None:
         if self._conn is not None:

@@ -1,7 +1,6 @@
 """`invoke webhook`: the long-running receiver session, with an optional tunnel, until Ctrl-C."""
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -41,8 +40,9 @@ def serve(ctx: RunContext, *, say, warn, host: str | None = None, port: int | No
         warn("generated WEBHOOK_TOKEN and saved it to .env (callbacks without it are refused)")
     # --json: the same JSON line per callback as `invoke events --json` (the stored record: ts, run_id, type, event).
     # One print per committed batch: under load a flush per callback costs the request threads the GIL.
-    line = (lambda r: json.dumps(r, ensure_ascii=False, default=str)) if as_json else format_event_line
-    show = lambda records: say("\n".join(map(line, records)))  # noqa: E731
+    # The JSON line is the record's text as stored: no second serialisation per callback.
+    line = (lambda record, text: text) if as_json else (lambda record, text: format_event_line(record))
+    show = lambda stored: say("\n".join(line(record, text) for record, text in stored))  # noqa: E731
     info = warn if as_json else say
     rx = Receiver(ctx, path, token, host or "127.0.0.1", DEFAULT_PORT if port is None else int(port),
                   show=show, on_problem=warn, keep_events=False,  # a long session: they are on disk already

@@ -1,9 +1,9 @@
 """The callback receiver: a WSGI app on waitress that keeps Tavus callbacks and hands them to plugins.
 
 A POST to the callback path carrying the right `?token=` and a valid envelope is committed to
-logs/callbacks.sqlite3 (callbacks/eventstore.py: one writer thread, one fsync per batch) and
+logs/callbacks.sqlite3 (callbacks/eventstore.py: group commit, one fsync per batch) and
 answered 200 only after that; a copy already committed is answered 200 `{"duplicate": true}`.
-The store's writer hands each committed batch to one worker thread, which shows each event and
+The store hands each committed batch to one worker thread, which shows each event and
 dispatches it to `harness_handle_callback`, one at a time in commit order, so a slow or failing
 plugin never delays or loses a callback.
 
@@ -134,7 +134,7 @@ class Receiver:
     `token=None` makes a fresh random token for this instance (kept in memory only). An
     accepted event is stored before the 2xx goes out; it joins `events` (arrival order) once
     it has been shown and handed to the plugins, so wait_for() also waits for them. `show`
-    (called with the stored records of each committed batch, in order) and `on_problem` (one line per rejected request or plugin
+    (called with (record, its JSON text as stored) for each callback of a committed batch, in order) and `on_problem` (one line per rejected request or plugin
     failure) let the CLI print; both run off the request threads.
     """
 
@@ -151,7 +151,7 @@ class Receiver:
         self.tools = tools or {}  # name -> {url, auth}: delivery.api calls to /tools/NAME (callbacks/toolforward.py)
         if self.token not in ctx.store.secrets:
             ctx.store.secrets.append(self.token)
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()  # batches of (event, record), as committed
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()  # batches of (event, record, text), as committed
         self.log = EventStore(ctx.store.logs_dir / DB_NAME, [*ctx.secrets, self.token],
                               legacy_dir=ctx.store.logs_dir / LEGACY_DIR, on_stored=self._queue.put)
         self.events: list[dict] = []  # handed-over events, for wait_for(); not kept when keep_events=False
@@ -276,7 +276,7 @@ class Receiver:
         record = self.log.append(event, utc_now())
         if record is None:  # Tavus re-sent one we already have: acknowledged, stored once
             return 200, {"ok": True, "duplicate": True}, []
-        return 200, {"ok": True}, []  # the store's writer has queued it for the worker
+        return 200, {"ok": True}, []  # committed; the store has queued it for the worker
 
     def _tool(self, environ, start_response):
         """A delivery.api tool call: verified, forwarded to the tool backend, recorded (toolforward.py)."""
@@ -333,16 +333,16 @@ class Receiver:
                 return
             if self.show:
                 try:
-                    self.show([record for _, record in batch])
+                    self.show([(record, text) for _, record, text in batch])
                 except Exception:  # noqa: BLE001
                     pass
-            for event, _ in batch:
+            for event, _, _ in batch:
                 for name, exc in dispatch(self.ctx, event):
                     self._plugin_failed(name, event, exc)
             with self._cond:
                 self.accepted += len(batch)
                 if self.keep_events:
-                    self.events.extend(event for event, _ in batch)
+                    self.events.extend(event for event, _, _ in batch)
                 self._cond.notify_all()
 
     def _plugin_failed(self, name, event, exc):

@@ -128,3 +128,85 @@ def test_streamed_json_is_exactly_the_array_invoke_events_json_printed(count):
     recs = [{"ts": f"t{i}", "type": "callback", "event": event(stamp=f"s{i}", text="é")} for i in range(count)]
     assert "\n".join(event_lines(iter(recs), "json", [])) == json.dumps(recs, indent=2, ensure_ascii=False)
     assert [json.loads(line) for line in event_lines(iter(recs), "jsonl", [])] == recs
+
+
+class _HeldWriteLock:
+    """Another connection holding the database's write lock: the store's next commit waits for it."""
+
+    def __init__(self, path):
+        import sqlite3
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def release(self):
+        self.conn.execute("COMMIT")
+        self.conn.close()
+
+
+def _wait_until(condition, timeout=10.0):
+    import time
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.005)
+
+
+def _send_all(store, events):
+    """Append each event from its own thread; return the outcomes (record, None or StoreError) and the threads."""
+    outcomes, lock = [], threading.Lock()
+
+    def send(e):
+        try:
+            result = store.append(e)
+        except StoreError as exc:
+            result = exc
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=send, args=(e,)) for e in events]
+    for t in threads:
+        t.start()
+    return outcomes, threads
+
+
+def test_copies_committed_in_one_batch_are_stored_once_and_the_others_called_duplicate(store, tmp_path):
+    """Group commit: callbacks arriving while a commit runs are committed together in the next batch;
+    copies of one callback inside that batch are stored once and the rest answered duplicate."""
+    held = _HeldWriteLock(tmp_path / DB_NAME)
+    first, first_threads = _send_all(store, [event(n=0)])  # its commit waits for the held lock
+    _wait_until(lambda: store._leading)
+    copies, threads = _send_all(store, [event(n=1)] * 8 + [event(n=2)])
+    _wait_until(lambda: len(store._waiting) == 9)  # all queued behind the running commit: the next batch
+    held.release()
+    for t in first_threads + threads:
+        t.join(10)
+    assert len(first) == 1 and first[0] is not None
+    assert sorted(o is None for o in copies) == [False, False] + [True] * 7, copies
+    assert sorted(r["event"]["properties"]["n"] for r in records(tmp_path)) == [0, 1, 2]
+
+
+def test_close_commits_what_is_in_flight_and_refuses_what_comes_after(store, tmp_path):
+    held = _HeldWriteLock(tmp_path / DB_NAME)
+    outcomes, threads = _send_all(store, [event(n=i) for i in range(6)])
+    _wait_until(lambda: store._leading and len(store._waiting) == 5)
+    closer = threading.Thread(target=store.close)
+    closer.start()
+    _wait_until(lambda: store._closed)
+    with pytest.raises(StoreError, match="closed"):
+        store.append(event(n=99))
+    held.release()
+    closer.join(10)
+    for t in threads:
+        t.join(10)
+    assert not closer.is_alive() and len(outcomes) == 6 and all(isinstance(o, dict) for o in outcomes), outcomes
+    assert sorted(r["event"]["properties"]["n"] for r in records(tmp_path)) == list(range(6))
+
+
+def test_the_store_commits_in_the_request_threads_with_no_thread_of_its_own(tmp_path):
+    before = threading.active_count()
+    store = EventStore(tmp_path / DB_NAME).start()
+    try:
+        assert threading.active_count() == before
+        assert store.append(event()) is not None
+    finally:
+        store.close()
