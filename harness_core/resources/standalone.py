@@ -192,7 +192,9 @@ def _apply(ctx, kind, where, name, shown_body, force, dry_run, send_secret) -> R
         lockfile.forget(ctx, kind, name)
         known = None
     if remote is None:
-        same = named(ctx, kind, name, fresh=True)
+        # The listing of this command, not a fresh one per create (that made apply quadratic): another
+        # command's create of this name is in the state file, re-read under the lock we hold (lockfile).
+        same = named(ctx, kind, name)
         if len(same) > 1:
             ids = ", ".join(r.get(spec.id_key) or "?" for r in same)
             raise ConfigError(f"{where}: {spec.name_key}: {len(same)} {WHAT[kind]}s are already named {name!r} ({ids})",
@@ -205,7 +207,9 @@ def _apply(ctx, kind, where, name, shown_body, force, dry_run, send_secret) -> R
             body = desired(ctx, kind, ctx.root / where, write=True)[1]
             created = client.create(spec.path, body, find_existing=lambda: _only(named(ctx, kind, name, fresh=True)))
             result.remote_id = (created or {}).get(spec.id_key) or (created or {}).get("uuid")
-            ctx.__dict__.get("_resource_rows", {}).pop(kind, None)
+            listed = ctx.__dict__.get("_resource_rows", {}).get(kind)
+            if listed is not None:  # the listing stays this command's view: its own creates appended
+                listed.append({**(created or {}), spec.id_key: result.remote_id, spec.name_key: name})
             if kind == "documents":
                 documents.wait_ready(ctx, result.remote_id, name, where)
     else:

@@ -84,7 +84,10 @@ def test_eight_concurrent_applies_from_an_empty_sandbox_never_duplicate_and_reco
         store = sandbox.store
         names = {"persona": Counter(p["persona_name"] for p in store.personas.values()),
                  "objectives": Counter(o.get("name") for o in store.objectives.values()),
-                 "guardrails": Counter(g.get("name") or g.get("guardrail_name") for g in store.guardrails.values())}
+                 "guardrails": Counter(g.get("name") or g.get("guardrail_name") for g in store.guardrails.values()),
+                 "tools": Counter(t["name"] for t in store.tools.values()),
+                 "documents": Counter(d["document_name"] for d in store.documents.values()),
+                 "pronunciation": Counter(d.get("name") for d in store.pronunciation_dictionaries.values())}
         for kind, counts in names.items():
             assert counts and set(counts.values()) == {1}, f"round {round_}: duplicate {kind}: {counts}"
         recorded = state_entries(project, sandbox.url)
@@ -139,3 +142,17 @@ def test_a_command_lists_personas_once_and_logs_one_line_per_listing(project, sa
     logged = [json.loads(line) for line in (project / "logs" / "api.jsonl").read_text().splitlines()]
     listings = [r for r in logged if r.get("method") == "GET" and r["url"].endswith("/v2/personas")]
     assert len(listings) == 1 and listings[0]["pages"] == 3 and listings[0]["rows"] >= 250
+
+
+def test_apply_lists_tools_once_however_many_it_creates(project, sandbox):
+    folder = project / "configs" / "tools"
+    for i in range(6):
+        (folder / f"extra_{i}.json").write_text(json.dumps(
+            {"name": f"extra_tool_{i}", "description": "An extra tool.", "delivery": {"app_message": True}}))
+    sandbox.requests.clear()
+    result = run_cli("apply")
+    assert result.code == 0, result.err
+    created = [p for m, p in sandbox.requests if m == "POST" and p == "/v2/tools"]
+    assert len(created) == 7, "the six extra tools and the example's schedule_meeting"
+    listings = [p for m, p in sandbox.requests if m == "GET" and p == "/v2/tools"]
+    assert listings == ["/v2/tools"], f"one listing for the whole command, not one per create: {len(listings)}"
