@@ -117,9 +117,17 @@ def build_layers(ctx: RunContext, values: dict, source) -> dict:
     if values.get("layers") is not None:
         check_layer_names(values["layers"], source("layers"))
         sources.append((source("layers"), values["layers"]))
+    read = ctx.__dict__.setdefault("_layer_presets", {})  # a preset file is read once per command
     for layer in MODULAR_LAYERS:
-        if values.get(layer) is not None:
-            sources.append(load_modular_layer(layer, values[layer], folders, source(layer), root))
+        value = values.get(layer)
+        if isinstance(value, str) and (layer, value, tuple(folders)) in read:
+            label, data = read[layer, value, tuple(folders)]
+            sources.append((label, copy.deepcopy(data)))
+        elif value is not None:
+            label, data = load_modular_layer(layer, value, folders, source(layer), root)
+            if isinstance(value, str):
+                read[layer, value, tuple(folders)] = (label, copy.deepcopy(data))
+            sources.append((label, data))
     return merge_layers(sources, ctx)
 
 

@@ -62,8 +62,11 @@ class ResourceResult:
 def rel(ctx: RunContext, path) -> str:
     """A config path as the user writes it (relative to the project root when inside it)."""
     path = Path(path)
+    if not path.is_absolute():
+        return str(path)
+    root = ctx.__dict__.get("_resolved_root") or ctx.__dict__.setdefault("_resolved_root", ctx.root.resolve())
     try:
-        return str(path.resolve().relative_to(ctx.root.resolve())) if path.is_absolute() else str(path)
+        return str(path.resolve().relative_to(root))
     except ValueError:
         return str(path)
 
