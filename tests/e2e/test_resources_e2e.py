@@ -292,3 +292,35 @@ def test_explain_says_which_names_the_tool_document_and_dictionary_ids_came_from
     dictionary = rows["layers.tts.pronunciation_dictionary_id"]
     assert dictionary["source"].startswith("pronunciation dictionary by name: Brand names (configs/pronunciation/brand_names.json)")
     assert PAL in dictionary["source"] and PAL in rows["document_ids"]["source"]
+
+
+# --- PAL editing generations (CONTRACT §10.5): a dashboard change is a conflict until --force ------------
+PAL_CONFIG = "configs/pals/facilitator_pal.json"
+
+
+def _dashboard_edit(sb, pal_id: str, prompt: str) -> None:
+    edited = requests.post(f"{sb.url.removesuffix('/v2')}/_sandbox/pals/{pal_id}/dashboard-edit", timeout=5,
+                           headers={"x-api-key": "dashboard"},
+                           json=[{"op": "replace", "path": "/system_prompt", "value": prompt}])
+    assert edited.status_code == 200, edited.text
+
+
+@pytest.mark.parametrize("editing", ["maker", "draft"])
+def test_apply_reports_a_dashboard_edit_as_a_conflict_and_keeps_it_unless_forced(project, monkeypatch, editing):
+    from harness_core.sandbox import Sandbox, SandboxSettings
+    with Sandbox(SandboxSettings(time_scale=0.01, allow_loopback_tools=True, pal_editing=editing)) as sb:
+        monkeypatch.setenv("TAVUS_API_URL", sb.url)
+        assert run_cli("apply").code == 0
+        pal_id = next(p["persona_id"] for p in sb.store.personas.values() if p["persona_name"] == "Meeting Facilitator PAL")
+        _dashboard_edit(sb, pal_id, "Edited in the dashboard.")
+        config = json.loads((project / PAL_CONFIG).read_text())
+        (project / PAL_CONFIG).write_text(json.dumps({**config, "system_prompt": "Changed in the repo."}))
+
+        refused = run_cli("apply")
+        assert refused.code != 0 and "conflict" in refused.err and PAL_CONFIG in refused.err, refused.err
+        assert sb.store.personas[pal_id]["system_prompt"] != "Changed in the repo.", "nothing went live"
+        assert pal_id in sb.store.pal_edits, "the dashboard's edit is kept"
+
+        forced = run_cli("apply", "--force")
+        assert forced.code == 0, forced.err
+        assert sb.store.personas[pal_id]["system_prompt"] == "Changed in the repo."
