@@ -36,6 +36,7 @@ from .scenario import Scenario, load_scenario
 from ..signals import stop_on_signals
 
 POLL = 0.05  # seconds between looks at the received callbacks
+END_WAIT = 30.0  # at most this long for the end-after timer to finish an end it already sent (its retries are bounded)
 _UPSERT = threading.Lock()  # concurrent scenarios sharing a persona must not each create it
 
 
@@ -293,6 +294,7 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
     deadline = started + sc.timeout_seconds
     cancel = cancel or threading.Event()
     ender, ended = threading.Event(), threading.Event()  # the end-after timer: stand down / it ended it
+    timer: threading.Thread | None = None
     save(run_dir, "scenario.json", {"path": str(sc.path), "name": sc.name, "expect": sc.expect, "events": sc.events,
                                     "overrides": sc.overrides, "sandbox": sc.sandbox, "mode": sc.mode, "turns": sc.turns,
                                     "tools": sc.tools, "simulated_user": sc.simulated_user}, ctx.secrets)
@@ -331,8 +333,9 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
             result.verdicts += evaluate(rest, Observed(result.events, status_of(ctx, cid), result.turns, judge), kinds)
             result.error = result.error or turn_errors(sc, result.turns)
         elif sc.end_after_seconds:
-            threading.Thread(target=end_after_join, args=(ctx, source, cid, sc.end_after_seconds * time_scale,
-                                                          deadline, ender, ended), daemon=True).start()
+            timer = threading.Thread(target=end_after_join, args=(ctx, source, cid, sc.end_after_seconds * time_scale,
+                                                                  deadline, ender, ended), daemon=True)
+            timer.start()
         if not sc.is_dialogue:
             result.verdicts += wait_for_events(sc, source, cid, deadline, cancel)
             stalled = any(not v.passed for v in result.verdicts)  # end it now: waiting on would only bill the call
@@ -349,6 +352,8 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
         ender.set()
+        if timer is not None:  # an end it already sent must be known below (its shutdown may arrive first)
+            timer.join(END_WAIT)
         result.kept = bool(result.conversation_id and keep and not ended.is_set())
         if result.conversation_id and keep and ended.is_set():  # say why --keep left nothing up
             result.cleaned_up = True
