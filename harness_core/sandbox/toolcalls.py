@@ -17,9 +17,6 @@ Tavus refuses them, unless the sandbox runs with --allow-loopback-tools.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import re
 import threading
@@ -28,6 +25,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from ..callbacks.toolforward import credentials
 from .http import Reply
 from .records import envelope
 from .resources.tools import BODYLESS, check_url
@@ -134,15 +132,9 @@ def call_api(tool: dict, arguments: dict, *, conversation_id: str, tool_call_id:
     if body is not None:
         headers.setdefault("Content-Type", api.get("content_type") or "application/json")
     kind = auth.get("type")
-    if kind == "hmac":
-        headers["X-Tavus-Signature"] = hmac.new(auth["secret"].encode(), raw, hashlib.sha256).hexdigest()
-    elif kind == "bearer":
-        headers["Authorization"] = f"Bearer {auth['token']}"
-    elif kind == "basic":
-        pair = f"{auth['username']}:{auth['password']}".encode()
-        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-    elif kind == "api_key":
-        (params if auth.get("location") == "query" else headers)[auth["name"]] = auth["value"]
+    signed, in_query = credentials(auth, raw)  # the same rules the receiver verifies (callbacks/toolforward.py)
+    headers.update(signed)
+    params.update(in_query)
     timeout = float(api.get("timeout", 10))
     with requests.Session() as session:
         session.trust_env = False
