@@ -45,16 +45,24 @@ def parse_ts(value) -> datetime | None:
         return None
 
 
-def check_events_in_order(expected, obs: Observed) -> Verdict:
-    """Every listed event type arrived, in this relative order (others may come in between)."""
-    seen = [e.get("event_type") for e in obs.events]
+def _first_out_of_order(expected, seen: list):
+    """The first of `expected` that `seen` lacks as a subsequence (others may come in between), else None."""
     position = 0
     for wanted in expected:
         try:
             position = seen.index(wanted, position) + 1
         except ValueError:
-            where = "never arrived" if wanted not in seen else "arrived out of order"
-            return Verdict("events_in_order", False, seen, f"{wanted} {where}; received {seen}")
+            return wanted
+    return None
+
+
+def check_events_in_order(expected, obs: Observed) -> Verdict:
+    """Every listed event type arrived, in this relative order (others may come in between)."""
+    seen = [e.get("event_type") for e in obs.events]
+    wanted = _first_out_of_order(expected, seen)
+    if wanted is not None:
+        where = "never arrived" if wanted not in seen else "arrived out of order"
+        return Verdict("events_in_order", False, seen, f"{wanted} {where}; received {seen}")
     return Verdict("events_in_order", True, seen, f"in order: {' -> '.join(expected)}")
 
 
@@ -282,13 +290,10 @@ def check_objective_completed(expected, obs: Observed) -> Verdict:
 def check_objectives_completed_in_order(expected, obs: Observed) -> Verdict:
     """The objectives completed in this relative order (others may come in between)."""
     order = [o["name"] for o in _objectives(obs)]
-    position = 0
-    for wanted in expected:
-        try:
-            position = order.index(wanted, position) + 1
-        except ValueError:
-            where = "never completed" if wanted not in order else "completed out of order"
-            return Verdict("objectives_completed_in_order", False, order, f"objective {wanted} {where}; completed: {order}")
+    wanted = _first_out_of_order(expected, order)
+    if wanted is not None:
+        where = "never completed" if wanted not in order else "completed out of order"
+        return Verdict("objectives_completed_in_order", False, order, f"objective {wanted} {where}; completed: {order}")
     return Verdict("objectives_completed_in_order", True, order, f"in order: {' -> '.join(expected)}")
 
 
@@ -322,13 +327,10 @@ def check_guardrail_not_triggered(expected, obs: Observed) -> Verdict:
 def check_tools_called_in_order(expected, obs: Observed) -> Verdict:
     """These tools were called in this relative order (others may come in between)."""
     order = [c.get("name") for c in _calls(obs)]
-    position = 0
-    for wanted in expected:
-        try:
-            position = order.index(wanted, position) + 1
-        except ValueError:
-            where = "never called" if wanted not in order else "called out of order"
-            return Verdict("tools_called_in_order", False, order, f"tool {wanted} {where}; calls: {order}")
+    wanted = _first_out_of_order(expected, order)
+    if wanted is not None:
+        where = "never called" if wanted not in order else "called out of order"
+        return Verdict("tools_called_in_order", False, order, f"tool {wanted} {where}; calls: {order}")
     return Verdict("tools_called_in_order", True, order, f"in order: {' -> '.join(expected)}")
 
 
