@@ -130,19 +130,17 @@ def _documents(ctx, remote: dict, config: dict, result: Pulled) -> None:
             _adopt(ctx, "documents", doc["document_name"], doc_id, doc, documents.as_config(doc), result)
 
 
+POLICY_SETS = (("objectives", OBJECTIVE_SET_KEYS, OBJECTIVE_ITEM_KEYS), ("guardrails", GUARDRAIL_SET_KEYS, GUARDRAIL_ITEM_KEYS))
+
+
 def _policies(ctx, remote: dict, config: dict, result: Pulled) -> None:
-    if remote.get("objectives_id"):
-        found = fetch_remote(ctx, "objectives", remote["objectives_id"])
+    for kind, set_keys, item_keys in POLICY_SETS:  # the persona's objectives_id / guardrails_id, by set name
+        set_id = remote.get(f"{kind}_id")
+        found = fetch_remote(ctx, kind, set_id) if set_id else None
         if found and isinstance(found.get("name"), str):
-            data = _policy_config(found, OBJECTIVE_SET_KEYS, OBJECTIVE_ITEM_KEYS)
-            config.pop("objectives_id")
-            config["objectives_name"] = _adopt(ctx, "objectives", found["name"], remote["objectives_id"], found, data, result)
-    if remote.get("guardrails_id"):
-        found = fetch_remote(ctx, "guardrails", remote["guardrails_id"])
-        if found and isinstance(found.get("name"), str):
-            data = _policy_config(found, GUARDRAIL_SET_KEYS, GUARDRAIL_ITEM_KEYS)
-            config.pop("guardrails_id")
-            config["guardrails_name"] = _adopt(ctx, "guardrails", found["name"], remote["guardrails_id"], found, data, result)
+            config.pop(f"{kind}_id")
+            config[f"{kind}_name"] = _adopt(ctx, kind, found["name"], set_id, found,
+                                            _policy_config(found, set_keys, item_keys), result)
     flat = list(remote.get("guardrail_ids") or [])
     for i, gid in enumerate(flat):
         found = fetch_remote(ctx, "guardrails", gid)
