@@ -64,7 +64,9 @@ def rel(ctx: RunContext, path) -> str:
     path = Path(path)
     if not path.is_absolute():
         return str(path)
-    root = ctx.__dict__.get("_resolved_root") or ctx.__dict__.setdefault("_resolved_root", ctx.root.resolve())
+    if "_resolved_root" not in ctx.__dict__:  # resolved once per command: a plan asks for every config
+        ctx._resolved_root = ctx.root.resolve()
+    root = ctx._resolved_root
     try:
         return str(path.resolve().relative_to(root))
     except ValueError:
