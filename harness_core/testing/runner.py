@@ -454,7 +454,7 @@ def transcript_replies(sc: Scenario, source, cid: str, result: RunResult, deadli
             transcript = (ready[-1].get("properties") or {}).get("transcript") or []
             notes = align_transcript(result.turns, transcript)
             return [Verdict("transcript", not notes, len(transcript), "; ".join(notes) or TRANSCRIPT_MODE)]
-        time.sleep(POLL)
+        cancel.wait(POLL)  # as the other waits here: a cancel ends it at once
     return [Verdict("transcript", False, None, "no application.transcription_ready arrived: the turns' replies are unknown")]
 
 
