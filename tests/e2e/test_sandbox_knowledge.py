@@ -156,13 +156,19 @@ def test_recrawl_of_a_document_without_crawl_config_is_400(sb):
     assert call(sb, "POST", "/documents/dnope/recrawl").status_code == 404
 
 
-def test_document_tags_and_chunks(sb):
+def test_document_tags_and_chunks():
+    # processing takes 3 s here (0.06 s at SCALE): the "nothing indexed before ready" check must run before it ends
+    with Sandbox(SandboxSettings(time_scale=0.1)) as sb:
+        _tags_and_chunks(sb)
+
+
+def _tags_and_chunks(sb):
     did = make_document(sb, tags=["zeta-tag"], document_url="https://docs.example.com/",
                         crawl={"max_pages": 2})["document_id"]
     tags = call(sb, "GET", "/documents/tags", search="zeta").json()
     assert tags["tags"] == ["zeta-tag"] and tags["total_count"] == 1
     assert call(sb, "GET", f"/documents/{did}/chunks").json()["data"] == []  # nothing indexed before ready
-    wait_until(lambda: status_of(sb, did) == "ready")
+    wait_until(lambda: status_of(sb, did) == "ready", timeout=20)
     chunks = call(sb, "GET", f"/documents/{did}/chunks", limit=1).json()
     assert chunks["total_count"] == 2 and len(chunks["data"]) == 1 and chunks["next_offset"] == "1"
     assert chunks["data"][0]["document_id"] == did
