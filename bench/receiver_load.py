@@ -43,19 +43,20 @@ def app(environ, start_response):
     environ['wsgi.input'].read(int(environ.get('CONTENT_LENGTH') or 0))
     start_response('200 OK', [('Content-Type', 'application/json'), ('Content-Length', '2')])
     return [b'{}']
-if sys.argv[2] == 'receiver-settings':  # the receiver's own BackgroundServer, same options, app aside
+if sys.argv[2] == 'receiver-settings':  # the receiver's own server (one event loop, h11), same limits, no store
     from harness_core.callbacks import receiver as r
-    from harness_core.serving import BackgroundServer
+    from harness_core.callbacks.server import LoopServer
     from harness_core.signals import wait_until_stopped
-    server = BackgroundServer(app, port=int(sys.argv[1]), threads=32, max_request_body_size=r.WAITRESS_BODY_LIMIT,
-                              connection_limit=r.CONNECTION_LIMIT, channel_timeout=r.IDLE_TIMEOUT,
-                              cleanup_interval=r.CLEANUP_INTERVAL, request_timeout=r.REQUEST_TIMEOUT).start()
+    server = LoopServer(lambda request, respond: respond(200, [('Content-Type', 'application/json')], b'{}'),
+                        port=int(sys.argv[1]), connection_limit=r.CONNECTION_LIMIT, idle_timeout=r.IDLE_TIMEOUT,
+                        request_timeout=r.REQUEST_TIMEOUT, max_body=r.MAX_BODY,
+                        cleanup_interval=r.CLEANUP_INTERVAL).start()
     wait_until_stopped(None)
     server.stop()
 else:
     serve(app, host='127.0.0.1', port=int(sys.argv[1]), threads=8, _quiet=True)
 """
-BARE = {"bare waitress": "threads-8", "bare, rx settings": "receiver-settings"}
+BARE = {"bare waitress": "threads-8", "bare, rx server": "receiver-settings"}
 RECEIVER = "tune webhook"
 WARM_UP = 500  # callbacks to each server before the measured rounds (imports, first pages of the database)
 

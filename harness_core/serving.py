@@ -37,7 +37,7 @@ def status_line(status: int) -> str:
         return str(status)
 
 
-def _room_for(descriptors: int) -> None:
+def room_for_descriptors(descriptors: int) -> None:
     """Raise this process's soft limit on open files (up to the hard one) so `descriptors` fit."""
     try:
         import resource
@@ -126,7 +126,7 @@ class BackgroundServer:
         # sockets with no single port: serve the IPv4 loopback, which every client here uses.
         host = "127.0.0.1" if (host or "").strip().lower() == "localhost" else host
         options.setdefault("asyncore_use_poll", True)  # select() fails past descriptor 1023
-        _room_for(int(options.get("connection_limit", 100)) + 64)
+        room_for_descriptors(int(options.get("connection_limit", 100)) + 64)
         try:
             adj = Adjustments(host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True, **options)
         except ValueError as exc:  # waitress: a host name that does not resolve, a port out of range

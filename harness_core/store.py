@@ -23,7 +23,7 @@ RUN_ID = os.urandom(6).hex()  # this process's run, on every log record (uuid wo
 
 def utc_now() -> str:
     """Current UTC time as ISO-8601 with microseconds and a Z suffix."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"  # isoformat: C, not strftime
 
 
 def atomic_write(path: Path, text: str, *, check=None) -> None:

@@ -2,8 +2,8 @@
 
 Stdlib `sqlite3` in WAL mode with `synchronous=FULL`: a committed transaction is on disk.
 Callbacks are committed in batches, one transaction (one fsync) for whatever is waiting, however
-many conversations it spans, by whichever request thread leads the batch (EventStore); `append()`
-returns only once its batch is committed, so the receiver answers 2xx only for what is kept.
+many conversations it spans (GroupCommit, driven by the receiver's event loop); a callback is
+answered 2xx only once its batch is committed, so the receiver acknowledges only what is kept.
 
 A callback is stored once: a UNIQUE index over (conversation, event type, timestamp, body hash)
 is checked inside the same transaction, so "duplicate" is only ever said of a copy that is
@@ -19,7 +19,9 @@ import heapq
 import json
 import sqlite3
 import threading
+import traceback
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..redact import redact
@@ -131,40 +133,28 @@ def _row(record: dict, text: str) -> tuple:
             stamp if isinstance(stamp, str) and stamp else None, body_hash(event), text)
 
 
-class _Pending:
-    """One callback waiting for its batch to commit: `wait()` returns once `release()` was called.
+class Pending:
+    """One callback prepared for a commit: its row, and after the commit `stored` (False: a copy was
+    already committed) or `error` (why its batch could not be committed; `detail`: the traceback)."""
 
-    `lead` is set when it is released to commit the next batch itself rather than because its own
-    batch was committed (leader/follower group commit, see EventStore).
-    """
-
-    __slots__ = ("row", "event", "record", "_latch", "stored", "error", "lead")
+    __slots__ = ("row", "event", "record", "stored", "error", "detail")
 
     def __init__(self, row: tuple, event=None, record=None):
-        self.row, self.event, self.record, self.stored, self.error, self.lead = row, event, record, False, None, False
-        self._latch = threading.Lock()  # a bare lock is the cheapest thing to block a thread on
-        self._latch.acquire()
-
-    def wait(self) -> None:
-        self._latch.acquire()
-
-    def release(self) -> None:
-        self._latch.release()
+        self.row, self.event, self.record, self.stored, self.error, self.detail = row, event, record, False, None, None
 
 
 class EventStore:
-    """The writer side: `start()`, `append(event)` (returns once committed), `close()`.
+    """The writer side: `start()`, `prepare(event)` + `commit(batch)`, or `append(event)`; `close()`.
 
-    Group commit without a writer thread (leader/follower): the request thread that finds no commit
-    in progress becomes the leader and commits every callback waiting at that moment in one
-    transaction (one fsync), then wakes their threads; callbacks arriving meanwhile wait, and the
-    oldest of them is woken to lead the next batch. Handing each callback to a writer thread and
-    back cost two thread switches per request, which on a small machine mattered more than the disk.
+    `commit()` writes a whole batch in one transaction (one fsync). The receiver batches from its
+    event loop (GroupCommit below): whatever arrives while a batch commits forms the next one.
+    `append()` is the one-at-a-time form for callers on threads. Commits are serialised here.
 
     `problem` holds why the database could not be opened at start (None when it could); a
     later batch tries again, so the receiver keeps running and answers 500 meanwhile.
     `on_stored([(event, record, text), ...])`, when given, is called after each commit with what that
-    batch newly stored (`text`: the record's JSON as stored), in commit order (by the committing request thread: it must be quick, a queue put).
+    batch newly stored (`text`: the record's JSON as stored), in commit order, by the committing
+    thread: it must be quick (a queue put).
     """
 
     def __init__(self, path: Path, secrets=(), *, legacy_dir: Path | None = None, on_stored=None):
@@ -174,11 +164,9 @@ class EventStore:
         self.problem: str | None = None
         self.on_stored = on_stored
         self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()  # guards _waiting, _leading, _closed
-        self._waiting: list[_Pending] = []  # callbacks not yet taken into a batch, in arrival order
-        self._leading = False  # a batch is being committed (and will hand over to the next)
-        self._idle = threading.Event()  # set while no batch is being committed
-        self._idle.set()
+        self._write = threading.Lock()  # one commit at a time
+        self._state = threading.Condition()  # guards _closed and _inflight
+        self._inflight = 0  # commits begun and not finished
         self._closed = False
 
     def start(self) -> "EventStore":
@@ -190,65 +178,55 @@ class EventStore:
             self.problem = f"{self.path}: {type(exc).__name__}: {exc}"
         return self
 
-    def append(self, event: dict, received_at: str | None = None) -> dict | None:
-        """Store one accepted envelope; return the record as stored, or None when that exact callback
-        is already committed. Raises StoreError when its batch could not be committed."""
+    def prepare(self, event: dict, received_at: str | None = None) -> Pending:
+        """The redacted record of one accepted envelope and its row, ready for `commit()` (no I/O)."""
         record = redact({"ts": received_at or utc_now(), "run_id": RUN_ID, "type": "callback", "event": event},
                         self.secrets)
-        pending = _Pending(_row(record, _encode(record)), event, record)
-        with self._lock:
-            if self._closed:
-                raise StoreError(f"{self.path}: the store is closed")
-            self._waiting.append(pending)
-            lead = not self._leading
-            if lead:
-                self._leading = True
-                self._idle.clear()
-        if not lead:
-            pending.wait()  # committed by a leader, or woken to lead the next batch
-            lead = pending.lead
-        if lead:
-            self._lead()
+        return Pending(_row(record, _encode(record)), event, record)
+
+    def append(self, event: dict, received_at: str | None = None) -> dict | None:
+        """Store one accepted envelope now; return the record as stored, or None when that exact callback
+        is already committed. Raises StoreError when it could not be committed."""
+        pending = self.prepare(event, received_at)
+        self.commit([pending])
         if pending.error is not None:
             raise StoreError(f"{self.path}: {pending.error}")
-        return record if pending.stored else None
+        return pending.record if pending.stored else None
+
+    def commit(self, items: list[Pending]) -> None:
+        """Commit `items` in one transaction; every item gets `stored` or `error` set (never raises for I/O).
+
+        Once close() has begun, new commits are refused; commits already begun still finish."""
+        with self._state:
+            if self._closed:
+                for p in items:
+                    p.stored, p.error = False, "the store is closed"
+                return
+            self._inflight += 1
+        try:
+            with self._write:
+                self._commit(items)
+        finally:
+            with self._state:
+                self._inflight -= 1
+                self._state.notify_all()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Refuse new callbacks, let the batch in progress (and those waiting) commit, then close (bounded)."""
-        with self._lock:
+        """Refuse further commits, let those begun finish (bounded by `timeout`), then close the database."""
+        with self._state:
             if self._closed:
                 return
             self._closed = True
-        if self._idle.wait(timeout):
-            self._disconnect()
+            finished = self._state.wait_for(lambda: self._inflight == 0, timeout)
+        if finished:
+            with self._write:
+                self._disconnect()
 
-    # -- group commit ----------------------------------------------------------------------------
-    def _lead(self) -> None:
-        """Commit what is waiting (at most MAX_BATCH), wake its threads, and hand over to the next waiting one."""
-        with self._lock:
-            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
-        try:
-            self._commit(batch)
-        finally:
-            with self._lock:
-                successor = self._waiting[0] if self._waiting else None
-                if successor is None:
-                    self._leading = False
-                    self._idle.set()
-                else:
-                    successor.lead = True
-            if successor is not None:
-                successor.release()  # it commits the next batch while this one's threads wake
-            for p in batch:
-                p.release()  # the leader's own latch too: harmless, nobody waits on it
-
-    def _commit(self, items: list[_Pending]) -> None:
+    def _commit(self, items: list[Pending]) -> None:
         """One statement for the whole batch: it inserts, checks uniqueness and commits (one fsync) at once.
 
         When it inserted every row (the usual case) each callback is stored; otherwise the rows it kept
-        are told apart by reading the batch's keys back (`_kept`). One call into sqlite per batch also
-        means one wait for the GIL, which a busy receiver's request threads hold most of the time.
-        Every item gets `stored` or `error` set.
+        are told apart by reading the batch's keys back (`_kept`).
         """
         try:
             if self._conn is None:
@@ -262,9 +240,10 @@ class EventStore:
             else:
                 self._kept(items)
         except BaseException as exc:  # every waiter hears of it; nothing of the batch counts
+            detail = traceback.format_exc(limit=8)
             for p in items:
                 p.stored = False
-                p.error = f"{type(exc).__name__}: {exc}"
+                p.error, p.detail = f"{type(exc).__name__}: {exc}", detail
             self._disconnect()  # rolls back; the next batch opens afresh
             if not isinstance(exc, Exception):
                 raise
@@ -274,7 +253,7 @@ class EventStore:
             if stored:
                 self.on_stored(stored)
 
-    def _kept(self, items: list[_Pending]) -> None:
+    def _kept(self, items: list[Pending]) -> None:
         """Mark which callbacks of a committed batch it stored, by reading their keys back: a row holds
         exactly the text of the callback that made it (received time and run id included), so a copy
         stored earlier, or earlier in the same batch, does not match. A callback without a timestamp
@@ -307,6 +286,47 @@ class EventStore:
             except sqlite3.Error:
                 pass
             self._conn = None
+
+
+class GroupCommit:
+    """Group commit for callers on one asyncio event loop: `add(pending, done)` from the loop thread.
+
+    One thread commits; callbacks that arrive while a batch is being committed wait and form the next
+    batch (at most MAX_BATCH), so a busy receiver pays one fsync for many callbacks whatever their
+    conversations. `done(pending)` is called on the loop thread once its batch is committed (or failed).
+    """
+
+    def __init__(self, store: EventStore, loop):
+        self.store, self.loop = store, loop
+        self._waiting: list[tuple[Pending, object]] = []
+        self._busy = False
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="callback-commit")
+
+    def add(self, pending: Pending, done) -> None:
+        """Queue one prepared callback; `done(pending)` follows its commit (loop thread only)."""
+        self._waiting.append((pending, done))
+        if not self._busy:
+            self._next()
+
+    def _next(self) -> None:
+        batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+        self._busy = True
+        committed = self.loop.run_in_executor(self._pool, self.store.commit, [p for p, _ in batch])
+        committed.add_done_callback(lambda future: self._finished(batch, future))
+
+    def _finished(self, batch, future) -> None:
+        self._busy = False
+        if self._waiting:
+            self._next()  # the next batch commits while this one is answered
+        failed = future.cancelled() or future.exception() is not None
+        for pending, done in batch:
+            if failed and pending.error is None:  # never let an uncommitted callback pass for a duplicate
+                pending.stored, pending.error = False, "the commit did not run"
+            done(pending)
+
+    def close(self) -> None:
+        """Wait for the commit in progress (call once nothing is added any more)."""
+        self._pool.shutdown(wait=True)
 
 
 def group_bounds(event_type: str) -> tuple[str, str, str]:

@@ -1,8 +1,9 @@
-"""The callback receiver: a WSGI app on waitress that keeps Tavus callbacks and hands them to plugins.
+"""The callback receiver: keeps Tavus callbacks and hands them to plugins.
 
-A POST to the callback path carrying the right `?token=` and a valid envelope is committed to
-logs/callbacks.sqlite3 (callbacks/eventstore.py: group commit, one fsync per batch) and
-answered 200 only after that; a copy already committed is answered 200 `{"duplicate": true}`.
+It is served by callbacks/server.py (one event loop, h11). A POST to the callback path carrying the
+right `?token=` and a valid envelope is checked on the loop thread, committed to
+logs/callbacks.sqlite3 (callbacks/eventstore.py: group commit, one fsync per batch) and answered
+200 only after that; a copy already committed is answered 200 `{"duplicate": true}`.
 The store hands each committed batch to one worker thread, which shows each event and
 dispatches it to `harness_handle_callback`, one at a time in commit order, so a slow or failing
 plugin never delays or loses a callback.
@@ -23,20 +24,22 @@ import threading
 import time
 import traceback
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs
 
 from ..context import RunContext
 from ..errors import ConfigError, HarnessError
 from ..redact import redact, redact_text
-from ..serving import BackgroundServer, status_line
 from ..store import utc_now
-from .eventstore import DB_NAME, LEGACY_DIR, EventStore
+from .eventstore import DB_NAME, LEGACY_DIR, EventStore, GroupCommit, Pending
 from .events import CONVERSATION_ID
 from .publicurl import DEFAULT_PATH, compose_callback_url, normalise_path
+from .server import LoopServer, Request
 
 MAX_BODY = 1024 * 1024  # callbacks larger than 1 MiB are refused with 413
-WAITRESS_BODY_LIMIT = 16 * MAX_BODY  # beyond this waitress itself answers 413 (unlogged)
-# Limits that keep callbacks flowing while hundreds of sockets sit idle or trickle bytes (serving.py):
+TOOL_THREADS = 8  # delivery.api tool calls forwarded at once (each waits for the tool backend)
+JSON = [("Content-Type", "application/json")]
+# Limits that keep callbacks flowing while hundreds of sockets sit idle or trickle bytes (server.py):
 CONNECTION_LIMIT = 1000  # open connections at once (waitress's default of 100 was easy to exhaust)
 IDLE_TIMEOUT = 30  # seconds a kept-alive connection may sit idle between requests
 REQUEST_TIMEOUT = 15.0  # seconds one request (headers + body) may take to arrive, however it trickles
@@ -134,17 +137,18 @@ class Receiver:
     `token=None` makes a fresh random token for this instance (kept in memory only). An
     accepted event is stored before the 2xx goes out; it joins `events` (arrival order) once
     it has been shown and handed to the plugins, so wait_for() also waits for them. `show`
-    (called with (record, its JSON text as stored) for each callback of a committed batch, in order) and `on_problem` (one line per rejected request or plugin
-    failure) let the CLI print; both run off the request threads.
+    (called with (record, its JSON text as stored) for each callback of a committed batch, in
+    order) and `on_problem` (one line per rejected request or plugin failure) let the CLI print;
+    `show` runs on the dispatch worker, never on the server's loop.
     """
 
     def __init__(self, ctx: RunContext, path: str = DEFAULT_PATH, token: str | None = None,
-                 host: str = "127.0.0.1", port: int = 0, *, show=None, on_problem=None, threads: int = 32,
+                 host: str = "127.0.0.1", port: int = 0, *, show=None, on_problem=None,
                  keep_events: bool = True, request_timeout: float = REQUEST_TIMEOUT, tools: dict | None = None):
         self.ctx = ctx
         self.path = normalise_path(path)
         self.token = token or _secrets.token_urlsafe(24)
-        self.host, self.requested_port, self.threads = host, int(port), threads
+        self.host, self.requested_port = host, int(port)
         self.request_timeout = request_timeout
         self.instance = uuid.uuid4().hex[:12]
         self.show, self.on_problem = show, on_problem
@@ -159,7 +163,9 @@ class Receiver:
         self.accepted = 0
         self.rejected = 0
         self._cond = threading.Condition()
-        self._server: BackgroundServer | None = None
+        self._server: LoopServer | None = None
+        self._committer: GroupCommit | None = None
+        self._tool_pool: ThreadPoolExecutor | None = None
         self._worker: threading.Thread | None = None
         parent = self.path.rsplit("/", 1)[0]
         self._health_paths = {"/healthz", f"{parent}/healthz"}
@@ -167,10 +173,9 @@ class Receiver:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> "Receiver":
         try:
-            self._server = BackgroundServer(self.app, host=self.host, port=self.requested_port,
-                                            threads=self.threads, max_request_body_size=WAITRESS_BODY_LIMIT,
-                                            connection_limit=CONNECTION_LIMIT, channel_timeout=IDLE_TIMEOUT,
-                                            cleanup_interval=CLEANUP_INTERVAL, request_timeout=self.request_timeout)
+            self._server = LoopServer(self._serve, self.host, self.requested_port, connection_limit=CONNECTION_LIMIT,
+                                      idle_timeout=IDLE_TIMEOUT, request_timeout=self.request_timeout,
+                                      max_body=MAX_BODY, cleanup_interval=CLEANUP_INTERVAL)
         except OSError as exc:
             raise ConfigError(f"cannot listen on {self.host}:{self.requested_port}: {exc.strerror or exc}",
                               hint="pick another --port (0 takes a free one) or stop what uses it") from None
@@ -178,6 +183,7 @@ class Receiver:
                                         daemon=True)
         self._worker.start()
         self.log.start()
+        self._committer = GroupCommit(self.log, self._server.loop)
         self._server.start()
         return self
 
@@ -186,7 +192,11 @@ class Receiver:
         first), let the worker finish the events already accepted (bounded), close the store."""
         if self._server is not None:
             self._server.stop(timeout)
-        self.log.close()  # commits what is queued and hands it over
+        if self._committer is not None:
+            self._committer.close()
+        if self._tool_pool is not None:
+            self._tool_pool.shutdown(wait=False, cancel_futures=True)
+        self.log.close()
         if self._worker is not None and self._worker.is_alive():
             self._queue.put(None)
             self._worker.join(timeout)
@@ -202,7 +212,7 @@ class Receiver:
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("the receiver is not started")
-        return int(self._server.port)  # waitress may report it as a string
+        return self._server.port
 
     @property
     def base_url(self) -> str:
@@ -226,88 +236,108 @@ class Receiver:
                 self._cond.wait(left)
             return list(self.events)
 
-    # -- the WSGI app ------------------------------------------------------------------------
-    def app(self, environ, start_response):
-        if (environ.get("PATH_INFO") or "").startswith("/tools/"):
-            return self._tool(environ, start_response)
+    # -- answering (on the server's loop thread) ------------------------------------------------
+    def _serve(self, request: Request, respond) -> None:
+        """The server's handler: answer now, once the callback's batch is committed, or after a tool call."""
+        if request.path.startswith("/tools/"):
+            return self._tool(request, respond)
         try:
-            status, body, headers = self._handle(environ)
+            outcome = self._handle(request)
         except Exception as exc:  # noqa: BLE001 - the receiver is an edge: a bug is a 500 + a log record
-            self._reject(environ, 500, f"internal error: {type(exc).__name__}: {exc}",
-                         detail=traceback.format_exc(limit=8))
-            status, body, headers = 500, {"error": "internal error; see logs/webhook.jsonl"}, []
-        data = json.dumps(body).encode()
-        start_response(status_line(status),
-                       [("Content-Type", "application/json"), ("Content-Length", str(len(data))), *headers])
-        return [data]
+            outcome = self._failed(request, f"internal error: {type(exc).__name__}: {exc}",
+                                   traceback.format_exc(limit=8))
+        if isinstance(outcome, Pending):
+            self._committer.add(outcome, lambda pending: respond(*self._stored(request, pending)))
+        else:
+            status, body, headers = outcome
+            respond(status, [*JSON, *headers], json.dumps(body).encode())
 
-    def _handle(self, environ):
-        method = environ.get("REQUEST_METHOD", "GET")
-        path = environ.get("PATH_INFO") or "/"
+    def _stored(self, request: Request, pending: Pending) -> tuple:
+        """The answer to a callback once its batch is committed: 200, 200 duplicate, or 500."""
+        if pending.error is not None:
+            status, body, _ = self._failed(request, f"internal error: StoreError: {self.log.path}: {pending.error}",
+                                           pending.detail)
+            return status, JSON, json.dumps(body).encode()
+        return 200, JSON, (b'{"ok": true}' if pending.stored else b'{"ok": true, "duplicate": true}')
+
+    def _failed(self, request: Request, reason: str, detail: str | None = None) -> tuple:
+        self._reject(request, 500, reason, detail=detail)
+        return 500, {"error": "internal error; see logs/webhook.jsonl"}, []
+
+    def _handle(self, request: Request):
+        """A callback's checks: (status, body, headers) to answer now, or its Pending to commit first."""
+        method, path = request.method, request.path
         if path in self._health_paths:
             if method not in ("GET", "HEAD"):
-                return self._refuse(environ, 405, f"{method} not allowed on {path}", [("Allow", "GET, HEAD")])
+                return self._refuse(request, 405, f"{method} not allowed on {path}", [("Allow", "GET, HEAD")])
             return 200, {"ok": True, "receiver": self.instance}, []
         if path.rstrip("/") != self.path:
-            return self._refuse(environ, 404, f"no callback endpoint at {path} (it is {self.path})")
+            return self._refuse(request, 404, f"no callback endpoint at {path} (it is {self.path})")
         if method != "POST":
-            return self._refuse(environ, 405, f"{method} not allowed; callbacks are POSTed", [("Allow", "POST")])
-        query = parse_qs(environ.get("QUERY_STRING", ""))
+            return self._refuse(request, 405, f"{method} not allowed; callbacks are POSTed", [("Allow", "POST")])
+        query = parse_qs(request.query)
         given = (query.get("token") or [""])[0]
         if not hmac.compare_digest(given.encode(), self.token.encode()):
-            return self._refuse(environ, 403, "missing or wrong token in the callback URL")
-        length = environ.get("CONTENT_LENGTH") or ""
-        if length.isdigit() and int(length) > MAX_BODY:
-            return self._refuse(environ, 413, f"body of {int(length)} bytes is over the {MAX_BODY}-byte limit")
-        raw = environ["wsgi.input"].read(int(length) if length.isdigit() else MAX_BODY + 1)
-        if len(raw) > MAX_BODY:
-            return self._refuse(environ, 413, f"body is over the {MAX_BODY}-byte limit")
+            return self._refuse(request, 403, "missing or wrong token in the callback URL")
+        raw = request.body
+        if raw is None:  # over the limit: the server did not read it
+            length = request.headers.get("content-length", "")
+            return self._refuse(request, 413, f"body of {int(length)} bytes is over the {MAX_BODY}-byte limit"
+                                if length.isdigit() else f"body is over the {MAX_BODY}-byte limit")
         try:
             event = json.loads(raw)
         except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." deeper than the parser goes
-            return self._refuse(environ, 400, f"body is not JSON we can read ({str(exc)[:80]})", preview=raw)
+            return self._refuse(request, 400, f"body is not JSON we can read ({str(exc)[:80]})", preview=raw)
         # fewer brackets than MAX_NESTING cannot nest deeper: skip the walk for ordinary callbacks
         problems = validate_envelope(event, check_depth=raw.count(b"{") + raw.count(b"[") > MAX_NESTING)
         if problems:
-            return self._refuse(environ, 422, "; ".join(problems), preview=raw, problems=problems)
+            return self._refuse(request, 422, "; ".join(problems), preview=raw, problems=problems)
         tag = resource_tag(query)
         if tag:
             event["receiver_tag"] = tag
-        record = self.log.append(event, utc_now())
-        if record is None:  # Tavus re-sent one we already have: acknowledged, stored once
-            return 200, {"ok": True, "duplicate": True}, []
-        return 200, {"ok": True}, []  # committed; the store has queued it for the worker
+        return self.log.prepare(event, utc_now())  # answered once committed (_stored)
 
-    def _tool(self, environ, start_response):
-        """A delivery.api tool call: verified, forwarded to the tool backend, recorded (toolforward.py)."""
+    def _tool(self, request: Request, respond) -> None:
+        """A delivery.api tool call: verified, forwarded to the tool backend (off the loop thread),
+        recorded, then answered with the backend's answer (toolforward.py)."""
         from .toolforward import handle
-        length = environ.get("CONTENT_LENGTH") or ""
-        raw = environ["wsgi.input"].read(min(int(length), MAX_BODY + 1) if length.isdigit() else 0)
-        name = environ["PATH_INFO"][len("/tools/"):].strip("/")
-        if len(raw) > MAX_BODY:
-            status, body, ctype, event = 413, b'{"error": "body over 1 MiB"}', "application/json", None
-        else:
-            status, body, ctype, event = handle(self.tools, name, environ, raw, self.token)
-        if status in (401, 404):
-            self._reject(environ, status, json.loads(body)["error"])
-        if event is not None:
-            self.log.append(event, utc_now())
-        start_response(status_line(status), [("Content-Type", ctype), ("Content-Length", str(len(body)))])
-        return [body]
+        if request.body is None:
+            respond(413, JSON, b'{"error": "body over 1 MiB"}')
+            return
+        name = request.path[len("/tools/"):].strip("/")
+        if self._tool_pool is None:
+            self._tool_pool = ThreadPoolExecutor(TOOL_THREADS, thread_name_prefix="receiver-tools")
+        call = self._server.loop.run_in_executor(self._tool_pool, handle, self.tools, name,
+                                                 request.wsgi_environ(), request.body, self.token)
+        call.add_done_callback(lambda future: self._tool_done(request, future, respond))
 
-    def _refuse(self, environ, status, reason, headers=(), *, preview=b"", problems=None):
-        self._reject(environ, status, reason, preview=preview)
+    def _tool_done(self, request: Request, future, respond) -> None:
+        try:
+            status, body, ctype, event = future.result()
+        except Exception as exc:  # noqa: BLE001 - includes a stop that cancelled the call
+            status, body, _ = self._failed(request, f"internal error: {type(exc).__name__}: {exc}")
+            respond(status, JSON, json.dumps(body).encode())
+            return
+        if status in (401, 404):
+            self._reject(request, status, json.loads(body)["error"])
+        answer = (status, [("Content-Type", ctype)], body)
+        if event is None:
+            respond(*answer)
+        else:  # the call is on record before its answer goes back
+            self._committer.add(self.log.prepare(event, utc_now()), lambda pending: respond(*answer))
+
+    def _refuse(self, request: Request, status, reason, headers=(), *, preview=b"", problems=None):
+        self._reject(request, status, reason, preview=preview)
         body = {"error": reason, "status": status}
         if problems:
             body["problems"] = problems
         return status, body, list(headers)
 
-    def _reject(self, environ, status, reason, *, preview=b"", detail=None):
+    def _reject(self, request: Request, status, reason, *, preview=b"", detail=None):
         with self._cond:
             self.rejected += 1
         record = {"type": "rejected", "status": status, "reason": reason,
-                  "method": environ.get("REQUEST_METHOD"), "path": environ.get("PATH_INFO"),
-                  "remote": environ.get("REMOTE_ADDR")}
+                  "method": request.method, "path": request.path, "remote": request.remote}
         if preview:
             record["body_preview"] = preview[:500].decode("utf-8", "replace")
         if detail:

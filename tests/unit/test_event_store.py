@@ -2,13 +2,14 @@
 the one-time import of logs/callbacks/*.jsonl, and the streamed output of `invoke events`."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
 
 import pytest
 
-from harness_core.callbacks.eventstore import DB_NAME, EventStore, StoreError, iter_records
+from harness_core.callbacks.eventstore import DB_NAME, EventStore, GroupCommit, StoreError, iter_records
 from harness_core.callbacks.events import event_lines
 
 
@@ -170,25 +171,61 @@ def _send_all(store, events):
 
 
 def test_copies_committed_in_one_batch_are_stored_once_and_the_others_called_duplicate(store, tmp_path):
-    """Group commit: callbacks arriving while a commit runs are committed together in the next batch;
-    copies of one callback inside that batch are stored once and the rest answered duplicate."""
+    """Group commit on the receiver's loop: callbacks arriving while a commit runs are committed together
+    in the next batch; copies of one callback inside that batch are stored once, the rest called duplicate."""
+    loop = asyncio.new_event_loop()
+    committer = GroupCommit(store, loop)
+    outcomes: dict[int, list] = {0: [], 1: [], 2: []}
     held = _HeldWriteLock(tmp_path / DB_NAME)
-    first, first_threads = _send_all(store, [event(n=0)])  # its commit waits for the held lock
-    _wait_until(lambda: store._leading)
-    copies, threads = _send_all(store, [event(n=1)] * 8 + [event(n=2)])
-    _wait_until(lambda: len(store._waiting) == 9)  # all queued behind the running commit: the next batch
-    held.release()
-    for t in first_threads + threads:
-        t.join(10)
-    assert len(first) == 1 and first[0] is not None
-    assert sorted(o is None for o in copies) == [False, False] + [True] * 7, copies
+    try:
+        def add(n):
+            committer.add(store.prepare(event(n=n)), lambda p: outcomes[n].append(p))
+
+        add(0)  # its commit waits for the held lock
+        _wait_until(lambda: store._inflight == 1)
+        for n in [1] * 8 + [2]:
+            add(n)
+        assert len(committer._waiting) == 9, "queued behind the running commit: the next batch"
+        held.release()
+        loop.run_until_complete(_until(lambda: sum(map(len, outcomes.values())) == 10))
+    finally:
+        committer.close()
+        loop.close()
+    assert [p.stored for p in outcomes[0]] == [True] and [p.stored for p in outcomes[2]] == [True]
+    assert sorted(p.stored for p in outcomes[1]) == [False] * 7 + [True], "one copy stored, 7 duplicates"
+    assert all(p.error is None for ps in outcomes.values() for p in ps)
     assert sorted(r["event"]["properties"]["n"] for r in records(tmp_path)) == [0, 1, 2]
+
+
+async def _until(condition, timeout=10.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.005)
+
+
+def test_a_batch_whose_commit_fails_is_an_error_for_each_never_a_duplicate(tmp_path):
+    (tmp_path / DB_NAME).mkdir()  # the database cannot be opened
+    store = EventStore(tmp_path / DB_NAME).start()
+    loop = asyncio.new_event_loop()
+    committer = GroupCommit(store, loop)
+    done = []
+    try:
+        for _ in range(3):
+            committer.add(store.prepare(event(n=1)), done.append)
+        loop.run_until_complete(_until(lambda: len(done) == 3))
+    finally:
+        committer.close()
+        loop.close()
+        store.close()
+    assert all(p.error and not p.stored for p in done), "a failed commit is never a duplicate"
+    assert "unable to open database file" in done[0].error and "Traceback" in done[0].detail
 
 
 def test_close_commits_what_is_in_flight_and_refuses_what_comes_after(store, tmp_path):
     held = _HeldWriteLock(tmp_path / DB_NAME)
     outcomes, threads = _send_all(store, [event(n=i) for i in range(6)])
-    _wait_until(lambda: store._leading and len(store._waiting) == 5)
+    _wait_until(lambda: store._inflight == 6)  # one commit waits for the lock, five wait for that one
     closer = threading.Thread(target=store.close)
     closer.start()
     _wait_until(lambda: store._closed)
@@ -202,7 +239,7 @@ def test_close_commits_what_is_in_flight_and_refuses_what_comes_after(store, tmp
     assert sorted(r["event"]["properties"]["n"] for r in records(tmp_path)) == list(range(6))
 
 
-def test_the_store_commits_in_the_request_threads_with_no_thread_of_its_own(tmp_path):
+def test_the_store_itself_starts_no_thread(tmp_path):
     before = threading.active_count()
     store = EventStore(tmp_path / DB_NAME).start()
     try:
