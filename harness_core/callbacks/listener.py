@@ -1,7 +1,6 @@
 """`invoke webhook`: the long-running receiver session, with an optional tunnel, until Ctrl-C."""
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass
 
@@ -33,13 +32,12 @@ def serve(ctx: RunContext, *, say, warn, host: str | None = None, port: int | No
     token) as WEBHOOK_URL in .env, and pings it end to end before saying "Ready".
     With `as_json`, stdout gets one stored record (redacted; the raw event under `event`) per line and everything else goes to `warn`.
     """
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" chatter under bursts
     path = normalise_path(path)
     token, generated = ensure_webhook_token(ctx)
     if generated:
         warn("generated WEBHOOK_TOKEN and saved it to .env (callbacks without it are refused)")
     # --json: the same JSON line per callback as `invoke events --json` (the stored record: ts, run_id, type, event).
-    # One print per committed batch: under load a flush per callback costs the request threads the GIL.
+    # One print per committed batch: under load a flush per callback costs the receiver's threads the GIL.
     # The JSON line is the record's text as stored: no second serialisation per callback.
     line = (lambda record, text: text) if as_json else (lambda record, text: format_event_line(record))
     show = lambda stored: say("\n".join(line(record, text) for record, text in stored))  # noqa: E731

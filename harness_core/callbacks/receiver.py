@@ -40,7 +40,7 @@ MAX_BODY = 1024 * 1024  # callbacks larger than 1 MiB are refused with 413
 TOOL_THREADS = 8  # delivery.api tool calls forwarded at once (each waits for the tool backend)
 JSON = [("Content-Type", "application/json")]
 # Limits that keep callbacks flowing while hundreds of sockets sit idle or trickle bytes (server.py):
-CONNECTION_LIMIT = 1000  # open connections at once (waitress's default of 100 was easy to exhaust)
+CONNECTION_LIMIT = 1000  # open connections at once (beyond it: 503; waitress's default of 100 was easy to exhaust)
 IDLE_TIMEOUT = 30  # seconds a kept-alive connection may sit idle between requests
 REQUEST_TIMEOUT = 15.0  # seconds one request (headers + body) may take to arrive, however it trickles
 CLEANUP_INTERVAL = 2  # seconds between the checks of both timeouts
