@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -76,9 +77,8 @@ def test_each_expectation_kind_fails_with_a_precise_message(project, sandbox, ex
 
 def test_a_stalled_event_says_what_and_how_long(project, sandbox):
     write(project, "stall", '[[expect.events]]\ntype = "application.recording_ready"\nwithin_seconds = 1\n', end=3000)
-    started = time.monotonic()
     result = run_cli("run", "scenarios/stall.toml")
-    assert result.code == 5 and time.monotonic() - started < 10
+    assert result.code == 5
     # how long it waited beyond the limit depends on the machine's load; what and the limit do not
     assert re.search(r"stalled: waited 1\.\ds for application\.recording_ready \(limit 1s\); "
                      r"received \['system\.replica_joined'", result.out), result.out
@@ -86,14 +86,17 @@ def test_a_stalled_event_says_what_and_how_long(project, sandbox):
 
 
 def test_a_stalled_event_ends_the_run_early_even_with_other_checks_to_make(project, sandbox):
-    # end_after_seconds = 3000 simulated = 30 s real; timeout_seconds = 20: without the early end the run
+    # end_after_seconds = 30,000 simulated = 300 s real; timeout_seconds = 20: without the early end the run
     # would wait for the shutdown until the timeout, with the conversation up (billed on Tavus).
     write(project, "stall2", '[[expect.events]]\ntype = "application.recording_ready"\nwithin_seconds = 0.5\n'
-                             '[expect]\nfinal_status = "ended"\n', end=3000)
-    started = time.monotonic()
+                             '[expect]\nfinal_status = "ended"\n', end=30000)
     result = run_cli("run", "scenarios/stall2.toml")
     assert result.code == 5 and "stalled: waited" in result.out, result.out
-    assert time.monotonic() - started < 15, "ended at the stall, not at timeout_seconds (20 s)"
+    [conv] = sandbox.store.conversations.values()
+    shutdown = [e for e in conv["events"] if e["event_type"] == "system.shutdown"]
+    assert shutdown[0]["properties"]["shutdown_reason"] == "end_conversation_endpoint_hit", "the run ended it"
+    lifetime = conv["ended_at"] - datetime.fromisoformat(conv["created_at"].replace("Z", "+00:00")).timestamp()
+    assert lifetime < 20, f"ended at the stall, not at timeout_seconds (20 s): it lived {lifetime:.1f} s"
     assert active(sandbox) == []
 
 
@@ -133,15 +136,16 @@ def test_folder_runs_concurrently_and_junit_counts(project, sandbox):
     for i in range(3):
         write(project, f"ok{i}", '[[expect.events]]\ntype = "system.shutdown"\nwithin_seconds = 10\n', end=80)
     write(project, "bad", '[[expect.events]]\ntype = "system.shutdown"\nwithin_seconds = 10\n[expect]\nrecording_ready = true\n')
-    started = time.monotonic()
     result = run_cli("run", "scenarios/", "--junit", "logs/junit.xml", "--json", "--max-concurrent", "3")
-    elapsed = time.monotonic() - started
     assert result.code == 5
     report = json.loads(result.out)
     assert report["summary"] == "4 passed, 1 failed"  # the 3 written, the shipped smoke, and "bad"
     created = sorted(sandbox.store.conversations.values(), key=lambda c: c["created_at"])
     assert len(created) == 5 and len(sandbox.store.personas) == 1, "one persona, upserted, for all five"
-    assert elapsed < 5 * 0.8 + 2, "they overlapped instead of running one by one"
+    spans = sorted((datetime.fromisoformat(c["created_at"].replace("Z", "+00:00")).timestamp(), c["ended_at"])
+                   for c in created)
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), \
+        "they ran one by one instead of overlapping"
     suite = ET.parse(project / "logs" / "junit.xml").getroot()
     cases = suite.findall("testcase")
     assert int(suite.get("tests")) == len(cases) and int(suite.get("failures")) == 1
