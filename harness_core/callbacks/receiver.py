@@ -236,6 +236,11 @@ class Receiver:
                 self._cond.wait(left)
             return list(self.events)
 
+    def wait_for_more(self, seen: int, timeout: float) -> bool:
+        """Wait up to `timeout` until more than `seen` events have been handed over (see `accepted`)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.accepted != seen, timeout)
+
     # -- answering (on the server's loop thread) ------------------------------------------------
     def _serve(self, request: Request, respond) -> None:
         """The server's handler: answer now, once the callback's batch is committed, or after a tool call."""

@@ -77,6 +77,14 @@ class LogEvents:
     def current(self, cid: str) -> list[dict]:
         return [r["event"] for r in iter_events(self.ctx, conversation_id=cid)]
 
+    def mark(self) -> int:
+        """A marker for wait(): nothing here tells when another process stores an event."""
+        return 0
+
+    def wait(self, mark: int, seconds: float, cancel: threading.Event) -> None:
+        """Sleep `seconds` (another process writes the store: there is nothing to wake on); a cancel ends it."""
+        cancel.wait(seconds)
+
 
 class ReceiverEvents:
     """Events of one conversation from an in-process Receiver."""
@@ -86,6 +94,16 @@ class ReceiverEvents:
 
     def current(self, cid: str) -> list[dict]:
         return [e for e in list(self.receiver.events) if e.get("conversation_id") == cid]
+
+    def mark(self) -> int:
+        """How many events the receiver has handed over: take it before looking at current()."""
+        return self.receiver.accepted
+
+    def wait(self, mark: int, seconds: float, cancel: threading.Event) -> None:
+        """Wait up to `seconds`, waking as soon as an event arrives after `mark` (any conversation).
+
+        Keep `seconds` short (POLL): a cancel is noticed when it ends."""
+        self.receiver.wait_for_more(mark, seconds)
 
 
 @dataclass
@@ -449,12 +467,13 @@ def transcript_replies(sc: Scenario, source, cid: str, result: RunResult, deadli
                        cancel: threading.Event) -> list[Verdict]:
     """Against the real API: fill the turns' replies from application.transcription_ready (bounded wait)."""
     while time.monotonic() < deadline and not cancel.is_set():
+        mark = source.mark()
         ready = [e for e in source.current(cid) if e.get("event_type") == "application.transcription_ready"]
         if ready:
             transcript = (ready[-1].get("properties") or {}).get("transcript") or []
             notes = align_transcript(result.turns, transcript)
             return [Verdict("transcript", not notes, len(transcript), "; ".join(notes) or TRANSCRIPT_MODE)]
-        cancel.wait(POLL)  # as the other waits here: a cancel ends it at once
+        source.wait(mark, POLL, cancel)  # wakes on the next callback; a cancel is noticed within POLL
     return [Verdict("transcript", False, None, "no application.transcription_ready arrived: the turns' replies are unknown")]
 
 
@@ -630,11 +649,12 @@ def wait_for_events(sc: Scenario, source, cid: str, deadline: float, cancel: thr
         while time.monotonic() < stop:
             if cancel.is_set():
                 raise Cancelled()
+            mark = source.mark()
             if any(e.get("event_type") == wanted for e in source.current(cid)):
                 verdicts.append(Verdict(f"event {wanted}", True, round(time.monotonic() - t0, 3),
                                         f"arrived after {time.monotonic() - t0:.2f}s"))
                 break
-            time.sleep(POLL)
+            source.wait(mark, max(0.0, min(POLL, stop - time.monotonic())), cancel)
         else:
             waited = time.monotonic() - t0
             seen = [e.get("event_type") for e in source.current(cid)]
@@ -653,8 +673,12 @@ def end_after_join(ctx: RunContext, source, cid: str, seconds: float, deadline: 
     Gives up at `deadline` or when `stop` is set: the run's cleanup ends it then. Sets `ended` when
     the API confirmed the conversation is no longer active (the cleanup need not ask again).
     """
-    while not any(e.get("event_type") == "system.replica_joined" for e in source.current(cid)):
-        if stop.wait(POLL) or time.monotonic() >= deadline:
+    while True:
+        mark = source.mark()
+        if any(e.get("event_type") == "system.replica_joined" for e in source.current(cid)):
+            break
+        source.wait(mark, POLL, stop)
+        if stop.is_set() or time.monotonic() >= deadline:
             return
     if not stop.wait(seconds) and _quiet_end(ctx, cid):
         ended.set()
@@ -681,13 +705,14 @@ def _settle(source, cid: str, deadline: float, cancel: threading.Event, quiet_fo
     """After the end, wait (bounded) until no new callback has arrived for `quiet_for` seconds."""
     count, last_change = -1, time.monotonic()
     while time.monotonic() < deadline and not cancel.is_set():
-        now = len(source.current(cid))
-        if now != count:
-            count, last_change = now, time.monotonic()
+        mark = source.mark()
+        events = source.current(cid)
+        if len(events) != count:
+            count, last_change = len(events), time.monotonic()
         elif time.monotonic() - last_change >= quiet_for and any(
-                e.get("event_type") == "system.shutdown" for e in source.current(cid)):
+                e.get("event_type") == "system.shutdown" for e in events):
             return
-        time.sleep(POLL)
+        source.wait(mark, max(0.0, min(POLL, last_change + quiet_for - time.monotonic())) or POLL, cancel)
 
 
 def status_of(ctx: RunContext, cid: str) -> str | None:
