@@ -152,6 +152,10 @@ class _Connection(asyncio.Protocol):
         self.head, self.body, self.size = head, [], 0
         if not self.started:
             self.started = self.server.loop.time()
+        # h11 bounds a head only while it is incomplete: one that arrived whole is measured here
+        if len(head.target) + sum(len(name) + len(value) + 4 for name, value in head.headers) > MAX_HEADER_BYTES:
+            self._refuse(431, "request line and headers are over the limit")
+            return
         length = None
         for name, value in head.headers:
             if name == b"content-length":
@@ -160,7 +164,8 @@ class _Connection(asyncio.Protocol):
         if length is not None and length > self.server.max_body:
             self._dispatch(None)  # refused by its declared length: nothing more is read
         elif self.conn.they_are_waiting_for_100_continue:
-            self.transport.write(self.conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+            self.transport.write(self.conn.send(h11.InformationalResponse(status_code=100, headers=[],
+                                                                          reason=b"Continue")))
 
     def _dispatch(self, body: bytes | None) -> None:
         head = self.head
@@ -218,9 +223,9 @@ class _Connection(asyncio.Protocol):
         if self.paused:
             self.paused = False
             transport.resume_reading()
-        if conn.trailing_data[0] or conn.trailing_data[1]:
+        if conn.trailing_data[0] or conn.trailing_data[1]:  # pipelined: the next request is already here
             self.started = self.last
-            self._next()
+            self.server.loop.call_soon(self._next)  # not a call: a long pipeline must not grow the stack
 
     def _refuse(self, status: int, reason: str) -> None:
         """Answer a request h11 could not read (400, or 431 for oversized headers) and close."""
