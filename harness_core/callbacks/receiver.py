@@ -159,10 +159,13 @@ class Receiver:
         self.log = EventStore(ctx.store.logs_dir / DB_NAME, [*ctx.secrets, self.token],
                               legacy_dir=ctx.store.logs_dir / LEGACY_DIR, on_stored=self._queue.put)
         self.events: list[dict] = []  # handed-over events, for wait_for(); not kept when keep_events=False
+        self._by_conversation: dict[str, list[dict]] = {}  # the same, by conversation id (events_of)
+        self._arrivals: dict[str, threading.Condition] = {}  # per conversation, for wait_for_more()
         self.keep_events = keep_events
         self.accepted = 0
         self.rejected = 0
-        self._cond = threading.Condition()
+        self._mutex = threading.RLock()  # guards events and counters; shared by the conditions below
+        self._cond = threading.Condition(self._mutex)
         self._server: LoopServer | None = None
         self._committer: GroupCommit | None = None
         self._tool_pool: ThreadPoolExecutor | None = None
@@ -236,10 +239,19 @@ class Receiver:
                 self._cond.wait(left)
             return list(self.events)
 
-    def wait_for_more(self, seen: int, timeout: float) -> bool:
-        """Wait up to `timeout` until more than `seen` events have been handed over (see `accepted`)."""
+    def events_of(self, conversation_id: str) -> list[dict]:
+        """A copy of the handed-over events of one conversation, in arrival order."""
         with self._cond:
-            return self._cond.wait_for(lambda: self.accepted != seen, timeout)
+            return list(self._by_conversation.get(conversation_id, ()))
+
+    def wait_for_more(self, conversation_id: str, seen: int, timeout: float) -> bool:
+        """Wait up to `timeout` until conversation `conversation_id` has more than `seen` events
+        handed over; only that conversation's arrivals wake the caller."""
+        with self._cond:
+            arrived = self._arrivals.get(conversation_id)
+            if arrived is None:
+                arrived = self._arrivals[conversation_id] = threading.Condition(self._mutex)
+            return arrived.wait_for(lambda: len(self._by_conversation.get(conversation_id, ())) > seen, timeout)
 
     # -- answering (on the server's loop thread) ------------------------------------------------
     def _serve(self, request: Request, respond) -> None:
@@ -377,7 +389,12 @@ class Receiver:
             with self._cond:
                 self.accepted += len(batch)
                 if self.keep_events:
-                    self.events.extend(event for event, _, _ in batch)
+                    for event, _, _ in batch:
+                        self.events.append(event)
+                        cid = event.get("conversation_id")
+                        self._by_conversation.setdefault(cid, []).append(event)
+                        if cid in self._arrivals:
+                            self._arrivals[cid].notify_all()
                 self._cond.notify_all()
 
     def _plugin_failed(self, name, event, exc):

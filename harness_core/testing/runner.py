@@ -11,6 +11,7 @@ interrupted, unless keep=True.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import threading
 import time
@@ -77,11 +78,7 @@ class LogEvents:
     def current(self, cid: str) -> list[dict]:
         return [r["event"] for r in iter_events(self.ctx, conversation_id=cid)]
 
-    def mark(self) -> int:
-        """A marker for wait(): nothing here tells when another process stores an event."""
-        return 0
-
-    def wait(self, mark: int, seconds: float, cancel: threading.Event) -> None:
+    def wait(self, cid: str, seen: int, seconds: float, cancel: threading.Event) -> None:
         """Sleep `seconds` (another process writes the store: there is nothing to wake on); a cancel ends it."""
         cancel.wait(seconds)
 
@@ -93,17 +90,13 @@ class ReceiverEvents:
         self.receiver = receiver
 
     def current(self, cid: str) -> list[dict]:
-        return [e for e in list(self.receiver.events) if e.get("conversation_id") == cid]
+        return self.receiver.events_of(cid)
 
-    def mark(self) -> int:
-        """How many events the receiver has handed over: take it before looking at current()."""
-        return self.receiver.accepted
-
-    def wait(self, mark: int, seconds: float, cancel: threading.Event) -> None:
-        """Wait up to `seconds`, waking as soon as an event arrives after `mark` (any conversation).
+    def wait(self, cid: str, seen: int, seconds: float, cancel: threading.Event) -> None:
+        """Wait up to `seconds`, waking as soon as conversation `cid` has more than `seen` events.
 
         Keep `seconds` short (POLL): a cancel is noticed when it ends."""
-        self.receiver.wait_for_more(mark, seconds)
+        self.receiver.wait_for_more(cid, seen, seconds)
 
 
 @dataclass
@@ -194,6 +187,7 @@ def _run_all(ctx, scenarios, kinds, run_id, cancel, keep, max_concurrent, on_res
             rctx.note("note: --keep has no effect here: the embedded sandbox stops when this run ends")
         pool = ThreadPoolExecutor(max_workers=max(1, min(max_concurrent, len(scenarios))))
         futures, results, personas = [], [], {}
+        gc.freeze()  # what start-up made lives as long as the run: the collector need not walk it again
         try:
             with stop_on_signals():  # a cancelled CI job (SIGTERM) still ends the conversations
                 futures += [pool.submit(run_one, rctx, sc, where.callback_url, where.source, kinds, run_id, keep,
@@ -312,6 +306,7 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
     deadline = started + sc.timeout_seconds
     cancel = cancel or threading.Event()
     ender, ended = threading.Event(), threading.Event()  # the end-after timer: stand down / it ended it
+    seen: dict = {}  # the status the end-after timer's check saw
     timer: threading.Thread | None = None
     save(run_dir, "scenario.json", {"path": str(sc.path), "name": sc.name, "expect": sc.expect, "events": sc.events,
                                     "overrides": sc.overrides, "sandbox": sc.sandbox, "mode": sc.mode, "turns": sc.turns,
@@ -352,7 +347,7 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
             result.error = result.error or turn_errors(sc, result.turns)
         elif sc.end_after_seconds:
             timer = threading.Thread(target=end_after_join, args=(ctx, source, cid, sc.end_after_seconds * time_scale,
-                                                                  deadline, ender, ended), daemon=True)
+                                                                  deadline, ender, ended, seen), daemon=True)
             timer.start()
         if not sc.is_dialogue:
             result.verdicts += wait_for_events(sc, source, cid, deadline, cancel)
@@ -360,7 +355,7 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
             if not stalled and not keep and any(k != "events" for k in sc.expect) and _needs_end(sc):
                 _settle(source, cid, deadline, cancel, settle_quiet(time_scale))
             result.events = source.current(cid)
-            observed = Observed(result.events, status_of(ctx, cid))
+            observed = Observed(result.events, final_status(ctx, cid, seen) if ended.is_set() else status_of(ctx, cid))
             result.verdicts += evaluate(sc.expect, observed, kinds)
     except HarnessError as exc:
         result.error = exc.render()
@@ -467,13 +462,13 @@ def transcript_replies(sc: Scenario, source, cid: str, result: RunResult, deadli
                        cancel: threading.Event) -> list[Verdict]:
     """Against the real API: fill the turns' replies from application.transcription_ready (bounded wait)."""
     while time.monotonic() < deadline and not cancel.is_set():
-        mark = source.mark()
-        ready = [e for e in source.current(cid) if e.get("event_type") == "application.transcription_ready"]
+        events = source.current(cid)
+        ready = [e for e in events if e.get("event_type") == "application.transcription_ready"]
         if ready:
             transcript = (ready[-1].get("properties") or {}).get("transcript") or []
             notes = align_transcript(result.turns, transcript)
             return [Verdict("transcript", not notes, len(transcript), "; ".join(notes) or TRANSCRIPT_MODE)]
-        source.wait(mark, POLL, cancel)  # wakes on the next callback; a cancel is noticed within POLL
+        source.wait(cid, len(events), POLL, cancel)  # wakes on its next callback; a cancel is seen within POLL
     return [Verdict("transcript", False, None, "no application.transcription_ready arrived: the turns' replies are unknown")]
 
 
@@ -622,12 +617,13 @@ def script_sandbox(ctx: RunContext, sc: Scenario, cid: str) -> None:
     base, headers = target.base_url.rsplit("/v2", 1)[0], {"x-api-key": target.api_key}
     script = {k: v for k, v in sc.sandbox.items() if k != "rules"}
     if script:
-        resp = requests.post(f"{base}/_sandbox/script", json={"conversation_id": cid, **script}, headers=headers, timeout=10)
+        resp = ctx.client().session.post(f"{base}/_sandbox/script", json={"conversation_id": cid, **script},
+                                         headers=headers, timeout=10)  # the client's session: kept-alive
         if resp.status_code != 200:
             raise ConfigError(f"{sc.path}: [sandbox]: the sandbox refused the script ({resp.status_code})")
     if "rules" in sc.sandbox:
-        resp = requests.put(f"{base}/_sandbox/conversations/{cid}/rules", json={"rules": sc.sandbox["rules"]},
-                            headers=headers, timeout=10)
+        resp = ctx.client().session.put(f"{base}/_sandbox/conversations/{cid}/rules",
+                                        json={"rules": sc.sandbox["rules"]}, headers=headers, timeout=10)
         if resp.status_code == 404 and "conversation" not in resp.text.lower():
             raise ConfigError(f"{sc.path}: sandbox.rules: this sandbox has no rule engine "
                               "(PUT /_sandbox/conversations/ID/rules answered 404)", hint="update tavus-harness")
@@ -649,12 +645,12 @@ def wait_for_events(sc: Scenario, source, cid: str, deadline: float, cancel: thr
         while time.monotonic() < stop:
             if cancel.is_set():
                 raise Cancelled()
-            mark = source.mark()
-            if any(e.get("event_type") == wanted for e in source.current(cid)):
+            events = source.current(cid)
+            if any(e.get("event_type") == wanted for e in events):
                 verdicts.append(Verdict(f"event {wanted}", True, round(time.monotonic() - t0, 3),
                                         f"arrived after {time.monotonic() - t0:.2f}s"))
                 break
-            source.wait(mark, max(0.0, min(POLL, stop - time.monotonic())), cancel)
+            source.wait(cid, len(events), max(0.0, min(POLL, stop - time.monotonic())), cancel)
         else:
             waited = time.monotonic() - t0
             seen = [e.get("event_type") for e in source.current(cid)]
@@ -665,22 +661,23 @@ def wait_for_events(sc: Scenario, source, cid: str, deadline: float, cancel: thr
 
 
 def end_after_join(ctx: RunContext, source, cid: str, seconds: float, deadline: float, stop: threading.Event,
-                   ended: threading.Event) -> None:
+                   ended: threading.Event, seen: dict | None = None) -> None:
     """End the conversation `seconds` after its replica joined (system.replica_joined arrived).
 
     Counted from the join, as a sandbox script's end_after_seconds is, so the call lasts that long
     however slow the join (a timer from the creation raced the join on a time-scaled sandbox).
     Gives up at `deadline` or when `stop` is set: the run's cleanup ends it then. Sets `ended` when
-    the API confirmed the conversation is no longer active (the cleanup need not ask again).
+    the API confirmed the conversation is no longer active (the cleanup need not ask again), and
+    the status it reported in `seen` (see _quiet_end).
     """
     while True:
-        mark = source.mark()
-        if any(e.get("event_type") == "system.replica_joined" for e in source.current(cid)):
+        events = source.current(cid)
+        if any(e.get("event_type") == "system.replica_joined" for e in events):
             break
-        source.wait(mark, POLL, stop)
+        source.wait(cid, len(events), POLL, stop)
         if stop.is_set() or time.monotonic() >= deadline:
             return
-    if not stop.wait(seconds) and _quiet_end(ctx, cid):
+    if not stop.wait(seconds) and _quiet_end(ctx, cid, seen):
         ended.set()
 
 
@@ -705,14 +702,13 @@ def _settle(source, cid: str, deadline: float, cancel: threading.Event, quiet_fo
     """After the end, wait (bounded) until no new callback has arrived for `quiet_for` seconds."""
     count, last_change = -1, time.monotonic()
     while time.monotonic() < deadline and not cancel.is_set():
-        mark = source.mark()
         events = source.current(cid)
         if len(events) != count:
             count, last_change = len(events), time.monotonic()
         elif time.monotonic() - last_change >= quiet_for and any(
                 e.get("event_type") == "system.shutdown" for e in events):
             return
-        source.wait(mark, max(0.0, min(POLL, last_change + quiet_for - time.monotonic())) or POLL, cancel)
+        source.wait(cid, len(events), max(0.0, min(POLL, last_change + quiet_for - time.monotonic())) or POLL, cancel)
 
 
 def status_of(ctx: RunContext, cid: str) -> str | None:
@@ -723,17 +719,26 @@ def status_of(ctx: RunContext, cid: str) -> str | None:
         return None
 
 
-def _quiet_end(ctx: RunContext, cid: str) -> bool:
+def _quiet_end(ctx: RunContext, cid: str, seen: dict | None = None) -> bool:
     """End it (nothing is sent when it already ended); True only when the API then reports it not active.
 
     An API that cannot be asked gives False: a conversation that may still bill is never called ended.
+    The status it then reported goes into `seen["status"]` when given: "ended" is final, so the
+    scenario's final_status needs no second look.
     """
     try:
         end_conversation(ctx, cid)
     except HarnessError:
         pass
     status = status_of(ctx, cid)
+    if seen is not None:
+        seen["status"] = status
     return status is not None and status != "active"
+
+
+def final_status(ctx: RunContext, cid: str, seen: dict) -> str | None:
+    """The conversation's status for the checks: "ended" as the end timer saw it, or asked now."""
+    return "ended" if seen.get("status") == "ended" else status_of(ctx, cid)
 
 
 def save(run_dir, name: str, data, secrets=()) -> None:

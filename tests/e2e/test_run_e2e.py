@@ -237,7 +237,11 @@ def test_the_embedded_sandbox_allows_what_the_run_asks_for(project, monkeypatch)
     assert result.code == 0, result.out + result.err
     # 11 written, the smoke and two dialogue scenarios; the simulated user is skipped without a model
     assert "14 passed, 0 failed, 1 skipped" in result.out and "embedded local sandbox" in result.out
-    assert "maximum concurrent conversations" not in (project / "logs" / "api.jsonl").read_text()
+    api_log = [json.loads(line) for line in (project / "logs" / "api.jsonl").read_text().splitlines()]
+    assert "maximum concurrent conversations" not in json.dumps(api_log)
+    creates = [r for r in api_log if r.get("method") == "POST" and r["url"].endswith("/v2/conversations")]
+    listings = [r for r in api_log if r.get("listing") and r["url"].endswith("/v2/conversations")]
+    assert len(creates) == 14 and len(listings) == 1, "one listing of the account per run, not one per create"
 
 
 def test_end_after_seconds_follows_the_sandbox_clock(project, sandbox):

@@ -367,3 +367,18 @@ def test_a_run_on_the_real_api_can_tell_whether_a_receiver_answers_at_webhook_ur
     assert not down and "nothing that looks like a receiver answered" in detail
     other, detail = receiver_answers(collector.url)  # something answers, but it is not our receiver
     assert not other, detail
+
+
+def test_a_wait_for_one_conversation_wakes_on_its_callbacks_only(ctx):
+    with Receiver(ctx, token=TOKEN) as rx:
+        url = rx.callback_url
+        assert requests.post(url, json=envelope(cid="cOther"), timeout=T).json() == {"ok": True}
+        rx.wait_for(lambda evs: len(evs) == 1, T)
+        assert rx.wait_for_more("cMine", 0, 0.2) is False, "another conversation's callback does not count"
+        woke = []
+        waiter = threading.Thread(target=lambda: woke.append(rx.wait_for_more("cMine", 0, T)))
+        waiter.start()
+        assert requests.post(url, json=envelope(cid="cMine"), timeout=T).json() == {"ok": True}
+        waiter.join(T)
+        assert woke == [True] and [e["conversation_id"] for e in rx.events_of("cMine")] == ["cMine"]
+        assert rx.wait_for_more("cMine", 1, 0.05) is False and rx.wait_for_more("cMine", 0, 0) is True
