@@ -168,16 +168,18 @@ def _finder(client, payload: dict):
     return find
 
 
-def end_conversation(ctx: RunContext, conversation_id: str) -> dict:
+def end_conversation(ctx: RunContext, conversation_id: str, *, look_first: bool = True) -> dict:
     """End one conversation and note it in the ledger.
 
     POST /end is idempotent, so a rate limit, a 5xx or a dropped connection is retried (bounded:
-    TavusClient.post_repeatable); a conversation left active would keep billing.
+    TavusClient.post_repeatable); a conversation left active would keep billing. With `look_first`
+    its status is read first, so one already ended is reported so and not posted to; without it
+    (a caller that checks the status afterwards anyway) the end is posted at once.
     """
     client = ctx.client()
     try:
         try:
-            live = unwrap_one(client.get(f"/conversations/{conversation_id}"))
+            live = unwrap_one(client.get(f"/conversations/{conversation_id}")) if look_first else {}
         except ApiError as exc:
             if exc.not_found:
                 raise

@@ -100,6 +100,19 @@ def test_a_stalled_event_ends_the_run_early_even_with_other_checks_to_make(proje
     assert active(sandbox) == []
 
 
+def test_a_scenario_costs_three_calls_on_its_conversation(project, sandbox):
+    """create, end, one status read: the end is not preceded by a look (the read after it decides), and
+    final_status reuses that read ("ended" is final). Each call is a request to Tavus, on a rate limit."""
+    write(project, "calls", '[[expect.events]]\ntype = "system.shutdown"\nwithin_seconds = 10\n'
+                            '[expect]\nfinal_status = "ended"\n', end=30)
+    result = run_cli("run", "scenarios/calls.toml")
+    assert result.code == 0, result.out + result.err
+    [cid] = list(sandbox.store.conversations)
+    calls = [(r["method"], r["url"].split("/v2", 1)[1]) for r in map(json.loads, (project / "logs" / "api.jsonl")
+             .read_text().splitlines()) if cid in r["url"] or (r["method"] == "POST" and r["url"].endswith("/v2/conversations"))]
+    assert calls == [("POST", "/conversations"), ("POST", f"/conversations/{cid}/end"), ("GET", f"/conversations/{cid}")]
+
+
 def test_run_does_not_mention_a_persona_id_flag_nobody_gave(project, sandbox):
     result = run_cli("run", "scenarios/facilitator_smoke.toml")
     assert result.code == 0, result.out + result.err
