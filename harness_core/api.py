@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from dataclasses import dataclass
 
@@ -69,6 +70,8 @@ class TavusClient:
         self.timeout = timeout
         self.retries = retries
         self._listings: dict[tuple, list[dict]] = {}  # (path, params) -> rows, see list_all(cached=True)
+        self._listing_locks: dict[tuple, threading.Lock] = {}  # one fetch at a time per cached listing
+        self._locks_lock = threading.Lock()
         # A local sandbox that refuses the connection is not running: say so now, not in 4 s.
         self.session = build_session(retries, connect_retries=1 if target.is_sandbox else None)
         # No proxy, netrc or CA bundle from the environment applies to a loopback sandbox, and
@@ -201,8 +204,17 @@ class TavusClient:
         summary record to logs/api.jsonl (pages, rows), not one per page.
         """
         key = (path, tuple(sorted((k, str(v)) for k, v in params.items() if v is not None)))
-        if cached and key in self._listings:
-            return list(self._listings[key])
+        if cached:  # threads that ask at once wait for one fetch instead of each listing the account
+            with self._locks_lock:
+                lock = self._listing_locks.setdefault(key, threading.Lock())
+            with lock:
+                if key not in self._listings:
+                    self._fetch_all(path, key, limit, max_pages, params)
+                return list(self._listings[key])
+        return self._fetch_all(path, key, limit, max_pages, params)
+
+    def _fetch_all(self, path: str, key: tuple, limit: int, max_pages: int, params: dict) -> list[dict]:
+        """List every page of `path` now, log one summary record, and keep the rows as the cached listing."""
         rows: list[dict] = []
         started, pages = time.monotonic(), 0
         for page in range(1, max_pages + 1):
