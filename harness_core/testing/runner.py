@@ -187,7 +187,7 @@ def _run_all(ctx, scenarios, kinds, run_id, cancel, keep, max_concurrent, on_res
             rctx.note("note: --keep has no effect here: the embedded sandbox stops when this run ends")
         pool = ThreadPoolExecutor(max_workers=max(1, min(max_concurrent, len(scenarios))))
         futures, results, personas = [], [], {}
-        gc.freeze()  # what start-up made lives as long as the run: the collector need not walk it again
+        gc.freeze()  # what start-up made lives through the run: the collector need not walk it each time
         try:
             with stop_on_signals():  # a cancelled CI job (SIGTERM) still ends the conversations
                 futures += [pool.submit(run_one, rctx, sc, where.callback_url, where.source, kinds, run_id, keep,
@@ -204,6 +204,8 @@ def _run_all(ctx, scenarios, kinds, run_id, cancel, keep, max_concurrent, on_res
             pool.shutdown(wait=True)
             raise Interrupted("interrupted: the running scenarios were stopped and their conversations ended",
                               hint="run again, or use --keep to leave conversations running") from None
+        finally:
+            gc.unfreeze()  # in a longer-lived process (a test session) they may become garbage later
         pool.shutdown(wait=True)
     return results, label
 
