@@ -14,6 +14,7 @@ ConfigError naming the file and the field.
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,18 +67,35 @@ def rel(ctx: RunContext, path) -> str:
         return str(path)
     if "_resolved_root" not in ctx.__dict__:  # resolved once per command: a plan asks for every config
         ctx._resolved_root = ctx.root.resolve()
-    root = ctx._resolved_root
-    try:
-        return str(path.resolve().relative_to(root))
-    except ValueError:
-        return str(path)
+        ctx._relative_paths = {}
+    known = ctx._relative_paths.get(path)  # each path resolved once per command (a stat per part)
+    if known is None:
+        try:
+            known = str(path.resolve().relative_to(ctx._resolved_root))
+        except ValueError:
+            known = str(path)
+        ctx._relative_paths[path] = known
+    return known
 
 
 def desired(ctx: RunContext, kind: str, path, *, write: bool = False) -> tuple[str, dict]:
     """(name, body) of one config. `write=False`: the body as a plan compares it (tool secrets as
-    `********`, no environment read); `write=True`: the body to send."""
+    `********`, no environment read); `write=True`: the body to send.
+
+    A plan asks for each config several times (listing the folder, resolving a PAL's references,
+    planning the resource itself): the `write=False` body is built once per command and version of
+    the file (its size and modification time), and each caller gets its own copy."""
     where = rel(ctx, path)
-    data = load_file(ctx.root / where if not Path(where).is_absolute() else where)
+    file = ctx.root / where if not Path(where).is_absolute() else Path(where)
+    memo = key = None
+    if not write:
+        with contextlib.suppress(OSError):  # a missing file fails in load_file, in its own words
+            stat = file.stat()
+            memo, key = ctx.__dict__.setdefault("_desired", {}), (kind, str(file), stat.st_mtime_ns, stat.st_size)
+            if key in memo:
+                name, body = memo[key]
+                return name, copy.deepcopy(body)
+    data = load_file(file)
     if kind == "tools":
         body = tools.build_tool(data, where, env_get=ctx.env.get if write else None,
                                 local_target=ctx.client().target.is_sandbox)
@@ -85,6 +103,8 @@ def desired(ctx: RunContext, kind: str, path, *, write: bool = False) -> tuple[s
         body = documents.build_document(data, where)
     else:
         body = pronunciation.build_dictionary(data, where)
+    if memo is not None:
+        memo[key] = (body[KINDS[kind].name_key], copy.deepcopy(body))
     return body[KINDS[kind].name_key], body
 
 
@@ -135,8 +155,9 @@ def configs(ctx: RunContext, kind: str) -> dict[str, str]:
                 name = load_file(path).get(KINDS[kind].name_key)
             except ConfigError:
                 continue  # a broken file fails when it is applied, naming itself
-            found.setdefault(name if isinstance(name, str) else path.stem, rel(ctx, path))
-            found.setdefault(path.stem, rel(ctx, path))
+            where = rel(ctx, path)
+            found.setdefault(name if isinstance(name, str) else path.stem, where)
+            found.setdefault(path.stem, where)
         cache[kind] = found
     return cache[kind]
 
