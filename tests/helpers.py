@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -76,19 +77,28 @@ class Collector:
 
 
 def spawn(argv, **kwargs) -> subprocess.Popen:
-    """Start a CLI process that reacts to Ctrl-C even if this test run ignores SIGINT (a background job)."""
+    """Start a CLI process that reacts to Ctrl-C even if this test run ignores SIGINT (a background job).
+
+    Its faulthandler is on, so a process that hangs can be made to print every thread's stack (interrupt())."""
+    kwargs["env"] = {**(kwargs.get("env") or os.environ), "PYTHONFAULTHANDLER": "1"}
     return subprocess.Popen(argv, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
 
 
 def interrupt(proc: subprocess.Popen, sig=signal.SIGINT, timeout: float = 15):
-    """Send `sig` and collect (out, err); a process that does not stop in time is killed, then the test fails."""
+    """Send `sig` and collect (out, err). A process that does not stop in time gets SIGABRT, which makes
+    the faulthandler spawn() turned on print where each thread was; the test fails with that."""
     proc.send_signal(sig)
     try:
         return proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate(timeout=5)
-        raise
+        proc.send_signal(signal.SIGABRT)
+        try:
+            _, err = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate(timeout=5)
+        raise AssertionError(f"{' '.join(map(str, proc.args))} did not stop within {timeout:g}s of signal {sig}; "
+                             f"where its threads were:\n{(err or '')[-6000:]}") from None
 
 
 def stored_callbacks(project, conversation_id: str | None = None) -> list[dict]:
