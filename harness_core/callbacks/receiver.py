@@ -48,6 +48,11 @@ REQUIRED_FIELDS = ("conversation_id", "event_type")
 OPTIONAL_STRING_FIELDS = ("message_type", "timestamp", "webhook_url")
 
 
+def json_answer(status: int, body, headers=()) -> tuple[int, list, bytes]:
+    """(status, headers, bytes) of a JSON answer, as the server's `respond` takes them."""
+    return status, [*JSON, *headers], json.dumps(body).encode()
+
+
 def validate_envelope(data, *, check_depth: bool = True) -> list[str]:
     """Problems that stop `data` from being stored as a conversation callback (empty list: fine).
 
@@ -267,14 +272,14 @@ class Receiver:
             self._committer.add(outcome, lambda pending: respond(*self._stored(request, pending)))
         else:
             status, body, headers = outcome
-            respond(status, [*JSON, *headers], json.dumps(body).encode())
+            respond(*json_answer(status, body, headers))
 
     def _stored(self, request: Request, pending: Pending) -> tuple:
         """The answer to a callback once its batch is committed: 200, 200 duplicate, or 500."""
         if pending.error is not None:
             status, body, _ = self._failed(request, f"internal error: StoreError: {self.log.path}: {pending.error}",
                                            pending.detail)
-            return status, JSON, json.dumps(body).encode()
+            return json_answer(status, body)
         return 200, JSON, (b'{"ok": true}' if pending.stored else b'{"ok": true, "duplicate": true}')
 
     def _failed(self, request: Request, reason: str, detail: str | None = None) -> tuple:
@@ -333,7 +338,7 @@ class Receiver:
             status, body, ctype, event = future.result()
         except Exception as exc:  # noqa: BLE001 - includes a stop that cancelled the call
             status, body, _ = self._failed(request, f"internal error: {type(exc).__name__}: {exc}")
-            respond(status, JSON, json.dumps(body).encode())
+            respond(*json_answer(status, body))
             return
         if status in (401, 404):
             self._reject(request, status, json.loads(body)["error"])

@@ -21,6 +21,7 @@ goes to an executor). `request.body` is None when the body was over `max_body` a
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 import threading
@@ -36,8 +37,9 @@ log = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 64 * 1024  # a request line and headers larger than this get 431
 PAUSE_AT = 256 * 1024  # bytes buffered behind a request being answered before reading pauses
 BACKLOG = 1024
-_OVERLOADED = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 48\r\n"
-               b"Connection: close\r\n\r\n" + b'{"error": "too many connections; retry shortly"}')
+_OVERLOADED_BODY = json.dumps({"error": "too many connections; retry shortly"}).encode()
+_OVERLOADED = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(_OVERLOADED_BODY)) + _OVERLOADED_BODY
 
 
 @dataclass(slots=True)
@@ -230,7 +232,7 @@ class _Connection(asyncio.Protocol):
     def _refuse(self, status: int, reason: str) -> None:
         """Answer a request h11 could not read (400, or 431 for oversized headers) and close."""
         if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-            body = ('{"error": "%s"}' % reason.replace('"', "'")[:200]).encode()
+            body = json.dumps({"error": reason[:200]}).encode()
             try:
                 self.transport.write(self.conn.send(h11.Response(
                     status_code=status, headers=[("Content-Type", "application/json"),
