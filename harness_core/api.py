@@ -70,8 +70,7 @@ class TavusClient:
         self.timeout = timeout
         self.retries = retries
         self._listings: dict[tuple, list[dict]] = {}  # (path, params) -> rows, see list_all(cached=True)
-        self._listing_locks: dict[tuple, threading.Lock] = {}  # one fetch at a time per cached listing
-        self._locks_lock = threading.Lock()
+        self._listing_lock = threading.Lock()  # cached listings: concurrent askers wait for one fetch
         # A local sandbox that refuses the connection is not running: say so now, not in 4 s.
         self.session = build_session(retries, connect_retries=1 if target.is_sandbox else None)
         # No proxy, netrc or CA bundle from the environment applies to a loopback sandbox, and
@@ -205,9 +204,7 @@ class TavusClient:
         """
         key = (path, tuple(sorted((k, str(v)) for k, v in params.items() if v is not None)))
         if cached:  # threads that ask at once wait for one fetch instead of each listing the account
-            with self._locks_lock:
-                lock = self._listing_locks.setdefault(key, threading.Lock())
-            with lock:
+            with self._listing_lock:
                 if key not in self._listings:
                     self._fetch_all(path, key, limit, max_pages, params)
                 return list(self._listings[key])

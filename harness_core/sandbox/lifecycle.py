@@ -190,14 +190,9 @@ class Deliverer:
             self.deliveries.clear()
 
     def wait_idle(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
+        """Wait (bounded) until every queued callback has been sent (or has failed)."""
         with self._cond:
-            while self._pending:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-        return True
+            return self._cond.wait_for(lambda: not self._pending, timeout)
 
     def _run(self, lane: queue.Queue):
         poster = CallbackPoster(self.timeout)
@@ -464,9 +459,6 @@ class Lifecycle:
         """Wait (bounded) until no end-of-call work is still to come and no callback delivery is pending."""
         deadline = time.monotonic() + timeout
         with self._later_cond:
-            while self._later:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._later_cond.wait(left)
+            if not self._later_cond.wait_for(lambda: not self._later, timeout):
+                return False
         return self.deliverer.wait_idle(max(deadline - time.monotonic(), 0.0))

@@ -357,7 +357,7 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
             if not stalled and not keep and any(k != "events" for k in sc.expect) and _needs_end(sc):
                 _settle(source, cid, deadline, cancel, settle_quiet(time_scale))
             result.events = source.current(cid)
-            observed = Observed(result.events, final_status(ctx, cid, seen) if ended.is_set() else status_of(ctx, cid))
+            observed = Observed(result.events, final_status(ctx, cid, seen))
             result.verdicts += evaluate(sc.expect, observed, kinds)
     except HarnessError as exc:
         result.error = exc.render()
