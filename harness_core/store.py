@@ -2,7 +2,10 @@
 and whole files replaced atomically (the lock file, the sandbox state, pulled configs).
 
 `Store.append()` is the only writer of log records. One record per line with `ts`, `run_id`
-and `type`; the file is flushed after every write (and fsynced when `durable=True`).
+and `type`, written with one `write()` to a file opened with O_APPEND: threads and processes
+appending to the same file never interleave within a line, so no lock is needed (one held across
+the open and the write made a busy run's threads queue behind each other to log, issue 13). A lone
+surrogate (valid in JSON, not in UTF-8) is kept as its JSON escape. Fsynced when `durable=True`.
 """
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ import contextlib
 import json
 import os
 import tempfile
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -87,13 +89,16 @@ def writable(path, flag: str, example: str) -> None:
                           hint=f"pick a writable path, e.g. --{flag} {example}") from None
 
 
+APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+
+
 class Store:
-    """Writes redacted JSON-lines records under a logs directory. Thread-safe."""
+    """Writes redacted JSON-lines records under a logs directory. Thread-safe, and safe to share
+    a file with other processes."""
 
     def __init__(self, logs_dir: Path, secrets=()):
         self.logs_dir = Path(logs_dir)
         self.secrets = list(secrets)
-        self._lock = threading.Lock()
 
     def path(self, stream: str) -> Path:
         """File of a stream name such as `api` or `callbacks/c123` (`.jsonl` added)."""
@@ -103,15 +108,21 @@ class Store:
         """Redact `record`, stamp it, append it as one line to `stream`, and return what was written."""
         record = {"ts": utc_now(), "run_id": RUN_ID, **record}
         record = redact(record, self.secrets)
-        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8", "backslashreplace")
         path = self.path(stream)
-        with self._lock:
+        try:
+            fd = os.open(path, APPEND_FLAGS, 0o644)
+        except FileNotFoundError:  # the first record of its folder
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a", encoding="utf-8") as fh:
-                fh.write(line)
-                fh.flush()
-                if durable:
-                    os.fsync(fh.fileno())
+            fd = os.open(path, APPEND_FLAGS, 0o644)
+        try:
+            written = os.write(fd, line)
+            if written != len(line):  # only a full disk writes less: an error, never a silent half line
+                raise OSError(f"{path}: short write ({written} of {len(line)} bytes)")
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         return record
 
     def read(self, stream: str) -> list[dict]:
