@@ -9,17 +9,28 @@ never comes back from those, so `invoke conversations` asks the API only about t
 cost follows the conversations still open, not every conversation ever created. (The list
 endpoint was the other way; per-id reads of the open ones need no paging through the account's
 whole history and cannot miss one.)
+
+Conversations on a sandbox that dies with its command (the demo's, an embedded run's) are not
+recorded: nobody can ask about them again.
 """
 from __future__ import annotations
 
-from ..context import RunContext
+from ..context import EPHEMERAL, RunContext
 
 STREAM = "conversations"
 FINAL = ("ended", "gone")  # statuses a conversation never leaves
 
 
+def _kept(ctx: RunContext) -> bool:
+    """Whether this context's conversations are worth remembering: not those of a sandbox that
+    dies with the command (the demo's, an embedded run's), which nobody can ask about later."""
+    return not ctx.env.flag(EPHEMERAL)
+
+
 def record_created(ctx: RunContext, conversation: dict, api_url: str) -> None:
     """Remember a conversation we created (id, name, created_at, API base URL)."""
+    if not _kept(ctx):
+        return
     ctx.store.append(STREAM, {"type": "created", "conversation_id": conversation.get("conversation_id"),
                               "conversation_name": conversation.get("conversation_name"),
                               "created_at": conversation.get("created_at"), "api_url": api_url,
@@ -28,11 +39,15 @@ def record_created(ctx: RunContext, conversation: dict, api_url: str) -> None:
 
 def record_ended(ctx: RunContext, conversation_id: str, api_url: str) -> None:
     """Remember that we ended one (it is then never asked about again)."""
+    if not _kept(ctx):
+        return
     ctx.store.append(STREAM, {"type": "ended", "conversation_id": conversation_id, "api_url": api_url})
 
 
 def record_final(ctx: RunContext, conversation_id: str, api_url: str, status: str) -> None:
     """Remember that the API answered a final status (`ended`, or `gone` for not found) for one of ours."""
+    if not _kept(ctx):
+        return
     ctx.store.append(STREAM, {"type": "final", "status": status, "conversation_id": conversation_id,
                               "api_url": api_url})
 

@@ -255,6 +255,7 @@ def test_the_embedded_sandbox_allows_what_the_run_asks_for(project, monkeypatch)
     creates = [r for r in api_log if r.get("method") == "POST" and r["url"].endswith("/v2/conversations")]
     listings = [r for r in api_log if r.get("listing") and r["url"].endswith("/v2/conversations")]
     assert len(creates) == 14 and len(listings) == 1, "one listing of the account per run, not one per create"
+    assert not (project / "logs" / "conversations.jsonl").exists(), "no ledger rows for a sandbox that died with the run"
 
 
 def test_end_after_seconds_follows_the_sandbox_clock(project, sandbox):
