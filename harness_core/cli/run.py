@@ -13,7 +13,7 @@ from .base import HarnessTask, context, not_help, number, say, say_json
     "junit": "also write JUnit XML to this file (e.g. logs/junit.xml)",
     "json": "print a machine-readable report instead of text",
     "keep": "do not end the conversations afterwards (they keep costing money on the real API)",
-    "max_concurrent": "scenarios run at once (default 2; Tavus limits concurrent conversations)",
+    "max_concurrent": "conversations open at once (default 2; Tavus limits concurrent conversations)",
 })
 def run(c, target=None, junit=None, json=False, keep=False, max_concurrent=None):
     """Run scenario files: create what they need, watch the callbacks, check, clean up, report.

@@ -69,6 +69,39 @@ class Cancelled(Exception):
     """The run was cancelled (Ctrl-C, SIGTERM): stop waiting, clean up."""
 
 
+class ConversationSlots:
+    """At most `limit` of a run's conversations open at once: the account's concurrency limit.
+
+    A scenario takes a slot before it creates its conversation and gives it back as soon as that
+    conversation is over (the run ended it, or it ended on its own), so the checks it still runs
+    afterwards (waiting out late callbacks, judging, writing artifacts) do not hold up the next call.
+    """
+
+    def __init__(self, limit: int):
+        self._free = threading.BoundedSemaphore(max(1, limit))
+
+    def take(self, cancel: threading.Event) -> Slot:
+        """Wait for a free slot (a cancel raises Cancelled)."""
+        while not self._free.acquire(timeout=POLL):
+            if cancel.is_set():
+                raise Cancelled()
+        return Slot(self._free)
+
+
+class Slot:
+    """One taken conversation slot; `release()` gives it back once, however often it is called."""
+
+    def __init__(self, free: threading.BoundedSemaphore | None = None):
+        self._free, self._lock = free, threading.Lock()
+
+    def release(self) -> None:
+        """Give the slot back (again: nothing)."""
+        with self._lock:
+            free, self._free = self._free, None
+        if free is not None:
+            free.release()
+
+
 class LogEvents:
     """Events of one conversation from logs/callbacks.sqlite3 (a receiver in another process wrote them)."""
 
@@ -185,13 +218,15 @@ def _run_all(ctx, scenarios, kinds, run_id, cancel, keep, max_concurrent, on_res
         rctx, label = where.ctx, where.label
         if keep and not lockfile.tracked(rctx):  # the embedded sandbox
             rctx.note("note: --keep has no effect here: the embedded sandbox stops when this run ends")
-        pool = ThreadPoolExecutor(max_workers=max(1, min(max_concurrent, len(scenarios))))
+        # twice as many scenarios as conversations: one per slot finishes its checks while the next one talks
+        pool = ThreadPoolExecutor(max_workers=max(1, min(2 * max_concurrent, len(scenarios))))
+        slots = ConversationSlots(max_concurrent)
         futures, results, personas = [], [], {}
         gc.freeze()  # what start-up made lives through the run: the collector need not walk it each time
         try:
             with stop_on_signals():  # a cancelled CI job (SIGTERM) still ends the conversations
                 futures += [pool.submit(run_one, rctx, sc, where.callback_url, where.source, kinds, run_id, keep,
-                                        cancel, where.time_scale, personas)
+                                        cancel, where.time_scale, personas, slots)
                             for sc in scenarios]
                 for future in futures:
                     results.append(future.result())
@@ -294,10 +329,12 @@ class RunFlags(dict):
 
 
 def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run_id: str, keep: bool,
-            cancel: threading.Event | None = None, time_scale: float = 1.0, personas: dict | None = None) -> RunResult:
+            cancel: threading.Event | None = None, time_scale: float = 1.0, personas: dict | None = None,
+            slots: ConversationSlots | None = None) -> RunResult:
     """One scenario, with its artifacts under logs/runs/<run-id>/<scenario>/.
 
-    `end_after_seconds` counts from the replica's join, in simulated time: against a sandbox running
+    With `slots`, the conversation is created once a slot is free (the scenario's timeout counts
+    from then) and the slot is given back as soon as the conversation is over. `end_after_seconds` counts from the replica's join, in simulated time: against a sandbox running
     `time_scale` times real time the conversation is ended end_after_seconds * time_scale real
     seconds after system.replica_joined arrived.
     """
@@ -319,7 +356,12 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
         result.verdicts.append(Verdict("simulated_user", True, None, NO_MODEL, skipped=True))
         save(run_dir, "verdicts.json", [v.__dict__ for v in result.verdicts], ctx.secrets)
         return result
+    slot = Slot()
     try:
+        if slots is not None:
+            slot = slots.take(cancel)
+            started = time.monotonic()  # waiting for a slot is not the scenario's time
+            deadline = started + sc.timeout_seconds
         pid = upsert_persona(ctx, sc, personas, callback_url)
         flags = RunFlags({**sc.overrides, "callback_url": callback_url, "persona_id": pid})
         if sc.mode == "chat":
@@ -334,8 +376,8 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
         script_sandbox(ctx, sc, cid)
         if sc.is_dialogue:
             talk(ctx, sc, cid, result, deadline, cancel, model, time_scale, source)
-            if not keep:
-                _quiet_end(ctx, cid)  # the dialogue is over: the end events (and the transcript) follow
+            if not keep and _quiet_end(ctx, cid):  # the dialogue is over: the end events (and the transcript) follow
+                slot.release()
             if sc.events:
                 result.verdicts += wait_for_events(sc, source, cid, deadline, cancel)
             if result.replies_from == "transcript":
@@ -353,9 +395,13 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
             timer.start()
         if not sc.is_dialogue:
             result.verdicts += wait_for_events(sc, source, cid, deadline, cancel)
+            if ended.is_set() or has_shutdown(source.current(cid)):
+                slot.release()  # over: what is left to check needs no conversation
             stalled = any(not v.passed for v in result.verdicts)  # end it now: waiting on would only bill the call
             if not stalled and not keep and any(k != "events" for k in sc.expect) and _needs_end(sc):
                 _settle(source, cid, deadline, cancel, settle_quiet(time_scale))
+                if ended.is_set() or has_shutdown(source.current(cid)):
+                    slot.release()
             result.events = source.current(cid)
             observed = Observed(result.events, final_status(ctx, cid, seen))
             result.verdicts += evaluate(sc.expect, observed, kinds)
@@ -379,6 +425,7 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
             if not result.cleaned_up:  # a leaked conversation keeps billing: that fails the scenario
                 result.error = result.error or (f"could not end conversation {result.conversation_id}: it may still "
                                                 f"be active; run `invoke end --conversation-id {result.conversation_id}`")
+        slot.release()
         result.seconds = round(time.monotonic() - started, 3)
         if result.conversation_id:
             result.events = result.events or source.current(result.conversation_id)
@@ -683,6 +730,11 @@ def end_after_join(ctx: RunContext, source, cid: str, seconds: float, deadline: 
         ended.set()
 
 
+def has_shutdown(events: list[dict]) -> bool:
+    """Whether the conversation's system.shutdown (it is over) is among `events`."""
+    return any(e.get("event_type") == "system.shutdown" for e in events)
+
+
 def _needs_end(sc: Scenario) -> bool:
     return bool(sc.end_after_seconds)
 
@@ -707,8 +759,7 @@ def _settle(source, cid: str, deadline: float, cancel: threading.Event, quiet_fo
         events = source.current(cid)
         if len(events) != count:
             count, last_change = len(events), time.monotonic()
-        elif time.monotonic() - last_change >= quiet_for and any(
-                e.get("event_type") == "system.shutdown" for e in events):
+        elif time.monotonic() - last_change >= quiet_for and has_shutdown(events):
             return
         source.wait(cid, len(events), max(0.0, min(POLL, last_change + quiet_for - time.monotonic())) or POLL, cancel)
 

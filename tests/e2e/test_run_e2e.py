@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from datetime import datetime
@@ -240,6 +241,36 @@ def test_runs_queue_when_the_account_is_at_its_concurrency_limit(project, monkey
         assert len(creates) > 5, "some creates met the limit and were tried again"
         assert len(sb.store.conversations) == 5, "a refused create made nothing: no duplicate"
         assert active(sb) == []
+
+
+def test_a_scenario_gives_its_conversation_slot_back_once_its_conversation_is_over(project, monkeypatch):
+    """--max-concurrent 1, two scenarios: the second one's conversation is created while the first one still
+    runs its checks (its call is over), so a check of the first that waits for it passes."""
+    from harness_core import plugins
+    from harness_core.sandbox import Sandbox, SandboxSettings
+
+    with Sandbox(SandboxSettings(time_scale=0.01, max_concurrent=1)) as sb:
+        def both_created(wanted, observed):
+            deadline = time.monotonic() + 10
+            while len(sb.store.conversations) < 2 and time.monotonic() < deadline:
+                threading.Event().wait(0.02)
+            count = len(sb.store.conversations)
+            return Verdict("both_created", count == 2, count, f"{count} conversations created")
+
+        class Kinds:
+            @hookimpl
+            def harness_expectation_kinds(self):
+                return {"both_created": both_created}
+
+        monkeypatch.setenv("TAVUS_API_URL", sb.url)
+        (project / "scenarios" / "pair").mkdir()
+        for name in ("first", "second"):
+            write(project, f"pair/{name}", "[expect]\nboth_created = true\n", end=30)
+        original = plugins.get_plugin_manager
+        monkeypatch.setattr(plugins, "get_plugin_manager", lambda env=None, extra=(): original(env, (*extra, Kinds())))
+        result = run_cli("run", "scenarios/pair/", "--max-concurrent", "1")
+        assert result.code == 0, result.out + result.err
+        assert result.out.count("ok   both_created") == 2
 
 
 def test_the_embedded_sandbox_allows_what_the_run_asks_for(project, monkeypatch):
