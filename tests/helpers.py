@@ -84,10 +84,14 @@ def spawn(argv, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(argv, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
 
 
-def interrupt(proc: subprocess.Popen, sig=signal.SIGINT, timeout: float = 15):
-    """Send `sig` and collect (out, err). A process that does not stop in time gets SIGABRT, which makes
-    the faulthandler spawn() turned on print where each thread was; the test fails with that."""
-    proc.send_signal(sig)
+def interrupt(proc: subprocess.Popen, sig=signal.SIGINT, timeout: float = 15, *, group: bool = False):
+    """Send `sig` (to the process group `proc` leads, as a terminal's Ctrl-C does, when `group`) and collect
+    (out, err). A process that does not stop in time gets SIGABRT, which makes the faulthandler spawn()
+    turned on print where each thread was; the test fails with that."""
+    if group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
     try:
         return proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -148,45 +148,61 @@ EMBEDDED_TIME_SCALE = 0.02
 EMBEDDED_MIN_CONCURRENT = 8
 
 
+@dataclass
+class RunApi:
+    """The API a run talks to: the context to use, a label for reports, and its clock (a
+    time-scaled sandbox runs simulated seconds faster)."""
+
+    ctx: RunContext
+    label: str
+    time_scale: float = 1.0
+
+
 @contextlib.contextmanager
-def run_environment(ctx: RunContext, max_concurrent: int = 1, tool_routes: dict | None = None):
-    """Yield the RunTarget this run talks to.
+def api_target(ctx: RunContext, max_concurrent: int = 1):
+    """Yield the RunApi of this run: the configured API, or an embedded sandbox started for it.
 
     An embedded sandbox allows at least `max_concurrent` active conversations, so the run's own
-    parallelism never meets the account limit it emulates.
+    parallelism never meets the account limit it emulates. It runs in a forked process where that
+    is safe (sandbox/embedded.py): so it is started before anything in this process starts a thread.
     """
-    from ..sandbox import Sandbox, SandboxSettings
+    if api_configured(ctx.env):
+        target = resolve_target(ctx.env)
+        yield RunApi(ctx, target.label, sandbox_time_scale(target) if target.is_sandbox else 1.0)
+        return
+    from ..sandbox import SandboxSettings
+    from ..sandbox.embedded import embedded_sandbox
+    settings = SandboxSettings(time_scale=EMBEDDED_TIME_SCALE, max_concurrent=max(EMBEDDED_MIN_CONCURRENT, max_concurrent),
+                               allow_loopback_tools=True,  # the local receiver forwards tool calls
+                               **SandboxSettings.model_from(ctx.env))  # .env's stand-in model too
+    with embedded_sandbox(settings) as sandbox:
+        yield RunApi(sandbox_context(ctx, sandbox.url), f"embedded local sandbox at {sandbox.url} (nothing reaches Tavus)",
+                     settings.time_scale)
+
+
+@contextlib.contextmanager
+def run_environment(api: RunApi, tool_routes: dict | None = None):
+    """Yield the RunTarget of a run on `api`: where its callbacks go and how they are read.
+
+    Against a sandbox, an in-process receiver on a free loopback port (which also forwards the
+    tool calls in `tool_routes`); against the real API the public WEBHOOK_URL, checked first.
+    """
     from ..callbacks.publicurl import receiver_answers
     from ..callbacks.receiver import Receiver
 
-    with contextlib.ExitStack() as stack:
-        time_scale = 1.0
-        if not api_configured(ctx.env):  # neither key nor URL: an embedded sandbox
-            settings = SandboxSettings(time_scale=EMBEDDED_TIME_SCALE,
-                                       max_concurrent=max(EMBEDDED_MIN_CONCURRENT, max_concurrent),
-                                       allow_loopback_tools=True,  # the local receiver forwards tool calls
-                                       **SandboxSettings.model_from(ctx.env))  # .env's stand-in model too
-            sandbox = stack.enter_context(Sandbox(settings))
-            ctx = sandbox_context(ctx, sandbox.url)
-            label = f"embedded local sandbox at {sandbox.url} (nothing reaches Tavus)"
-            time_scale = settings.time_scale
-        else:
-            label = resolve_target(ctx.env).label
-        target = resolve_target(ctx.env)
-        if target.is_sandbox:
-            if time_scale == 1.0:
-                time_scale = sandbox_time_scale(target)
-            receiver = stack.enter_context(Receiver(ctx, path="/tavus/callback", tools=tool_routes or {}))
-            yield RunTarget(ctx, receiver.callback_url, ReceiverEvents(receiver), label, time_scale)
-            return
-        hook = ctx.env.get("WEBHOOK_URL")
-        if not hook or is_loopback(hook):
-            raise ConfigError("WEBHOOK_URL: the real Tavus API needs a public callback URL to report to",
-                              hint="run `invoke webhook --tunnel` in another terminal first")
-        up, detail = receiver_answers(hook)
-        if not up:  # otherwise every expected event would just time out, on a billed conversation
-            raise ConfigError(f"WEBHOOK_URL: {detail}", hint="run `invoke webhook --tunnel` in another terminal first")
-        yield RunTarget(ctx, hook, LogEvents(ctx), label)
+    ctx = api.ctx
+    if resolve_target(ctx.env).is_sandbox:
+        with Receiver(ctx, path="/tavus/callback", tools=tool_routes or {}) as receiver:
+            yield RunTarget(ctx, receiver.callback_url, ReceiverEvents(receiver), api.label, api.time_scale)
+        return
+    hook = ctx.env.get("WEBHOOK_URL")
+    if not hook or is_loopback(hook):
+        raise ConfigError("WEBHOOK_URL: the real Tavus API needs a public callback URL to report to",
+                          hint="run `invoke webhook --tunnel` in another terminal first")
+    up, detail = receiver_answers(hook)
+    if not up:  # otherwise every expected event would just time out, on a billed conversation
+        raise ConfigError(f"WEBHOOK_URL: {detail}", hint="run `invoke webhook --tunnel` in another terminal first")
+    yield RunTarget(ctx, hook, LogEvents(ctx), api.label)
 
 
 def sandbox_time_scale(target) -> float:
@@ -206,42 +222,44 @@ def run_scenarios(ctx: RunContext, paths, *, keep: bool = False, max_concurrent:
     scenarios = [load_scenario(p, kinds, known_tools) for p in paths]
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     cancel = threading.Event()
-    with contextlib.ExitStack() as backends:
+    with contextlib.ExitStack() as stack:
+        api = stack.enter_context(api_target(ctx, max_concurrent))  # first: before any thread starts
         for sc in scenarios:
-            sc.tools = resolve_tools(ctx, sc, backends)
+            sc.tools = resolve_tools(ctx, sc, stack)
         routes = {name: spec for sc in scenarios for name, spec in sc.tools.items()}
-        return _run_all(ctx, scenarios, kinds, run_id, cancel, keep, max_concurrent, on_result, routes)
+        where = stack.enter_context(run_environment(api, routes))
+        return _run_all(where, scenarios, kinds, run_id, cancel, keep, max_concurrent, on_result)
 
 
-def _run_all(ctx, scenarios, kinds, run_id, cancel, keep, max_concurrent, on_result, routes):
-    with run_environment(ctx, max_concurrent, routes) as where:
-        rctx, label = where.ctx, where.label
-        if keep and not lockfile.tracked(rctx):  # the embedded sandbox
-            rctx.note("note: --keep has no effect here: the embedded sandbox stops when this run ends")
-        # twice as many scenarios as conversations: one per slot finishes its checks while the next one talks
-        pool = ThreadPoolExecutor(max_workers=max(1, min(2 * max_concurrent, len(scenarios))))
-        slots = ConversationSlots(max_concurrent)
-        futures, results, personas = [], [], {}
-        gc.freeze()  # what start-up made lives through the run: the collector need not walk it each time
-        try:
-            with stop_on_signals():  # a cancelled CI job (SIGTERM) still ends the conversations
-                futures += [pool.submit(run_one, rctx, sc, where.callback_url, where.source, kinds, run_id, keep,
-                                        cancel, where.time_scale, personas, slots)
-                            for sc in scenarios]
-                for future in futures:
-                    results.append(future.result())
-                    if on_result:
-                        on_result(results[-1])
-        except KeyboardInterrupt:
-            cancel.set()  # every running scenario stops waiting and ends its conversation
+def _run_all(where: RunTarget, scenarios, kinds, run_id, cancel, keep, max_concurrent, on_result):
+    """Run the scenarios on `where`, at most `max_concurrent` conversations at once."""
+    rctx, label = where.ctx, where.label
+    if keep and not lockfile.tracked(rctx):  # the embedded sandbox
+        rctx.note("note: --keep has no effect here: the embedded sandbox stops when this run ends")
+    # twice as many scenarios as conversations: one per slot finishes its checks while the next one talks
+    pool = ThreadPoolExecutor(max_workers=max(1, min(2 * max_concurrent, len(scenarios))))
+    slots = ConversationSlots(max_concurrent)
+    futures, results, personas = [], [], {}
+    gc.freeze()  # what start-up made lives through the run: the collector need not walk it each time
+    try:
+        with stop_on_signals():  # a cancelled CI job (SIGTERM) still ends the conversations
+            futures += [pool.submit(run_one, rctx, sc, where.callback_url, where.source, kinds, run_id, keep,
+                                    cancel, where.time_scale, personas, slots)
+                        for sc in scenarios]
             for future in futures:
-                future.cancel()
-            pool.shutdown(wait=True)
-            raise Interrupted("interrupted: the running scenarios were stopped and their conversations ended",
-                              hint="run again, or use --keep to leave conversations running") from None
-        finally:
-            gc.unfreeze()  # in a longer-lived process (a test session) they may become garbage later
+                results.append(future.result())
+                if on_result:
+                    on_result(results[-1])
+    except KeyboardInterrupt:
+        cancel.set()  # every running scenario stops waiting and ends its conversation
+        for future in futures:
+            future.cancel()
         pool.shutdown(wait=True)
+        raise Interrupted("interrupted: the running scenarios were stopped and their conversations ended",
+                          hint="run again, or use --keep to leave conversations running") from None
+    finally:
+        gc.unfreeze()  # in a longer-lived process (a test session) they may become garbage later
+    pool.shutdown(wait=True)
     return results, label
 
 
