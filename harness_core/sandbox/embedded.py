@@ -67,18 +67,16 @@ def embedded_sandbox(settings: SandboxSettings) -> Iterator[Embedded]:
     os.close(ready_w)
     os.close(life_r)
     try:
-        said = _read_line(ready_r, START_TIMEOUT)
-    finally:
-        os.close(ready_r)
-    if not said.startswith("http"):
-        os.close(life_w)
-        _reap(pid)
-        raise ConfigError(f"the embedded sandbox did not start: {said or 'it exited without a word'}",
-                          hint=None if said else "run `invoke sandbox` and point TAVUS_API_URL at it to see why")
-    try:
+        try:
+            said = _read_line(ready_r, START_TIMEOUT)
+        finally:
+            os.close(ready_r)
+        if not said.startswith("http"):
+            raise ConfigError(f"the embedded sandbox did not start: {said or 'it exited without a word'}",
+                              hint=None if said else "run `invoke sandbox` and point TAVUS_API_URL at it to see why")
         yield Embedded(said, pid)
-    finally:
-        os.close(life_w)  # the child's cue to stop
+    finally:  # however the block ends (an error, Ctrl-C while it starts): stop the child and wait for it
+        os.close(life_w)
         _reap(pid)
 
 
