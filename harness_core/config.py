@@ -10,7 +10,6 @@ import errno
 import json
 import os
 import stat
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,9 +133,10 @@ def load_data(path: str | Path, *, what: str = "config"):
     if not text.strip():
         raise ConfigError(f"{path}: the file is empty", hint="put a JSON object in it, e.g. {}")
     toml = path.suffix.lower() == ".toml"
+    import tomli  # here, not at start-up: most commands read only JSON configs
     try:
-        data = tomllib.loads(text) if toml else json.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        data = tomli.loads(text) if toml else json.loads(text)
+    except tomli.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the syntax at that line") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",

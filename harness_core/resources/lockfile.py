@@ -32,7 +32,6 @@ import hashlib
 import json
 import os
 import threading
-import tomllib
 from pathlib import Path
 
 import tomli_w
@@ -86,10 +85,11 @@ class State:
         if raw == self._raw:  # the same bytes: keep what was parsed
             self.stamp = stamp
             return
+        import tomli  # here, not at start-up: a command that never reads the state file never pays for it
         try:
             text = raw.decode("utf-8")
-            data = tomllib.loads(text)
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            data = tomli.loads(text)
+        except (tomli.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{self.path.name}: unreadable state file ({exc})",
                               hint="restore it from git, or delete it to start over (resources stay on Tavus)") from None
         self.data, self.text, self._raw, self.stamp = data.get("api", {}), text, raw, stamp

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
+import tomli
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,8 +103,8 @@ def is_scenario_file(path: Path) -> bool:
     if len(raw) > MAX_SCENARIO_BYTES:
         return False
     try:
-        return isinstance(tomllib.loads(raw.decode("utf-8")).get("scenario"), dict)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError, ValueError):
+        return isinstance(tomli.loads(raw.decode("utf-8")).get("scenario"), dict)
+    except (tomli.TOMLDecodeError, UnicodeDecodeError, RecursionError, ValueError):
         return True
 
 
