@@ -68,14 +68,33 @@ def rel(ctx: RunContext, path) -> str:
     if "_resolved_root" not in ctx.__dict__:  # resolved once per command: a plan asks for every config
         ctx._resolved_root = ctx.root.resolve()
         ctx._relative_paths = {}
-    known = ctx._relative_paths.get(path)  # each path resolved once per command (a stat per part)
+    known = ctx._relative_paths.get(path)
     if known is None:
-        try:
-            known = str(path.resolve().relative_to(ctx._resolved_root))
+        try:  # a path under the root as written (no "..") needs no resolving, which costs a stat per part
+            if ".." in path.parts:
+                raise ValueError
+            known = str(path.relative_to(ctx.root))
         except ValueError:
-            known = str(path)
+            try:
+                known = str(path.resolve().relative_to(ctx._resolved_root))
+            except ValueError:
+                known = str(path)
         ctx._relative_paths[path] = known
     return known
+
+
+def _data(ctx: RunContext, file: Path):
+    """The data in a config file, read once per command and version of the file (its size and
+    modification time): a plan reads every one for its name (configs) and for its body (desired).
+    Shared: callers must not change it."""
+    try:
+        stat = file.stat()
+    except OSError:
+        return load_file(file)  # which says what is wrong, in its own words
+    memo, key = ctx.__dict__.setdefault("_config_data", {}), (str(file), stat.st_mtime_ns, stat.st_size)
+    if key not in memo:
+        memo[key] = load_file(file)
+    return memo[key]
 
 
 def desired(ctx: RunContext, kind: str, path, *, write: bool = False) -> tuple[str, dict]:
@@ -95,7 +114,7 @@ def desired(ctx: RunContext, kind: str, path, *, write: bool = False) -> tuple[s
             if key in memo:
                 name, body = memo[key]
                 return name, copy.deepcopy(body)
-    data = load_file(file)
+    data = load_file(file) if write else copy.deepcopy(_data(ctx, file))  # what is sent: read afresh
     if kind == "tools":
         body = tools.build_tool(data, where, env_get=ctx.env.get if write else None,
                                 local_target=ctx.client().target.is_sandbox)
@@ -152,7 +171,7 @@ def configs(ctx: RunContext, kind: str) -> dict[str, str]:
             if path.suffix not in (".json", ".toml"):
                 continue
             try:
-                name = load_file(path).get(KINDS[kind].name_key)
+                name = _data(ctx, path).get(KINDS[kind].name_key)
             except ConfigError:
                 continue  # a broken file fails when it is applied, naming itself
             where = rel(ctx, path)
