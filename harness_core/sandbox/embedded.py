@@ -49,17 +49,24 @@ def can_fork() -> bool:
 
 @contextlib.contextmanager
 def embedded_sandbox(settings: SandboxSettings) -> Iterator[Embedded]:
-    """A sandbox with `settings` for the length of the block: forked when can_fork(), else in-process."""
-    if not can_fork():
+    """A sandbox with `settings` for the length of the block: forked when can_fork() (and the fork
+    succeeds), else in-process."""
+    pid = None
+    if can_fork():
+        ready_r, ready_w = os.pipe()
+        life_r, life_w = os.pipe()
+        for stream in (sys.stdout, sys.stderr):  # nothing buffered is copied into the child
+            with contextlib.suppress(Exception):
+                stream.flush()
+        try:
+            pid = os.fork()
+        except OSError:  # no room for another process: this one serves it
+            for fd in (ready_r, ready_w, life_r, life_w):
+                os.close(fd)
+    if pid is None:
         with Sandbox(settings) as sandbox:
             yield Embedded(sandbox.url)
         return
-    ready_r, ready_w = os.pipe()
-    life_r, life_w = os.pipe()
-    for stream in (sys.stdout, sys.stderr):  # nothing buffered is copied into the child
-        with contextlib.suppress(Exception):
-            stream.flush()
-    pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(ready_r)
         os.close(life_w)

@@ -121,6 +121,10 @@ CHILD_SCRIPT = textwrap.dedent("""
     from harness_core.sandbox.embedded import embedded_sandbox
     if sys.argv[1] == "thread":  # another thread alive: no fork
         threading.Thread(target=threading.Event().wait, daemon=True).start()
+    if sys.argv[1] == "no-fork":  # the system has no room for another process
+        def refuse():
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        os.fork = refuse
     settings = SandboxSettings(persona_get_shape=sys.argv[2])
     try:
         with embedded_sandbox(settings) as sb:
@@ -144,6 +148,12 @@ def test_the_sandbox_is_forked_only_from_a_process_without_other_threads():
     assert forked["ok"] and forked["pid"] not in (None, forked["me"])
     in_process = run_child_script("thread")
     assert in_process["ok"] and in_process["pid"] is None
+
+
+@linux_only
+def test_a_fork_the_system_refuses_leaves_the_sandbox_in_process():
+    said = run_child_script("no-fork")
+    assert said["ok"] and said["pid"] is None
 
 
 @linux_only
