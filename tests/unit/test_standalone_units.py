@@ -14,14 +14,19 @@ def write_tool(path, description):
                                 "delivery": {"app_message": True}}))
 
 
-def test_a_config_is_built_once_per_version_and_each_caller_gets_its_own_copy(project, monkeypatch):
+def counted_tool(project, monkeypatch):
+    """A tool config in the project, a context, and the list of files standalone.load_file reads from now on."""
     path = project / "configs" / "tools" / "memo_tool.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_tool(path, "Looks up an order.")
-    ctx = make_context(project, quiet=True)
     loads = []
     real_load = standalone.load_file
     monkeypatch.setattr(standalone, "load_file", lambda p: loads.append(p) or real_load(p))
+    return path, make_context(project, quiet=True), loads
+
+
+def test_a_config_is_built_once_per_version_and_each_caller_gets_its_own_copy(project, monkeypatch):
+    path, ctx, loads = counted_tool(project, monkeypatch)
 
     name, first = standalone.desired(ctx, "tools", path)
     first["description"] = "changed by a caller"
@@ -38,13 +43,7 @@ def test_a_config_is_built_once_per_version_and_each_caller_gets_its_own_copy(pr
 
 
 def test_a_plan_reads_a_tool_file_once_for_its_name_and_its_body(project, monkeypatch):
-    path = project / "configs" / "tools" / "memo_tool.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_tool(path, "Looks up an order.")
-    ctx = make_context(project, quiet=True)
-    loads = []
-    real_load = standalone.load_file
-    monkeypatch.setattr(standalone, "load_file", lambda p: loads.append(p) or real_load(p))
+    path, ctx, loads = counted_tool(project, monkeypatch)
     assert standalone.configs(ctx, "tools")["lookup_order"] == "configs/tools/memo_tool.json"
     assert standalone.desired(ctx, "tools", path)[0] == "lookup_order"
     assert loads.count(path) == 1
