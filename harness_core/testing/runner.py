@@ -172,12 +172,13 @@ def api_target(ctx: RunContext, max_concurrent: int = 1):
         return
     from ..sandbox import SandboxSettings
     from ..sandbox.embedded import embedded_sandbox
-    settings = SandboxSettings(time_scale=EMBEDDED_TIME_SCALE, max_concurrent=max(EMBEDDED_MIN_CONCURRENT, max_concurrent),
+    settings = SandboxSettings(time_scale=EMBEDDED_TIME_SCALE,
+                               max_concurrent=max(EMBEDDED_MIN_CONCURRENT, max_concurrent),
                                allow_loopback_tools=True,  # the local receiver forwards tool calls
                                **SandboxSettings.model_from(ctx.env))  # .env's stand-in model too
     with embedded_sandbox(settings) as sandbox:
-        yield RunApi(sandbox_context(ctx, sandbox.url), f"embedded local sandbox at {sandbox.url} (nothing reaches Tavus)",
-                     settings.time_scale)
+        label = f"embedded local sandbox at {sandbox.url} (nothing reaches Tavus)"
+        yield RunApi(sandbox_context(ctx, sandbox.url), label, settings.time_scale)
 
 
 @contextlib.contextmanager
@@ -352,7 +353,9 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
     """One scenario, with its artifacts under logs/runs/<run-id>/<scenario>/.
 
     With `slots`, the conversation is created once a slot is free (the scenario's timeout counts
-    from then) and the slot is given back as soon as the conversation is over. `end_after_seconds` counts from the replica's join, in simulated time: against a sandbox running
+    from then) and the slot is given back as soon as the conversation is over.
+
+    `end_after_seconds` counts from the replica's join, in simulated time: against a sandbox running
     `time_scale` times real time the conversation is ended end_after_seconds * time_scale real
     seconds after system.replica_joined arrived.
     """
