@@ -415,14 +415,16 @@ def run_one(ctx: RunContext, sc: Scenario, callback_url: str, source, kinds, run
                                                                   deadline, ender, ended, seen), daemon=True)
             timer.start()
         if not sc.is_dialogue:
+            def release_if_over():  # over: what is left to check needs no conversation
+                if ended.is_set() or has_shutdown(source.current(cid)):
+                    slot.release()
+
             result.verdicts += wait_for_events(sc, source, cid, deadline, cancel)
-            if ended.is_set() or has_shutdown(source.current(cid)):
-                slot.release()  # over: what is left to check needs no conversation
+            release_if_over()
             stalled = any(not v.passed for v in result.verdicts)  # end it now: waiting on would only bill the call
             if not stalled and not keep and any(k != "events" for k in sc.expect) and _needs_end(sc):
                 _settle(source, cid, deadline, cancel, settle_quiet(time_scale))
-                if ended.is_set() or has_shutdown(source.current(cid)):
-                    slot.release()
+                release_if_over()  # the settle waited for the shutdown
             result.events = source.current(cid)
             observed = Observed(result.events, final_status(ctx, cid, seen))
             result.verdicts += evaluate(sc.expect, observed, kinds)
